@@ -1,0 +1,61 @@
+# meshwatch developer and user entry points. Everything runs from a local virtualenv.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+OUT ?= out
+
+.PHONY: help up down status generate check demo test test-unit test-integration lint bench system-deps clean
+
+help:
+	@echo "make up        start the stack (Docker compose, or native Prometheus+Alertmanager+demo)"
+	@echo "make down      stop what 'make up' started"
+	@echo "make status    readiness of each running component"
+	@echo "make test      run the test suite (unit, rules, integration; containers where Docker runs)"
+	@echo "make lint      ruff"
+	@echo "make bench     benchmarks, printed as ratios against baselines measured in the same run"
+	@echo "make generate  write rules, dashboards and stack files to ./$(OUT)"
+
+$(BIN)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+system-deps:
+	@scripts/system-deps.sh
+
+up: $(BIN)/.installed system-deps
+	$(BIN)/meshwatch up
+
+down: $(BIN)/.installed
+	$(BIN)/meshwatch down
+
+status: $(BIN)/.installed
+	$(BIN)/meshwatch status
+
+generate: $(BIN)/.installed
+	$(BIN)/meshwatch generate --out $(OUT)
+
+check: generate system-deps
+	$(BIN)/meshwatch check $(OUT)
+
+demo: $(BIN)/.installed
+	$(BIN)/meshwatch demo --metrics-port 8000
+
+test: $(BIN)/.installed system-deps
+	$(BIN)/python -m pytest
+
+test-unit: $(BIN)/.installed
+	$(BIN)/python -m pytest tests/unit tests/rules
+
+test-integration: $(BIN)/.installed system-deps
+	$(BIN)/python -m pytest tests/integration
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check meshwatch tests benchmarks
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""meshwatch: observability-as-code for multi-agent AI systems."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""``python -m meshwatch`` runs the CLI."""
+
+from meshwatch.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,57 @@
+"""The ``meshwatch`` command line: one subcommand per module in :mod:`meshwatch.commands`.
+
+Every subcommand module exposes ``add_parser(subparsers)``, which registers an
+argparse parser whose ``func`` default takes the parsed arguments and returns
+an exit code. :func:`main` takes an argument list and returns the exit code, so
+tests call it directly instead of spawning processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from meshwatch import __version__
+from meshwatch.settings import SettingsError
+
+# The order here is the order `meshwatch --help` lists them in.
+COMMAND_MODULES = ("meshwatch.commands.generate",)
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as one line, exit code 1 (or ``exit_code``)."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="meshwatch",
+        description="Observability-as-code for multi-agent AI systems.",
+    )
+    parser.add_argument("--version", action="version", version=f"meshwatch {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default: sys.argv[1:]) and return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SettingsError as exc:
+        print(f"meshwatch: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    except CommandError as exc:
+        print(f"meshwatch {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130

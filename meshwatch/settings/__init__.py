@@ -1,0 +1,90 @@
+"""The one settings object every generator reads, loaded from an optional meshwatch.yaml.
+
+>>> from meshwatch.settings import load_settings
+>>> settings = load_settings(None)          # defaults that work
+>>> settings.alerts.ring_breach_rate.threshold
+0.5
+
+Data flows one way: settings -> catalogue -> rules, dashboards and stack files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from meshwatch.settings.alerts import (
+    SEVERITIES,
+    AlertsSettings,
+    AnomalyAlert,
+    EventAlert,
+    PredictiveAlert,
+    Severity,
+    ThresholdAlert,
+)
+from meshwatch.settings.dashboards import DashboardSettings
+from meshwatch.settings.loader import Duration, SettingsError, build, load_yaml_mapping
+from meshwatch.settings.stack import (
+    DemoSettings,
+    Images,
+    Ports,
+    Receiver,
+    Receivers,
+    StackSettings,
+)
+
+DEFAULT_FILE = "meshwatch.yaml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a deployment can change. Frozen: pass it around, never mutate it."""
+
+    alerts: AlertsSettings = field(default_factory=AlertsSettings)
+    dashboards: DashboardSettings = field(default_factory=DashboardSettings)
+    stack: StackSettings = field(default_factory=StackSettings)
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Load settings from ``path``; with None, from ./meshwatch.yaml if present, else defaults.
+
+    Raises :class:`SettingsError` naming the file and key of the first problem.
+    """
+    if path is None:
+        candidate = Path(DEFAULT_FILE)
+        if not candidate.is_file():
+            return Settings()
+        path = candidate
+    path = Path(path)
+    if not path.is_file():
+        raise SettingsError("<file>", "no such settings file", str(path))
+    return build(Settings, load_yaml_mapping(path), source=str(path))
+
+
+def settings_from_mapping(data: object, source: str | None = None) -> Settings:
+    """Build settings from already-parsed data (tests, programmatic use)."""
+    return build(Settings, data, source=source)
+
+
+__all__ = [
+    "DEFAULT_FILE",
+    "SEVERITIES",
+    "AlertsSettings",
+    "AnomalyAlert",
+    "DashboardSettings",
+    "DemoSettings",
+    "Duration",
+    "EventAlert",
+    "Images",
+    "Ports",
+    "PredictiveAlert",
+    "Receiver",
+    "Receivers",
+    "Settings",
+    "SettingsError",
+    "Severity",
+    "StackSettings",
+    "ThresholdAlert",
+    "load_settings",
+    "settings_from_mapping",
+]

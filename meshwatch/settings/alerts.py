@@ -1,0 +1,142 @@
+"""Alert settings: every threshold, ``for`` duration and severity, with working defaults.
+
+The defaults are the tutorial's thresholds (made correct) and the seed
+requirements' ones. Each alert's YAML key is the snake_case form of its alert
+name; ``meshwatch.yaml`` overrides any subset, for example::
+
+    alerts:
+      runbook_base_url: https://runbooks.example.com/meshwatch
+      ring_breach_rate: {threshold: 1.0, for: 5m}
+      task_error_rate: {severity: critical}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from meshwatch.settings.loader import Duration, check
+
+Severity = Literal["info", "warning", "critical"]
+SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
+
+
+@dataclass(frozen=True)
+class ThresholdAlert:
+    """An alert that fires when a value crosses ``threshold`` for ``for``.
+
+    With ``critical_threshold`` set, a second rule with the same alert name and
+    severity ``critical`` fires at that level; Alertmanager inhibits the warning
+    while the critical fires for the same agent.
+    """
+
+    threshold: float
+    for_: Duration = field(metadata={"key": "for"})
+    severity: Severity = "warning"
+    critical_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        check(self.threshold >= 0, "threshold", f"must not be negative, got {self.threshold}")
+        if self.critical_threshold is not None:
+            check(
+                self.critical_threshold >= 0,
+                "critical_threshold",
+                f"must not be negative, got {self.critical_threshold}",
+            )
+
+
+@dataclass(frozen=True)
+class EventAlert:
+    """An alert on an event or a state (target down, an escalation): no threshold."""
+
+    for_: Duration = field(metadata={"key": "for"})
+    severity: Severity = "warning"
+
+
+@dataclass(frozen=True)
+class PredictiveAlert:
+    """``predict_linear`` over ``lookback`` says a threshold is crossed within ``horizon``."""
+
+    lookback: Duration = Duration("1h")
+    horizon: Duration = Duration("1h")
+    for_: Duration = field(default=Duration("15m"), metadata={"key": "for"})
+    severity: Severity = "warning"
+
+
+@dataclass(frozen=True)
+class AnomalyAlert:
+    """An agent's rate departs from its own baseline by more than ``z_score`` deviations.
+
+    The baseline (mean and standard deviation over ``baseline_window``) is
+    computed by recording rules; ``z_score`` is a statistical bound, not a
+    hand-set rate threshold.
+    """
+
+    z_score: float = 3.0
+    baseline_window: Duration = Duration("1h")
+    for_: Duration = field(default=Duration("10m"), metadata={"key": "for"})
+    severity: Severity = "warning"
+
+    def __post_init__(self) -> None:
+        check(self.z_score > 0, "z_score", f"must be positive, got {self.z_score}")
+
+
+def _t(threshold: float, for_: str, severity: Severity = "warning", critical: float | None = None):
+    return field(
+        default_factory=lambda: ThresholdAlert(threshold, Duration(for_), severity, critical)
+    )
+
+
+def _e(for_: str, severity: Severity = "warning"):
+    return field(default_factory=lambda: EventAlert(Duration(for_), severity))
+
+
+@dataclass(frozen=True)
+class AlertsSettings:
+    """Every alert's knobs. Thresholds are in base units (seconds, ratios 0-1, per second)."""
+
+    runbook_base_url: str = "https://github.com/meshwatch/meshwatch/blob/main/docs/runbooks"
+    rate_window: Duration = Duration("5m")
+    disabled: tuple[str, ...] = ()
+    # The three tutorial alerts, made correct.
+    ring_breach_rate: ThresholdAlert = _t(0.5, "2m", "warning", critical=2.0)
+    elevation_too_long: ThresholdAlert = _t(300.0, "1m")
+    governance_latency_high: ThresholdAlert = _t(0.05, "5m")
+    # Governance.
+    governance_denial_ratio: ThresholdAlert = _t(0.25, "10m")
+    rate_limit_surge: ThresholdAlert = _t(1.0, "5m")
+    trust_score_low: ThresholdAlert = _t(300.0, "5m")
+    # Sagas.
+    saga_failure_ratio: ThresholdAlert = _t(0.2, "10m")
+    saga_compensation_rate: ThresholdAlert = _t(0.1, "10m")
+    saga_escalated: EventAlert = _e("0s", "critical")
+    # Agent work.
+    task_error_rate: ThresholdAlert = _t(0.10, "5m", "warning", critical=0.25)
+    task_success_rate_low: ThresholdAlert = _t(0.80, "10m", "critical")
+    task_duration_p95_high: ThresholdAlert = _t(30.0, "10m")
+    queue_backlog_growing: ThresholdAlert = _t(50.0, "15m")
+    # Forecast and anomaly.
+    governance_latency_predicted: PredictiveAlert = field(default_factory=PredictiveAlert)
+    task_rate_anomaly: AnomalyAlert = field(default_factory=AnomalyAlert)
+    # The monitoring stack itself.
+    target_down: EventAlert = _e("2m", "critical")
+    rule_evaluation_failures: EventAlert = _e("5m")
+    notifications_failing: EventAlert = _e("5m", "critical")
+
+    def __post_init__(self) -> None:
+        check(
+            self.runbook_base_url.startswith(("http://", "https://")),
+            "runbook_base_url",
+            f"must be an http(s) URL, got {self.runbook_base_url!r}",
+        )
+        check(
+            self.task_success_rate_low.threshold <= 1,
+            "task_success_rate_low.threshold",
+            "is a ratio and must be at most 1",
+        )
+        for name in ("governance_denial_ratio", "saga_failure_ratio", "task_error_rate"):
+            check(getattr(self, name).threshold <= 1, f"{name}.threshold", "is a ratio, at most 1")
+
+    def runbook_url(self, alertname: str) -> str:
+        """Where the runbook of ``alertname`` lives (docs/runbooks/<alertname>.md)."""
+        return f"{self.runbook_base_url.rstrip('/')}/{alertname}.md"

@@ -1,0 +1,55 @@
+"""Atomic generation: all files or none, never half a tree."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from meshwatch.generated import GeneratedFile, write_tree
+
+
+def test_writes_files_with_their_modes(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_tree([GeneratedFile("a/b.yml", "x: 1\n"), GeneratedFile(".env", "S=1\n", 0o600)], out)
+    assert (out / "a/b.yml").read_text() == "x: 1\n"
+    assert stat.S_IMODE((out / ".env").stat().st_mode) == 0o600
+
+
+def test_replaces_previous_contents(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_tree([GeneratedFile("old.txt", "old")], out)
+    write_tree([GeneratedFile("new.txt", "new")], out)
+    assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"], "no temporary directories left"
+
+
+def test_a_failure_leaves_the_old_tree_untouched(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_tree([GeneratedFile("keep.txt", "keep")], out)
+
+    class Boom(GeneratedFile):
+        @property  # type: ignore[misc]
+        def content(self) -> str:
+            raise RuntimeError("generator failed mid-way")
+
+    files = [GeneratedFile("a.txt", "a"), Boom.__new__(Boom)]
+    object.__setattr__(files[1], "path", "b.txt")
+    object.__setattr__(files[1], "mode", 0o644)
+    with pytest.raises(RuntimeError, match="mid-way"):
+        write_tree(files, out)
+    assert (out / "keep.txt").read_text() == "keep"
+    assert not (out / "a.txt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+@pytest.mark.parametrize("bad", ["/etc/passwd", "../escape", ""])
+def test_paths_must_stay_inside_the_output(bad: str) -> None:
+    with pytest.raises(ValueError, match="relative"):
+        GeneratedFile(bad, "")
+
+
+def test_two_generators_claiming_one_path_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="two generators"):
+        write_tree([GeneratedFile("x", "1"), GeneratedFile("x", "2")], tmp_path / "out")

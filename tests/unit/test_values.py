@@ -1,0 +1,100 @@
+"""Value stores: exact under threads, histograms cumulative, the guard bounds series."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from meshwatch.instrumentation import catalogue as c
+from meshwatch.instrumentation.values import (
+    OVERFLOW,
+    CardinalityGuard,
+    CounterStore,
+    Exemplar,
+    GaugeStore,
+    HistogramStore,
+    overflow_snapshot,
+)
+
+
+def test_counter_counts_exactly_under_threads() -> None:
+    store = CounterStore(c.RING_BREACHES)
+
+    def work() -> None:
+        for _ in range(20_000):
+            store.inc(("did:a", "s1"))
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.get(("did:a", "s1")) == 160_000
+
+
+def test_counter_refuses_to_go_down() -> None:
+    with pytest.raises(ValueError, match="only go up"):
+        CounterStore(c.RING_BREACHES).inc(("a", "b"), -1)
+
+
+def test_wrong_label_count_names_the_labels() -> None:
+    with pytest.raises(ValueError, match=r"agent_did', 'session_id"):
+        CounterStore(c.RING_BREACHES).inc(("only-one",))
+
+
+def test_histogram_buckets_are_cumulative_with_le_semantics() -> None:
+    store = HistogramStore(c.GOVERNANCE_LATENCY)
+    for value in (0.0005, 0.0006, 0.05, 10.0):
+        store.observe(("allowed",), value)
+    value = store.items()[("allowed",)]
+    bounds = c.GOVERNANCE_LATENCY.buckets
+    assert value.cumulative_counts[bounds.index(0.0005)] == 1  # le is inclusive
+    assert value.cumulative_counts[bounds.index(0.001)] == 2
+    assert value.cumulative_counts[bounds.index(0.05)] == 3
+    assert value.cumulative_counts[-1] == value.count == 4
+    assert value.sum == pytest.approx(10.0511)
+
+
+def test_histogram_keeps_the_latest_exemplar_per_bucket() -> None:
+    store = HistogramStore(c.GOVERNANCE_LATENCY)
+    store.observe(("allowed",), 0.02, Exemplar({"trace_id": "a" * 32}, 0.02, 1.0))
+    store.observe(("allowed",), 0.021, Exemplar({"trace_id": "b" * 32}, 0.021, 2.0))
+    exemplars = store.items()[("allowed",)].exemplars
+    bucket = c.GOVERNANCE_LATENCY.buckets.index(0.025)
+    assert exemplars[bucket].labels == {"trace_id": "b" * 32}
+
+
+def test_guard_folds_new_series_into_one_overflow_series_and_counts() -> None:
+    before = overflow_snapshot().samples.get((c.TASKS_STARTED.name,), 0.0)
+    store = CounterStore(c.TASKS_STARTED, guard=CardinalityGuard(max_series=3))
+    for i in range(10):
+        store.inc((f"agent-{i}", "summarize"))
+    items = store.items()
+    assert len(items) == 3 + 1
+    assert items[(OVERFLOW, OVERFLOW)] == 7
+    after = overflow_snapshot().samples[(c.TASKS_STARTED.name,)]
+    assert after - before == 7
+    store.inc(("agent-0", "summarize"))
+    assert store.get(("agent-0", "summarize")) == 2, "admitted series keep counting"
+
+
+def test_guard_can_drop_the_session_label() -> None:
+    store = CounterStore(c.RING_BREACHES, guard=CardinalityGuard(drop_session_id=True))
+    store.inc(("did:a", "s1"))
+    store.inc(("did:a", "s2"))
+    assert store.items() == {("did:a", ""): 2.0}
+
+
+def test_gauge_set_inc_remove() -> None:
+    store = GaugeStore(c.RING_CURRENT)
+    store.set(("did:a",), 3)
+    store.inc(("did:a",), -2)
+    assert store.get(("did:a",)) == 1
+    store.remove(("did:a",))
+    assert store.get(("did:a",)) is None
+
+
+def test_guard_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        CardinalityGuard(max_series=0)
