@@ -15,7 +15,7 @@ from typing import Any
 
 from tests.integration.helpers.poll import WaitTimeout, wait_until
 
-__all__ = ["AlertmanagerAPI", "APIError", "PrometheusAPI", "WaitTimeout", "http_get", "wait_until"]
+__all__ = ["APIError", "AlertmanagerAPI", "PrometheusAPI", "WaitTimeout", "http_get", "wait_until"]
 
 
 class APIError(RuntimeError):
