@@ -378,6 +378,12 @@ SERIES_OVERFLOW = MetricDef(
     "Observations folded into the overflow series because a metric hit its series cap.",
     ("metric",),
 )
+SCRAPE_ERRORS = MetricDef(
+    "meshwatch_scrape_errors_total",
+    _C,
+    "Metric sources that raised during a scrape (skipped; the rest of the scrape is served).",
+    ("source",),
+)
 SPANS_EXPORTED = MetricDef(
     "meshwatch_spans_exported_total",
     _C,
