@@ -1,0 +1,47 @@
+"""meshwatch.instrumentation: the pure-Python core agents import.
+
+Events, the event bus, causal trace ids, and the collectors that turn events
+into metrics and spans. Nothing imported here pulls in prometheus_client or
+OpenTelemetry; the adapters that do are imported explicitly::
+
+    from meshwatch.instrumentation.prometheus import ...
+    from meshwatch.instrumentation.otel import ...
+"""
+
+from meshwatch.instrumentation.bus import HypervisorEventBus, Subscription
+from meshwatch.instrumentation.context import (
+    current_trace,
+    current_trace_id_hex,
+    register_trace_id_provider,
+    unregister_trace_id_provider,
+    use_trace,
+)
+from meshwatch.instrumentation.drops import DROPS
+from meshwatch.instrumentation.events import EventCategory, EventType, HypervisorEvent
+from meshwatch.instrumentation.protocols import PrometheusExporterProtocol, SpanSink
+from meshwatch.instrumentation.trace import CausalTraceId
+from meshwatch.instrumentation.values import (
+    CardinalityGuard,
+    MetricSource,
+    configure_cardinality,
+)
+
+__all__ = [
+    "DROPS",
+    "CardinalityGuard",
+    "CausalTraceId",
+    "EventCategory",
+    "EventType",
+    "HypervisorEvent",
+    "HypervisorEventBus",
+    "MetricSource",
+    "PrometheusExporterProtocol",
+    "SpanSink",
+    "Subscription",
+    "configure_cardinality",
+    "current_trace",
+    "current_trace_id_hex",
+    "register_trace_id_provider",
+    "unregister_trace_id_provider",
+    "use_trace",
+]

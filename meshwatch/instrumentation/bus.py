@@ -1,0 +1,362 @@
+"""The event bus: a bounded, indexed, thread-safe event log with pub/sub.
+
+Design, and why:
+
+* **Bounded forever.** The log keeps the newest ``max_events`` events. When a
+  new event pushes the oldest out, the oldest also leaves every index. Because
+  the evicted event is the oldest overall, it is also the oldest entry of each
+  index it appears in, so removing it is a ``popleft`` per index: O(1), no
+  scans, no lazy tombstones. Index keys whose last event left are deleted, so
+  a stream of one-off session ids cannot grow the index dicts either.
+* **Cheap per key.** A session or agent seen once (the common case for
+  sessions) is indexed by the event itself; a deque is only allocated for the
+  second event of a key. An empty deque costs ~760 bytes, a bare reference 8.
+* **Exact under threads.** One lock guards the log, the indexes and the
+  counts. Emit holds it for a few dict and deque operations only.
+* **Subscribers outside the lock.** Handlers run after the lock is released,
+  on the emitting thread, so a slow or re-entrant handler (one that emits)
+  cannot deadlock or stall other emitters. A handler that raises is logged
+  (rate-limited) and counted in ``meshwatch_bus_subscriber_errors_total``; the
+  remaining handlers still run and ``emit`` returns normally.
+* **Type-specific dispatch.** Handlers subscribed to one event type are looked
+  up by that type, so a saga span exporter costs nothing on ring events.
+  Type-specific handlers run first, then wildcard handlers, each group in
+  subscription order.
+
+The bus is also a :class:`~meshwatch.instrumentation.values.MetricSource`:
+events emitted per type, events retained, subscriber errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+
+from meshwatch.instrumentation.catalogue import (
+    BUS_EVENTS,
+    BUS_RETAINED_EVENTS,
+    BUS_SUBSCRIBER_ERRORS,
+)
+from meshwatch.instrumentation.drops import RateLimitedLog
+from meshwatch.instrumentation.events import EventType, HypervisorEvent
+from meshwatch.instrumentation.values import CounterStore, MetricFamilySnapshot
+
+Handler = Callable[[HypervisorEvent], object]
+
+_log = RateLimitedLog(logging.getLogger(__name__))
+DEFAULT_MAX_EVENTS = 100_000
+
+# An index entry: the single event of a key, or a deque of its events (oldest first).
+_Entry = HypervisorEvent | deque[HypervisorEvent]
+
+
+def _entry_events(entry: _Entry | None) -> list[HypervisorEvent]:
+    if entry is None:
+        return []
+    if type(entry) is deque:
+        return list(entry)
+    return [entry]  # type: ignore[list-item]
+
+
+def _as_utc(moment: datetime | None, name: str) -> datetime | None:
+    if moment is None:
+        return None
+    if not isinstance(moment, datetime):
+        raise TypeError(f"{name} must be a datetime or None, got {moment!r}")
+    if moment.utcoffset() is None:
+        return moment.replace(tzinfo=UTC)  # naive datetimes are taken as UTC
+    return moment
+
+
+class Subscription:
+    """What :meth:`HypervisorEventBus.subscribe` returns; ``cancel()`` unsubscribes."""
+
+    __slots__ = ("_bus", "event_type", "handler")
+
+    def __init__(self, bus: HypervisorEventBus, event_type: EventType | None, handler: Handler):
+        self._bus = bus
+        self.event_type = event_type
+        self.handler = handler
+
+    def cancel(self) -> bool:
+        """Unsubscribe; True if the handler was still subscribed."""
+        return self._bus.unsubscribe(self.event_type, self.handler)
+
+
+class HypervisorEventBus:
+    """Append-only (newest ``max_events`` retained) event store with indexes and pub/sub.
+
+    >>> bus = HypervisorEventBus(max_events=2)
+    >>> for _ in range(3):
+    ...     bus.emit(HypervisorEvent(EventType.SESSION_CREATED, session_id="s"))
+    >>> bus.event_count, len(bus.query_by_session("s")), bus.emitted_count
+    (2, 2, 3)
+    """
+
+    def __init__(self, max_events: int = DEFAULT_MAX_EVENTS) -> None:
+        if isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 1:
+            raise ValueError(f"max_events must be a positive int, got {max_events!r}")
+        self._max_events = max_events
+        self._lock = threading.Lock()
+        self._log: deque[HypervisorEvent] = deque()
+        self._by_type: dict[EventType, deque[HypervisorEvent]] = {}
+        self._by_session: dict[str, _Entry] = {}
+        self._by_agent: dict[str, _Entry] = {}
+        self._emitted: dict[EventType, int] = {}
+        # Copy-on-write handler tuples: emit reads them without the lock.
+        self._typed: dict[EventType, tuple[Handler, ...]] = {}
+        self._wildcard: tuple[Handler, ...] = ()
+        self._subscriber_errors = CounterStore(BUS_SUBSCRIBER_ERRORS)
+
+    @property
+    def max_events(self) -> int:
+        return self._max_events
+
+    # -- emit --------------------------------------------------------------------
+
+    def emit(self, event: HypervisorEvent) -> None:
+        """Record ``event`` and deliver it to its subscribers. Never raises for a valid event."""
+        if type(event) is not HypervisorEvent and not isinstance(event, HypervisorEvent):
+            raise TypeError(f"emit takes a HypervisorEvent, got {type(event).__name__}")
+        event_type = event.event_type
+        with self._lock:
+            log = self._log
+            log.append(event)
+            typed = self._by_type.get(event_type)
+            if typed is None:
+                typed = self._by_type[event_type] = deque()
+            typed.append(event)
+            key = event.session_id
+            if key is not None:
+                index = self._by_session
+                entry = index.get(key)
+                if entry is None:
+                    index[key] = event
+                elif type(entry) is deque:
+                    entry.append(event)
+                else:
+                    index[key] = deque((entry, event))
+            key = event.agent_did
+            if key is not None:
+                index = self._by_agent
+                entry = index.get(key)
+                if entry is None:
+                    index[key] = event
+                elif type(entry) is deque:
+                    entry.append(event)
+                else:
+                    index[key] = deque((entry, event))
+            emitted = self._emitted
+            emitted[event_type] = emitted.get(event_type, 0) + 1
+            if len(log) > self._max_events:
+                self._evict_oldest()
+        handlers = self._typed.get(event_type)
+        if handlers:
+            for handler in handlers:
+                try:
+                    handler(event)
+                except Exception:
+                    self._subscriber_failed(event, handler)
+        for handler in self._wildcard:
+            try:
+                handler(event)
+            except Exception:
+                self._subscriber_failed(event, handler)
+
+    def _evict_oldest(self) -> None:
+        """Drop the oldest event from the log and every index. Call under the lock."""
+        oldest = self._log.popleft()
+        event_type = oldest.event_type
+        typed = self._by_type[event_type]
+        typed.popleft()
+        if not typed:
+            del self._by_type[event_type]
+        if oldest.session_id is not None:
+            self._unindex(self._by_session, oldest.session_id)
+        if oldest.agent_did is not None:
+            self._unindex(self._by_agent, oldest.agent_did)
+
+    @staticmethod
+    def _unindex(index: dict[str, _Entry], key: str) -> None:
+        entry = index[key]
+        if type(entry) is deque:
+            entry.popleft()
+            if len(entry) == 1:
+                index[key] = entry[0]
+        else:
+            del index[key]
+
+    def _subscriber_failed(self, event: HypervisorEvent, handler: Handler) -> None:
+        self._subscriber_errors.inc((event.event_type.value,))
+        _log.warning(
+            f"subscriber:{id(handler)}",
+            "bus subscriber %r raised on %s; event delivered to the other subscribers",
+            handler,
+            event.event_type.value,
+            exc_info=True,
+        )
+
+    # -- subscribe ---------------------------------------------------------------
+
+    def subscribe(
+        self, event_type: EventType | None = None, handler: Handler | None = None
+    ) -> Subscription:
+        """Call ``handler(event)`` for every event of ``event_type`` (None: every event).
+
+        Returns a :class:`Subscription` whose ``cancel()`` undoes this;
+        ``unsubscribe(event_type, handler)`` does the same.
+        """
+        if handler is None or not callable(handler):
+            raise TypeError(f"handler must be callable, got {handler!r}")
+        if event_type is not None:
+            event_type = EventType(event_type)
+        with self._lock:
+            if event_type is None:
+                self._wildcard = (*self._wildcard, handler)
+            else:
+                self._typed[event_type] = (*self._typed.get(event_type, ()), handler)
+        return Subscription(self, event_type, handler)
+
+    def unsubscribe(
+        self, event_type: EventType | None = None, handler: Handler | None = None
+    ) -> bool:
+        """Remove one subscription of ``handler`` to ``event_type``; True if there was one."""
+        if event_type is not None:
+            event_type = EventType(event_type)
+        with self._lock:
+            current = self._wildcard if event_type is None else self._typed.get(event_type, ())
+            for i, subscribed in enumerate(current):
+                if subscribed == handler:
+                    remaining = current[:i] + current[i + 1 :]
+                    break
+            else:
+                return False
+            if event_type is None:
+                self._wildcard = remaining
+            elif remaining:
+                self._typed[event_type] = remaining
+            else:
+                del self._typed[event_type]
+            return True
+
+    # -- query -------------------------------------------------------------------
+
+    def query_by_type(self, event_type: EventType) -> list[HypervisorEvent]:
+        """Retained events of one type, oldest first."""
+        event_type = EventType(event_type)
+        with self._lock:
+            return list(self._by_type.get(event_type, ()))
+
+    def query_by_session(self, session_id: str) -> list[HypervisorEvent]:
+        """Retained events of one session, oldest first."""
+        with self._lock:
+            return _entry_events(self._by_session.get(session_id))
+
+    def query_by_agent(self, agent_did: str) -> list[HypervisorEvent]:
+        """Retained events of one agent, oldest first."""
+        with self._lock:
+            return _entry_events(self._by_agent.get(agent_did))
+
+    def query_by_time_range(
+        self, start: datetime | None = None, end: datetime | None = None
+    ) -> list[HypervisorEvent]:
+        """Retained events with ``start <= timestamp <= end`` (either bound optional).
+
+        Naive datetimes are taken as UTC. The result is in emit order; event
+        timestamps need not be monotonic (callers may set them), so this is a
+        scan of the retained log, not a bisection.
+        """
+        return self.query(start=start, end=end)
+
+    def query(
+        self,
+        event_type: EventType | None = None,
+        session_id: str | None = None,
+        agent_did: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[HypervisorEvent]:
+        """Retained events matching every given filter (AND), oldest first.
+
+        ``limit`` keeps the NEWEST ``limit`` matches (still oldest first):
+        when asking "what happened", the recent end is the useful one.
+        """
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+        ):
+            raise ValueError(f"limit must be a non-negative int or None, got {limit!r}")
+        if event_type is not None:
+            event_type = EventType(event_type)
+        start, end = _as_utc(start, "start"), _as_utc(end, "end")
+        with self._lock:
+            candidates: Iterable[HypervisorEvent]
+            # Start from the narrowest index given; filter the rest below.
+            sources: list[list[HypervisorEvent]] = []
+            if session_id is not None:
+                sources.append(_entry_events(self._by_session.get(session_id)))
+            if agent_did is not None:
+                sources.append(_entry_events(self._by_agent.get(agent_did)))
+            if event_type is not None:
+                sources.append(list(self._by_type.get(event_type, ())))
+            candidates = min(sources, key=len) if sources else list(self._log)
+        matches = [
+            e
+            for e in candidates
+            if (event_type is None or e.event_type is event_type)
+            and (session_id is None or e.session_id == session_id)
+            and (agent_did is None or e.agent_did == agent_did)
+            and (start is None or e.timestamp >= start)
+            and (end is None or e.timestamp <= end)
+        ]
+        if limit is not None:
+            matches = matches[len(matches) - limit :] if limit else []
+        return matches
+
+    # -- statistics ----------------------------------------------------------------
+
+    @property
+    def event_count(self) -> int:
+        """Events currently retained (at most ``max_events``)."""
+        return len(self._log)
+
+    @property
+    def emitted_count(self) -> int:
+        """Events ever emitted on this bus, retained or not."""
+        with self._lock:
+            return sum(self._emitted.values())
+
+    def type_counts(self) -> dict[str, int]:
+        """Retained events per event type value, e.g. ``{"ring.assigned": 1}``."""
+        with self._lock:
+            return {t.value: len(events) for t, events in self._by_type.items()}
+
+    def emitted_counts(self) -> dict[str, int]:
+        """Events ever emitted per event type value (what ``meshwatch_bus_events_total`` counts)."""
+        with self._lock:
+            return {t.value: n for t, n in self._emitted.items()}
+
+    @property
+    def all_events(self) -> list[HypervisorEvent]:
+        """A copy of the retained log, oldest first."""
+        with self._lock:
+            return list(self._log)
+
+    def subscriber_errors(self) -> dict[str, float]:
+        """Subscriber exceptions so far, per event type value."""
+        return {key[0]: n for key, n in self._subscriber_errors.items().items()}
+
+    def metric_families(self) -> Iterator[MetricFamilySnapshot]:
+        """The bus's own metrics, for the Prometheus adapter."""
+        with self._lock:
+            emitted = {(t.value,): float(n) for t, n in self._emitted.items()}
+            retained = float(len(self._log))
+        yield MetricFamilySnapshot(BUS_EVENTS, BUS_EVENTS.labels, emitted)
+        yield MetricFamilySnapshot(BUS_RETAINED_EVENTS, BUS_RETAINED_EVENTS.labels, {(): retained})
+        yield self._subscriber_errors.snapshot()
+
+
+__all__ = ["DEFAULT_MAX_EVENTS", "Handler", "HypervisorEventBus", "Subscription"]

@@ -1,0 +1,254 @@
+"""Typed, immutable hypervisor events: what every component emits on the bus.
+
+An event is a frozen value: its payload is copied into a read-only mapping at
+construction, so a subscriber cannot change what another subscriber (or the
+audit trail) sees, and the emitter cannot change it afterwards either.
+
+Construction is on the agent's hot path, so the auto fields are cheap: the
+event id is 64 random bits from :mod:`random` (not a UUID: ``uuid4`` costs
+several times more and ids only need to be unique within a retention window),
+the timestamp is ``datetime.now(UTC)``.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+from meshwatch.instrumentation.trace import CausalTraceId
+
+
+class EventCategory(enum.StrEnum):
+    """The eight families of hypervisor events (the part of a value before the dot)."""
+
+    SESSION = "session"
+    RING = "ring"
+    LIABILITY = "liability"
+    SAGA = "saga"
+    VFS = "vfs"
+    SECURITY = "security"
+    AUDIT = "audit"
+    VERIFICATION = "verification"
+
+
+class EventType(enum.StrEnum):
+    """Every event the hypervisor emits; values are ``<category>.<name>``."""
+
+    # Session lifecycle
+    SESSION_CREATED = "session.created"
+    SESSION_JOINED = "session.joined"
+    SESSION_ACTIVATED = "session.activated"
+    SESSION_TERMINATED = "session.terminated"
+    SESSION_ARCHIVED = "session.archived"
+    # Execution rings (privilege levels, 0 = root .. 3 = sandbox)
+    RING_ASSIGNED = "ring.assigned"
+    RING_ELEVATED = "ring.elevated"
+    RING_DEMOTED = "ring.demoted"
+    RING_ELEVATION_EXPIRED = "ring.elevation_expired"
+    RING_BREACH_DETECTED = "ring.breach_detected"
+    # Liability: vouching, slashing, quarantine
+    VOUCH_CREATED = "liability.vouch_created"
+    VOUCH_RELEASED = "liability.vouch_released"
+    SLASH_EXECUTED = "liability.slash_executed"
+    FAULT_ATTRIBUTED = "liability.fault_attributed"
+    QUARANTINE_ENTERED = "liability.quarantine_entered"
+    QUARANTINE_RELEASED = "liability.quarantine_released"
+    # Sagas (multi-step transactions with compensation)
+    SAGA_CREATED = "saga.created"
+    SAGA_STEP_STARTED = "saga.step_started"
+    SAGA_STEP_COMMITTED = "saga.step_committed"
+    SAGA_STEP_FAILED = "saga.step_failed"
+    SAGA_COMPENSATING = "saga.compensating"
+    SAGA_COMPLETED = "saga.completed"
+    SAGA_FAILED = "saga.failed"
+    SAGA_ESCALATED = "saga.escalated"
+    SAGA_FANOUT_STARTED = "saga.fanout_started"
+    SAGA_CHECKPOINT_SAVED = "saga.checkpoint_saved"
+    # Virtual file system
+    VFS_WRITE = "vfs.write"
+    VFS_DELETE = "vfs.delete"
+    VFS_SNAPSHOT = "vfs.snapshot"
+    VFS_RESTORE = "vfs.restore"
+    VFS_CONFLICT = "vfs.conflict"
+    # Security
+    RATE_LIMITED = "security.rate_limited"
+    AGENT_KILLED = "security.agent_killed"
+    IDENTITY_VERIFIED = "security.identity_verified"
+    IDENTITY_REJECTED = "security.identity_rejected"
+    # Audit trail
+    AUDIT_DELTA_CAPTURED = "audit.delta_captured"
+    AUDIT_COMMITTED = "audit.committed"
+    AUDIT_EXPORTED = "audit.exported"
+    # Verification
+    BEHAVIOR_DRIFT = "verification.behavior_drift"
+    HISTORY_VERIFIED = "verification.history_verified"
+
+    @property
+    def category(self) -> EventCategory:
+        """The family this event belongs to, e.g. ``EventCategory.RING``."""
+        return _CATEGORY[self]
+
+    @classmethod
+    def in_category(cls, category: EventCategory | str) -> tuple[EventType, ...]:
+        """All event types of one category, in declaration order."""
+        wanted = EventCategory(category)
+        return tuple(t for t in cls if _CATEGORY[t] is wanted)
+
+
+_CATEGORY: dict[EventType, EventCategory] = {
+    t: EventCategory(t.value.partition(".")[0]) for t in EventType
+}
+
+_EMPTY_PAYLOAD: Mapping[str, Any] = MappingProxyType({})
+_getrandbits = random.getrandbits
+_now = datetime.now
+
+
+def new_event_id() -> str:
+    """16 lowercase hex characters (64 random bits)."""
+    return f"{_getrandbits(64):016x}"
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class HypervisorEvent:
+    """One immutable event.
+
+    ``payload`` may be given as any mapping and is stored as a read-only copy
+    (``event.payload["x"]`` works, assignment raises). ``causal_trace_id``
+    accepts a :class:`~meshwatch.instrumentation.trace.CausalTraceId` or its
+    ``full_id`` string and is stored as the string. ``timestamp`` must be
+    timezone-aware if given; it is normalised to UTC. Events compare by value
+    (all fields, so two emits of "the same" event differ by id) and hash
+    without the payload.
+
+    Identifiers must be strings (or None); anything else raises TypeError here,
+    at construction, rather than corrupting the bus's indexes later.
+
+    ``__init__`` is written by hand rather than generated: construction is on
+    the emit hot path, and setting slots through their descriptors directly
+    costs about half of what the generated frozen ``__init__`` pays.
+    """
+
+    event_type: EventType
+    session_id: str | None
+    agent_did: str | None
+    causal_trace_id: str | None
+    payload: Mapping[str, Any] = field(hash=False)
+    event_id: str
+    timestamp: datetime
+
+    def __init__(
+        self,
+        event_type: EventType,
+        session_id: str | None = None,
+        agent_did: str | None = None,
+        causal_trace_id: str | CausalTraceId | None = None,
+        payload: Mapping[str, Any] | None = None,
+        event_id: str | None = None,
+        timestamp: datetime | None = None,
+    ) -> None:
+        if type(event_type) is not EventType:
+            event_type = EventType(event_type)
+        if session_id is not None and type(session_id) is not str:
+            raise TypeError(f"HypervisorEvent.session_id must be a str or None, got {session_id!r}")
+        if agent_did is not None and type(agent_did) is not str:
+            raise TypeError(f"HypervisorEvent.agent_did must be a str or None, got {agent_did!r}")
+        if causal_trace_id is not None and type(causal_trace_id) is not str:
+            if not isinstance(causal_trace_id, CausalTraceId):
+                raise TypeError(
+                    "HypervisorEvent.causal_trace_id must be a str, CausalTraceId or None, "
+                    f"got {causal_trace_id!r}"
+                )
+            causal_trace_id = causal_trace_id.full_id
+        if not payload:
+            if payload is not None and not isinstance(payload, Mapping):
+                raise TypeError(f"HypervisorEvent.payload must be a mapping, got {payload!r}")
+            payload = _EMPTY_PAYLOAD
+        elif isinstance(payload, Mapping):
+            payload = MappingProxyType(dict(payload))
+        else:
+            raise TypeError(f"HypervisorEvent.payload must be a mapping, got {payload!r}")
+        if event_id is None:
+            event_id = f"{_getrandbits(64):016x}"
+        elif type(event_id) is not str:
+            raise TypeError(f"HypervisorEvent.event_id must be a str, got {event_id!r}")
+        if timestamp is None:
+            timestamp = _now(UTC)
+        elif getattr(timestamp, "tzinfo", None) is not UTC:
+            if not isinstance(timestamp, datetime) or timestamp.utcoffset() is None:
+                raise ValueError(
+                    f"HypervisorEvent.timestamp must be a timezone-aware datetime, got {timestamp!r}"
+                )
+            timestamp = timestamp.astimezone(UTC)
+        _set_event_type(self, event_type)
+        _set_session_id(self, session_id)
+        _set_agent_did(self, agent_did)
+        _set_causal_trace_id(self, causal_trace_id)
+        _set_payload(self, payload)
+        _set_event_id(self, event_id)
+        _set_timestamp(self, timestamp)
+
+    @property
+    def category(self) -> EventCategory:
+        """Shortcut for ``event.event_type.category``."""
+        return _CATEGORY[self.event_type]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-compatible dict (as far as the payload's values are).
+
+        ``event_type`` is the value string (``"ring.assigned"``), ``timestamp``
+        ISO 8601 with its ``+00:00`` offset, ``payload`` a plain dict copy.
+        """
+        return {
+            "event_id": self.event_id,
+            "event_type": self.event_type.value,
+            "timestamp": self.timestamp.isoformat(),
+            "session_id": self.session_id,
+            "agent_did": self.agent_did,
+            "causal_trace_id": self.causal_trace_id,
+            "payload": dict(self.payload),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HypervisorEvent:
+        """Rebuild an event from :meth:`to_dict` output (for replaying an audit log)."""
+        return cls(
+            event_type=EventType(data["event_type"]),
+            session_id=data.get("session_id"),
+            agent_did=data.get("agent_did"),
+            causal_trace_id=data.get("causal_trace_id"),
+            payload=data.get("payload") or {},
+            event_id=data["event_id"],
+            timestamp=datetime.fromisoformat(data["timestamp"]),
+        )
+
+
+def trace_of(event: HypervisorEvent) -> CausalTraceId | None:
+    """The event's causal trace id parsed, or None when absent or malformed."""
+    if event.causal_trace_id is None:
+        return None
+    try:
+        return CausalTraceId.from_string(event.causal_trace_id)
+    except ValueError:
+        return None
+
+
+# The slots' own setters: what the frozen dataclass's object.__setattr__ ends up
+# calling, minus the attribute lookup (see HypervisorEvent.__init__).
+_slot_setter = {name: vars(HypervisorEvent)[name].__set__ for name in HypervisorEvent.__slots__}
+_set_event_type = _slot_setter["event_type"]
+_set_session_id = _slot_setter["session_id"]
+_set_agent_did = _slot_setter["agent_did"]
+_set_causal_trace_id = _slot_setter["causal_trace_id"]
+_set_payload = _slot_setter["payload"]
+_set_event_id = _slot_setter["event_id"]
+_set_timestamp = _slot_setter["timestamp"]
+del _slot_setter
+
+
+__all__ = ["EventCategory", "EventType", "HypervisorEvent", "new_event_id", "trace_of"]
