@@ -18,7 +18,11 @@ from meshwatch.instrumentation.context import (
 )
 from meshwatch.instrumentation.drops import DROPS
 from meshwatch.instrumentation.events import EventCategory, EventType, HypervisorEvent
+from meshwatch.instrumentation.governance import GovernanceMetrics
 from meshwatch.instrumentation.protocols import PrometheusExporterProtocol, SpanSink
+from meshwatch.instrumentation.ring_metrics import RingMetricsCollector
+from meshwatch.instrumentation.saga_metrics import SagaMetricsCollector
+from meshwatch.instrumentation.saga_spans import SagaSpanExporter, SagaSpanRecord
 from meshwatch.instrumentation.trace import CausalTraceId
 from meshwatch.instrumentation.values import (
     CardinalityGuard,
@@ -32,10 +36,15 @@ __all__ = [
     "CausalTraceId",
     "EventCategory",
     "EventType",
+    "GovernanceMetrics",
     "HypervisorEvent",
     "HypervisorEventBus",
     "MetricSource",
     "PrometheusExporterProtocol",
+    "RingMetricsCollector",
+    "SagaMetricsCollector",
+    "SagaSpanExporter",
+    "SagaSpanRecord",
     "SpanSink",
     "Subscription",
     "configure_cardinality",
