@@ -147,6 +147,51 @@ TEMPO_INGESTER_LIVE_TRACES = MetricDef(
     ("tenant",),
 )
 
+# --- Prometheus' synthetic alert series ------------------------------------------------
+ALERTS = MetricDef(
+    "ALERTS",
+    _G,
+    "1 for every pending or firing alert instance, with the alert's labels.",
+    ("alertname", "alertstate", "severity"),
+)
+
+# --- Tempo metrics generator (remote-written into Prometheus) --------------------
+# Names and labels of Tempo 2.x's service-graph and span-metrics processors;
+# buckets are Tempo's defaults (configurable there, so only indicative here).
+TEMPO_SERVICE_GRAPH_REQUESTS = MetricDef(
+    "traces_service_graph_request_total",
+    _C,
+    "Requests between two services, from paired client and server spans.",
+    ("client", "server", "connection_type"),
+)
+TEMPO_SERVICE_GRAPH_REQUEST_FAILURES = MetricDef(
+    "traces_service_graph_request_failed_total",
+    _C,
+    "Failed requests between two services.",
+    ("client", "server", "connection_type"),
+)
+TEMPO_SERVICE_GRAPH_REQUEST_SERVER_SECONDS = MetricDef(
+    "traces_service_graph_request_server_seconds",
+    MetricType.HISTOGRAM,
+    "Request time between two services as seen by the server.",
+    ("client", "server", "connection_type"),
+    unit="seconds",
+    buckets=(0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8),
+)
+TEMPO_SPANMETRICS_CALLS = MetricDef(
+    "traces_spanmetrics_calls_total",
+    _C,
+    "Spans ended, by service, span name, kind and status code.",
+    ("service", "span_name", "span_kind", "status_code"),
+)
+TEMPO_SPANMETRICS_LATENCY = MetricDef(
+    "traces_spanmetrics_latency",
+    MetricType.HISTOGRAM,
+    "Span duration in seconds, by service, span name, kind and status code.",
+    ("service", "span_name", "span_kind", "status_code"),
+    buckets=(0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096),
+)
+
 #: Every external metric, indexed by series name like the meshwatch catalogue.
 EXTERNAL_METRICS = Catalogue(tuple(v for v in dict(globals()).values() if isinstance(v, MetricDef)))
 
