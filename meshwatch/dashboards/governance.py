@@ -1,0 +1,284 @@
+"""Agent governance overview: the tutorial's dashboard (section 10), made to work.
+
+Questions it answers:
+
+* Which ring transitions (assignments, elevations, demotions, expirations) are
+  happening, and how fast? Is any agent breaching its ring boundary, at a rate
+  the ``HighRingBreachRate`` alert would fire on?
+* Which ring is each agent in right now, which agents run elevated, and for how
+  long (against the ``ElevationTooLong`` limit)?
+* How many tool calls does policy allow, block and rate-limit; is the denial
+  ratio or the rate-limit hit rate at an alerting level?
+* Which agents' trust scores are near or under the ``TrustScoreLow`` floor?
+* How long does policy evaluation take (p50/p95/p99, against the
+  ``GovernanceLatencyHigh`` threshold), and which trace is behind a slow one?
+  The p99 query asks for exemplars, so a dot on the graph opens the trace.
+* What did a saga do, step by step (trace search and span timeline from Tempo)?
+* Which alerts are firing now?
+
+Hypervisor (ring) metrics label agents ``agent_did``; governance metrics label
+them ``agent_id`` (only when the per-agent label is enabled). ``$agent`` filters
+both; its "All" value ``.*`` also matches series without the label.
+"""
+
+from __future__ import annotations
+
+from grafanalib.core import Dashboard
+
+from meshwatch.alerts.recording import (
+    GOVERNANCE_DENIAL_RATIO,
+    GOVERNANCE_RATE_LIMIT_RATE,
+    RING_BREACH_RATE,
+)
+from meshwatch.dashboards.common import (
+    AGENT_DID,
+    AGENT_ID,
+    COUNT,
+    OPS,
+    RATE,
+    RATIO,
+    REQPS,
+    SECONDS,
+    Grid,
+    above,
+    agent_variable,
+    bargauge,
+    below,
+    dashboard,
+    datasource_variable,
+    gauge,
+    piechart,
+    prom,
+    quantile,
+    recorded,
+    runbooks,
+    sel,
+    stat,
+    table,
+    tempo_variable,
+    timeseries,
+)
+from meshwatch.dashboards.panels import ThresholdStep, UnifiedAlertList, ValueText
+from meshwatch.dashboards.tracing import add_saga_traces, trace_id_variable
+from meshwatch.instrumentation.catalogue import (
+    GOVERNANCE_DECISIONS,
+    GOVERNANCE_LATENCY,
+    GOVERNANCE_TRUST_SCORE,
+    RING_CURRENT,
+    RING_ELEVATED,
+    RING_ELEVATION_DURATION,
+    RING_TRANSITIONS,
+)
+from meshwatch.settings import Settings
+
+SLUG = "governance"
+# Ring 0 is the most privileged: colour the ring table from red (root) to green (sandbox).
+_RING_STEPS = [
+    ThresholdStep("red"),
+    ThresholdStep("orange", 1),
+    ThresholdStep("yellow", 2),
+    ThresholdStep("green", 3),
+]
+_RING_NAMES = [ValueText("0", "0 (root)", index=0), ValueText("3", "3 (sandbox)", index=1)]
+
+
+def _ring_panels(settings: Settings, grid: Grid) -> None:
+    alerts = settings.alerts
+    grid.row("Ring enforcement")
+    grid.add(
+        timeseries(
+            "Ring transitions by type",
+            "Ring assignments, elevations, demotions and expirations per second.",
+            [
+                prom(
+                    f"sum by (event_type) (rate({sel(RING_TRANSITIONS.name, AGENT_DID)}[{RATE}]))",
+                    "{{event_type}}",
+                )
+            ],
+            unit=OPS,
+            stack=True,
+        ),
+        w=10,
+        h=8,
+    )
+    grid.add(
+        stat(
+            "Ring breach rate (worst agent)",
+            "Capability-boundary violations per second (5m rate, as the alert computes it) "
+            "of the agent breaching most. Orange/red where HighRingBreachRate fires.",
+            [
+                prom(
+                    f"max({recorded(RING_BREACH_RATE, AGENT_DID)}) or vector(0)",
+                    "breaches/s",
+                )
+            ],
+            unit=OPS,
+            steps=above(alerts.ring_breach_rate),
+            links=runbooks(settings, "HighRingBreachRate"),
+        ),
+        w=6,
+        h=8,
+    )
+    grid.add(
+        table(
+            "Current ring per agent",
+            "The ring each agent runs in now (0 = root, most privileged; 3 = sandbox).",
+            [prom(f"max by (agent_did) ({sel(RING_CURRENT.name, AGENT_DID)})", table=True)],
+            unit=COUNT,
+            steps=_RING_STEPS,
+            mappings=_RING_NAMES,
+            rename={"agent_did": "Agent", "Value": "Ring"},
+            sort_by="Ring",
+            sort_desc=False,
+        ),
+        w=8,
+        h=8,
+    )
+
+
+def _elevation_and_policy_panels(settings: Settings, grid: Grid) -> None:
+    alerts = settings.alerts
+    elevated = f"max by (agent_did) ({RING_ELEVATED.name}) == 1"
+    grid.row("Elevation, policy decisions and trust")
+    grid.add(
+        bargauge(
+            "Elevated agents: time elevated",
+            "Agents running above their assigned ring now, and for how long. "
+            "A bar turns orange where ElevationTooLong fires.",
+            [
+                prom(
+                    f"max by (agent_did) ({sel(RING_ELEVATION_DURATION.name, AGENT_DID)})"
+                    f" and on (agent_did) ({elevated})",
+                    "{{agent_did}}",
+                    instant=True,
+                )
+            ],
+            unit=SECONDS,
+            steps=above(alerts.elevation_too_long),
+            links=runbooks(settings, "ElevationTooLong"),
+        ),
+        w=8,
+        h=8,
+    )
+    grid.add(
+        piechart(
+            "Policy decisions: allowed vs blocked",
+            "Governance decisions over the dashboard's time range, by outcome "
+            "(rate-limited calls are blocked by the rate limiter, not by a rule).",
+            [
+                prom(
+                    f"sum by (decision) (increase({sel(GOVERNANCE_DECISIONS.name, AGENT_ID)}[$__range]))",
+                    "{{decision}}",
+                    instant=True,
+                )
+            ],
+            unit=COUNT,
+            links=runbooks(settings, "GovernanceDenialRatioHigh"),
+        ),
+        w=8,
+        h=8,
+    )
+    grid.add(
+        gauge(
+            "Trust scores",
+            "Current trust score per agent (0-1000). Red below the TrustScoreLow floor.",
+            [
+                prom(
+                    f"min by (agent_id) ({sel(GOVERNANCE_TRUST_SCORE.name, AGENT_ID)})",
+                    "{{agent_id}}",
+                    instant=True,
+                )
+            ],
+            unit=COUNT,
+            steps=below(alerts.trust_score_low),
+            min_value=0,
+            max_value=1000,
+            links=runbooks(settings, "TrustScoreLow"),
+        ),
+        w=8,
+        h=8,
+    )
+
+
+def _evaluation_panels(settings: Settings, grid: Grid) -> None:
+    alerts = settings.alerts
+    bucket = sel(GOVERNANCE_LATENCY.name + "_bucket", AGENT_ID)
+    grid.row("Policy evaluation")
+    grid.add(
+        timeseries(
+            "Governance evaluation latency",
+            "p50, p95 and p99 of policy evaluation time across all tools. The dashed line "
+            "is the GovernanceLatencyHigh threshold (on p99); exemplar dots open the trace "
+            "of a slow evaluation in Tempo.",
+            [
+                prom(quantile(0.5, bucket), "p50"),
+                prom(quantile(0.95, bucket), "p95"),
+                prom(quantile(0.99, bucket), "p99", exemplar=True),
+            ],
+            unit=SECONDS,
+            steps=above(alerts.governance_latency_high),
+            links=runbooks(settings, "GovernanceLatencyHigh", "GovernanceLatencyPredictedHigh"),
+        ),
+        w=12,
+        h=9,
+    )
+    grid.add(
+        timeseries(
+            "Rate-limit hits",
+            "Tool calls rejected by the rate limiter per second (5m rate), by tool, all agents. "
+            "The dashed line is the RateLimitSurge threshold.",
+            [prom(recorded(GOVERNANCE_RATE_LIMIT_RATE), "{{tool_name}}")],
+            unit=REQPS,
+            steps=above(alerts.rate_limit_surge),
+            links=runbooks(settings, "RateLimitSurge"),
+        ),
+        w=6,
+        h=9,
+    )
+    grid.add(
+        stat(
+            "Denial ratio",
+            "Share of governance decisions that blocked the call (5m rate, all agents). "
+            "Orange where GovernanceDenialRatioHigh fires.",
+            [prom(recorded(GOVERNANCE_DENIAL_RATIO), "denied")],
+            unit=RATIO,
+            steps=above(alerts.governance_denial_ratio),
+            links=runbooks(settings, "GovernanceDenialRatioHigh"),
+        ),
+        w=6,
+        h=9,
+    )
+
+
+def build(settings: Settings) -> Dashboard:
+    """The agent governance overview dashboard."""
+    grid = Grid()
+    _ring_panels(settings, grid)
+    _elevation_and_policy_panels(settings, grid)
+    _evaluation_panels(settings, grid)
+    grid.row("Sagas")
+    add_saga_traces(grid)
+    grid.row("Alerts")
+    grid.add(
+        UnifiedAlertList(
+            title="Firing alerts",
+            description="Alerts firing or pending now, most severe first, from every rule source.",
+            maxItems=30,
+        ),
+        w=24,
+        h=8,
+    )
+    return dashboard(
+        settings,
+        slug=SLUG,
+        title="Agent governance",
+        description=(__doc__ or "").strip().splitlines()[0],
+        tags=["governance", "rings", "sagas"],
+        grid=grid,
+        variables=[
+            datasource_variable(),
+            tempo_variable(),
+            agent_variable(RING_CURRENT),
+            trace_id_variable(),
+        ],
+    )
