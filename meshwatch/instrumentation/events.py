@@ -12,12 +12,12 @@ the timestamp is ``datetime.now(UTC)``.
 
 from __future__ import annotations
 
+import copy
 import enum
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import MappingProxyType
 from typing import Any
 
 from meshwatch.instrumentation.trace import CausalTraceId
@@ -104,7 +104,36 @@ _CATEGORY: dict[EventType, EventCategory] = {
     t: EventCategory(t.value.partition(".")[0]) for t in EventType
 }
 
-_EMPTY_PAYLOAD: Mapping[str, Any] = MappingProxyType({})
+
+class ReadOnlyPayload(dict[str, Any]):
+    """An event's payload: a dict copy whose mutating methods raise TypeError.
+
+    A dict subclass rather than ``MappingProxyType`` so it prints, compares and
+    serialises (``json.dumps``) exactly like the dict it was built from, and
+    costs one copy instead of a copy plus a proxy. The copy is shallow: values
+    are shared with the mapping the event was built from.
+    """
+
+    __slots__ = ()
+
+    def _read_only(self, *args: object, **kwargs: object) -> Any:
+        raise TypeError("an event payload is read-only; build a new event instead")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def __reduce__(self) -> tuple[type[ReadOnlyPayload], tuple[dict[str, Any]]]:
+        # pickle/copy would otherwise rebuild it item by item through __setitem__
+        return (type(self), (dict(self),))
+
+    def __copy__(self) -> ReadOnlyPayload:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ReadOnlyPayload:
+        return type(self)(copy.deepcopy(dict(self), memo))
+
+
+_EMPTY_PAYLOAD = ReadOnlyPayload()
 _getrandbits = random.getrandbits
 _now = datetime.now
 
@@ -118,8 +147,9 @@ def new_event_id() -> str:
 class HypervisorEvent:
     """One immutable event.
 
-    ``payload`` may be given as any mapping and is stored as a read-only copy
-    (``event.payload["x"]`` works, assignment raises). ``causal_trace_id``
+    ``payload`` may be given as any mapping and is stored as a
+    :class:`ReadOnlyPayload` copy (``event.payload["x"]`` works, assignment
+    raises). ``causal_trace_id``
     accepts a :class:`~meshwatch.instrumentation.trace.CausalTraceId` or its
     ``full_id`` string and is stored as the string. ``timestamp`` must be
     timezone-aware if given; it is normalised to UTC. Events compare by value
@@ -169,8 +199,10 @@ class HypervisorEvent:
             if payload is not None and not isinstance(payload, Mapping):
                 raise TypeError(f"HypervisorEvent.payload must be a mapping, got {payload!r}")
             payload = _EMPTY_PAYLOAD
+        elif type(payload) is ReadOnlyPayload:
+            pass  # already an immutable copy (e.g. another event's payload)
         elif isinstance(payload, Mapping):
-            payload = MappingProxyType(dict(payload))
+            payload = ReadOnlyPayload(payload)
         else:
             raise TypeError(f"HypervisorEvent.payload must be a mapping, got {payload!r}")
         if event_id is None:
@@ -251,4 +283,11 @@ _set_timestamp = _slot_setter["timestamp"]
 del _slot_setter
 
 
-__all__ = ["EventCategory", "EventType", "HypervisorEvent", "new_event_id", "trace_of"]
+__all__ = [
+    "EventCategory",
+    "EventType",
+    "HypervisorEvent",
+    "ReadOnlyPayload",
+    "new_event_id",
+    "trace_of",
+]
