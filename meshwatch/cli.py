@@ -17,7 +17,7 @@ from meshwatch import __version__
 from meshwatch.settings import SettingsError
 
 # The order here is the order `meshwatch --help` lists them in.
-COMMAND_MODULES = ("meshwatch.commands.generate",)
+COMMAND_MODULES = ("meshwatch.commands.generate", "meshwatch.commands.audit")
 
 
 class CommandError(Exception):

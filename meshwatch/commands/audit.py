@@ -1,0 +1,113 @@
+"""``meshwatch audit query --db PATH [filters]``: read the durable audit trail.
+
+Opens the database read-only (it never writes, so it is safe on a live trail
+and on a file that turns out not to be ours). Prints a table by default and one
+JSON object per line with ``--json``, newest first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
+from meshwatch.cli import CommandError
+from meshwatch.instrumentation.audit import AuditDatabaseError, AuditReader, AuditRecord
+
+_RELATIVE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PAYLOAD_WIDTH = 80
+
+
+def parse_time(text: str, flag: str, *, now: datetime | None = None) -> datetime:
+    """``--since``/``--until`` values: ISO 8601 (naive = UTC) or a duration ago (``15m``, ``2h``)."""
+    relative = _RELATIVE.fullmatch(text.strip())
+    if relative:
+        seconds = float(relative.group(1)) * _UNIT_SECONDS[relative.group(2)]
+        return (now or datetime.now(UTC)) - timedelta(seconds=seconds)
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise CommandError(
+            f"{flag} {text!r}: expected an ISO 8601 time or a duration such as 15m, 2h, 7d"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _row(record: AuditRecord) -> tuple[str, ...]:
+    payload = json.dumps(record.payload, ensure_ascii=False, default=str)
+    if len(payload) > _PAYLOAD_WIDTH:
+        payload = payload[: _PAYLOAD_WIDTH - 3] + "..."
+    return (
+        record.timestamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        record.event_type,
+        record.agent_did or "-",
+        record.session_id or "-",
+        record.trace_id or "-",
+        payload,
+    )
+
+
+def _table(records: list[AuditRecord]) -> str:
+    rows = [("TIME", "TYPE", "AGENT", "SESSION", "TRACE", "PAYLOAD"), *map(_row, records)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+        + "  "
+        + row[-1]
+        for row in rows
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Query the audit trail, newest first."""
+    since = None if args.since is None else parse_time(args.since, "--since")
+    until = None if args.until is None else parse_time(args.until, "--until")
+    try:
+        with AuditReader(args.db) as reader:
+            records = reader.query(
+                agent_did=args.agent,
+                event_type=args.type,
+                session_id=args.session,
+                trace_id=args.trace,
+                since=since,
+                until=until,
+                limit=args.limit,
+                offset=args.offset,
+            )
+    except AuditDatabaseError as exc:
+        raise CommandError(str(exc)) from None
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    if args.json:
+        for record in records:
+            print(json.dumps(record.to_dict(), ensure_ascii=False, default=str))
+    elif records:
+        print(_table(records))
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "audit",
+        help="query the durable audit trail (SQLite)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="audit_command", metavar="ACTION")
+    actions.required = True
+    query = actions.add_parser(
+        "query", help="stored events matching every filter, newest first", description=run.__doc__
+    )
+    query.add_argument("--db", required=True, help="the audit database file")
+    query.add_argument("--agent", help="agent DID")
+    query.add_argument("--type", help="event type, e.g. ring.breach_detected")
+    query.add_argument("--session", help="session id")
+    query.add_argument("--trace", help="trace id (32 or 12 hex, causal id, or traceparent)")
+    query.add_argument("--since", help="from this time on (ISO 8601, or 15m / 2h / 7d ago)")
+    query.add_argument("--until", help="before this time (same forms as --since)")
+    query.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    query.add_argument("--offset", type=int, default=0, help="skip this many newest matches")
+    query.add_argument("--json", action="store_true", help="one JSON object per line")
+    query.set_defaults(func=run)

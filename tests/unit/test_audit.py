@@ -1,0 +1,439 @@
+"""The audit trail: persisted off the emitting thread, survives restarts and crashes, indexed queries."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import multiprocessing
+import os
+import signal
+import sqlite3
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from meshwatch.cli import main
+from meshwatch.instrumentation.audit import (
+    AuditDatabaseError,
+    AuditReader,
+    AuditTrail,
+    normalise_trace_id,
+)
+from meshwatch.instrumentation.bus import HypervisorEventBus
+from meshwatch.instrumentation.catalogue import (
+    AUDIT_EVENTS_DROPPED,
+    AUDIT_EVENTS_WRITTEN,
+    AUDIT_QUEUE_DEPTH,
+)
+from meshwatch.instrumentation.events import EventType, HypervisorEvent
+from meshwatch.instrumentation.trace import CausalTraceId
+from meshwatch.instrumentation.values import MetricSource
+
+T0 = datetime(2025, 1, 15, 10, 0, tzinfo=UTC)
+# Parks the writer: it only wakes on a full batch or after an hour.
+PARKED = {"batch_size": 1_000_000, "flush_interval": 3600.0}
+
+
+def event(
+    i: int,
+    *,
+    agent: str = "did:mesh:a",
+    kind: EventType = EventType.RING_ASSIGNED,
+    session: str = "s1",
+    trace: CausalTraceId | None = None,
+    at: datetime | None = None,
+    payload: dict | None = None,
+) -> HypervisorEvent:
+    return HypervisorEvent(
+        event_type=kind,
+        agent_did=agent,
+        session_id=session,
+        causal_trace_id=trace,
+        payload={"i": i} if payload is None else payload,
+        timestamp=at or T0 + timedelta(seconds=i),
+    )
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "audit.db"
+
+
+@pytest.fixture
+def trail(db: Path) -> Iterator[AuditTrail]:
+    trail = AuditTrail(db)
+    yield trail
+    trail.close()
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- writing, restarting, querying --------------------------------------------------------
+
+
+def test_events_on_the_bus_survive_a_restart_and_query_back_newest_first(db: Path) -> None:
+    bus = HypervisorEventBus()
+    trace = CausalTraceId()
+    with AuditTrail(db) as trail:
+        trail.attach(bus)
+        for i in range(5):
+            bus.emit(event(i, agent="did:mesh:a" if i % 2 else "did:mesh:b", trace=trace))
+    assert not trail.flush(), "a closed trail has nothing to flush"
+
+    with AuditReader(db) as reader:
+        records = reader.query()
+        assert [r.payload["i"] for r in records] == [4, 3, 2, 1, 0]
+        newest = records[0]
+        assert newest.to_dict() == {
+            **event(4, trace=trace).to_dict(),
+            "event_id": newest.event_id,
+            "agent_did": "did:mesh:b",
+            "trace_id": trace.trace_id_hex32,
+        }
+        assert newest.to_event().event_type is EventType.RING_ASSIGNED
+        assert [r.payload["i"] for r in reader.query(agent_did="did:mesh:a")] == [3, 1]
+
+    with AuditTrail(db) as reopened:  # appending after a restart keeps the old rows
+        reopened.record(event(5))
+    assert AuditReader(db).count() == 6
+
+
+def test_every_filter_limit_and_offset(trail: AuditTrail) -> None:
+    traced = CausalTraceId()
+    for i in range(20):
+        trail.record(
+            event(
+                i,
+                agent=f"did:mesh:{i % 2}",
+                kind=EventType.RING_BREACH_DETECTED if i % 5 == 0 else EventType.RING_ASSIGNED,
+                session=f"s{i % 4}",
+                trace=traced.child() if i >= 15 else None,
+            )
+        )
+    assert trail.flush(10)
+
+    def ids(**filters: object) -> list[int]:
+        return [r.payload["i"] for r in trail.query(**filters)]
+
+    assert ids(agent_did="did:mesh:1", limit=3) == [19, 17, 15]
+    assert ids(event_type=EventType.RING_BREACH_DETECTED) == [15, 10, 5, 0]
+    assert ids(event_type="ring.breach_detected", offset=1, limit=2) == [10, 5]
+    assert ids(session_id="s2") == [18, 14, 10, 6, 2]
+    assert ids(trace_id=traced.trace_id_hex32) == [19, 18, 17, 16, 15]
+    assert ids(trace_id=traced.trace_id) == [19, 18, 17, 16, 15], "the 12-hex form works too"
+    assert ids(trace_id=traced.child().full_id, limit=1) == [19]
+    assert ids(since=T0 + timedelta(seconds=17)) == [19, 18, 17]
+    assert ids(since=T0 + timedelta(seconds=3), until=T0 + timedelta(seconds=5)) == [4, 3]
+    assert ids(until=(T0 + timedelta(seconds=2)).timestamp()) == [1, 0]
+    assert ids(since=datetime(2025, 1, 15, 10, 0, 18)) == [19, 18], "naive means UTC"
+    assert ids(agent_did="did:mesh:0", event_type="ring.breach_detected") == [10, 0]
+    assert ids(agent_did="did:mesh:0", event_type="ring.breach_detected", session_id="s0") == [0]
+    assert ids(limit=0) == []
+    assert trail.count(agent_did="did:mesh:0") == 10
+    with pytest.raises(ValueError, match="limit"):
+        trail.query(limit=-1)
+    with pytest.raises(ValueError, match="not a trace id"):
+        trail.query(trace_id="xyz")
+
+
+@pytest.mark.parametrize(
+    ("filters", "index"),
+    [
+        ({}, "events_by_time"),
+        ({"agent_did": "did:mesh:a"}, "events_by_agent"),
+        ({"event_type": "ring.assigned"}, "events_by_type"),
+        ({"session_id": "s1"}, "events_by_session"),
+        ({"trace_id": "0" * 20 + "a" * 12}, "events_by_trace"),
+        ({"since": T0, "until": T0 + timedelta(hours=1)}, "events_by_time"),
+        ({"agent_did": "did:mesh:a", "since": T0}, "events_by_agent"),
+    ],
+    ids=["all", "agent", "type", "session", "trace", "time-range", "agent-since"],
+)
+def test_queries_walk_an_index_and_never_sort(trail: AuditTrail, filters: dict, index: str) -> None:
+    plan = " | ".join(trail.query_plan(**filters))
+    assert f"USING INDEX {index}" in plan
+    assert "TEMP B-TREE" not in plan, "newest-first comes from the index order"
+
+
+def test_payloads_json_cannot_hold_are_stored_stringified(trail: AuditTrail) -> None:
+    trail.record(event(0, payload={"when": T0, "tags": {"x"}, "nan": float("nan"), "ok": 1}))
+    assert trail.flush(10)
+    (record,) = trail.query()
+    assert record.payload == {"when": T0.isoformat(), "tags": ["x"], "nan": "nan", "ok": 1}
+
+
+# --- never on the emitting thread, never blocking ------------------------------------------
+
+
+def test_record_only_queues_the_writer_thread_persists(db: Path) -> None:
+    with AuditTrail(db, **PARKED) as trail:
+        for i in range(10):
+            trail.record(event(i))
+        assert trail.count() == 0, "nothing was written on the emitting thread"
+        assert trail.queue_depth == 10
+        assert trail.flush(10)
+        assert trail.count() == 10 and trail.written == 10 and trail.queue_depth == 0
+
+
+def test_a_full_queue_drops_and_counts_and_close_flushes_the_rest(db: Path) -> None:
+    trail = AuditTrail(db, queue_size=5, **PARKED)
+    started = time.perf_counter()
+    for i in range(12):
+        trail.record(event(i))
+    assert time.perf_counter() - started < 5, "record never waits for the writer"
+    assert trail.dropped("queue_full") == 7
+    trail.close()
+    assert trail.written == 5
+    assert [r.payload["i"] for r in AuditReader(db).query()] == [4, 3, 2, 1, 0]
+    trail.record(event(99))
+    assert trail.dropped("closed") == 1
+
+
+def test_detach_stops_recording(trail: AuditTrail) -> None:
+    bus = HypervisorEventBus()
+    trail.attach(bus)
+    bus.emit(event(0))
+    trail.detach()
+    bus.emit(event(1))
+    assert trail.flush(10)
+    assert trail.count() == 1
+
+
+def test_it_is_a_metric_source(db: Path) -> None:
+    with AuditTrail(db, queue_size=1, **PARKED) as trail:
+        trail.record(event(0))
+        trail.record(event(1))
+        families = {f.metric: f.samples for f in trail.metric_families()}
+        assert isinstance(trail, MetricSource)
+        assert families[AUDIT_QUEUE_DEPTH] == {(): 1.0}
+        assert families[AUDIT_EVENTS_DROPPED] == {("queue_full",): 1.0}
+        assert trail.flush(10)
+        families = {f.metric: f.samples for f in trail.metric_families()}
+        assert families[AUDIT_EVENTS_WRITTEN] == {(): 1.0}
+        assert families[AUDIT_QUEUE_DEPTH] == {(): 0.0}
+
+
+# --- retention ----------------------------------------------------------------------------
+
+
+def test_retention_by_row_count(db: Path) -> None:
+    with AuditTrail(db, max_rows=10, batch_size=7) as trail:
+        for i in range(25):
+            trail.record(event(i))
+    reader = AuditReader(db)
+    assert reader.count() == 10
+    assert [r.payload["i"] for r in reader.query(limit=1)] == [24]
+
+
+def test_retention_by_age(db: Path) -> None:
+    now = datetime.now(UTC)
+    with AuditTrail(db, max_age=timedelta(hours=1)) as trail:
+        trail.record(event(0, at=now - timedelta(hours=3)))
+        trail.record(event(1, at=now - timedelta(minutes=59)))
+        trail.record(event(2, at=now))
+    assert [r.payload["i"] for r in AuditReader(db).query()] == [2, 1]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"queue_size": 0},
+        {"batch_size": True},
+        {"flush_interval": 0},
+        {"max_age": -1},
+        {"max_rows": 0},
+        {"synchronous": "OFF"},
+    ],
+    ids=["queue_size", "batch_size", "flush_interval", "max_age", "max_rows", "synchronous"],
+)
+def test_bad_settings_are_rejected_up_front(db: Path, kwargs: dict) -> None:
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        AuditTrail(db, **kwargs)
+    assert not db.exists(), "nothing is created for a trail that cannot start"
+
+
+# --- corrupt and foreign files ---------------------------------------------------------------
+
+
+def test_a_corrupt_file_is_refused_by_name_and_left_untouched(db: Path) -> None:
+    db.write_bytes(b"this is not a database, but it is someone's file\n" * 100)
+    before = sha(db)
+    with pytest.raises(AuditDatabaseError, match="not a meshwatch audit database") as info:
+        AuditTrail(db)
+    assert str(db) in str(info.value) and info.value.path == db
+    with pytest.raises(AuditDatabaseError):
+        AuditReader(db)
+    assert sha(db) == before
+    assert sorted(p.name for p in db.parent.iterdir()) == [db.name]
+
+
+def test_another_applications_sqlite_database_is_refused_and_left_untouched(db: Path) -> None:
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE events (x)")
+    conn.execute("INSERT INTO events VALUES (1)")
+    conn.commit()
+    conn.close()
+    before = sha(db)
+    with pytest.raises(AuditDatabaseError, match="application_id"):
+        AuditTrail(db)
+    assert sha(db) == before
+
+
+def test_a_database_from_a_newer_meshwatch_is_refused(db: Path) -> None:
+    AuditTrail(db).close()
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    before = sha(db)
+    with pytest.raises(AuditDatabaseError, match="newer meshwatch"):
+        AuditTrail(db)
+    assert sha(db) == before
+
+
+def test_missing_files_and_directories(tmp_path: Path) -> None:
+    with pytest.raises(AuditDatabaseError, match="no audit database"):
+        AuditReader(tmp_path / "absent.db")
+    with pytest.raises(AuditDatabaseError, match="cannot open"):
+        AuditTrail(tmp_path / "no" / "such" / "dir.db")
+    with pytest.raises(AuditDatabaseError, match="not a file"):
+        AuditTrail(tmp_path)
+
+
+def test_the_file_is_sqlite_in_wal_mode_marked_as_ours(db: Path) -> None:
+    AuditTrail(db).close()
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == 0x4D534857
+    conn.close()
+
+
+def test_trace_id_spellings() -> None:
+    trace = CausalTraceId()
+    expected = trace.trace_id_hex32
+    for spelling in (trace.trace_id, expected, trace.full_id, trace.to_traceparent().upper()):
+        assert normalise_trace_id(spelling) == expected
+
+
+# --- the crash bound -----------------------------------------------------------------------------
+
+KILL_BATCH = 50
+KILL_QUEUE = 200
+
+
+def _emit_until_killed(path: str, emitted, dropped, written, ready) -> None:  # type: ignore[no-untyped-def]
+    """Child process: emit numbered events as fast as possible until SIGKILLed.
+
+    After each record() it publishes how many events it handed over, how many
+    the full queue dropped, and how many the trail counts as committed.
+    """
+    trail = AuditTrail(path, queue_size=KILL_QUEUE, batch_size=KILL_BATCH, flush_interval=0.05)
+    i = 0
+    while True:
+        trail.record(event(i, at=T0 + timedelta(microseconds=i)))
+        i += 1
+        emitted.value = i
+        dropped.value = trail.dropped("queue_full")
+        written.value = trail.written
+        if written.value >= 5 * KILL_BATCH:
+            ready.set()
+
+
+def test_a_killed_writer_loses_at_most_the_queue_and_one_batch(db: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    emitted, dropped, written = (ctx.RawValue("q", 0) for _ in range(3))
+    ready = ctx.Event()
+    child = ctx.Process(target=_emit_until_killed, args=(str(db), emitted, dropped, written, ready))
+    child.start()
+    try:
+        assert ready.wait(120), "the child never got going"
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(30)
+    finally:
+        if child.is_alive():
+            child.kill()
+            child.join()
+    assert child.exitcode == -signal.SIGKILL
+
+    AuditTrail(db).close()  # it opens (and closes) cleanly after the crash
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        numbers = [
+            json.loads(p)["i"] for (p,) in conn.execute("SELECT payload FROM events ORDER BY seq")
+        ]
+    finally:
+        conn.close()
+    assert integrity == "ok"
+    assert len(numbers) >= written.value, "every event counted as written survived the kill"
+    assert all(a < b for a, b in itertools.pairwise(numbers)), "committed in order"
+    accepted = emitted.value - dropped.value
+    # The child may die between publishing ``emitted`` and ``dropped``: one event of slack.
+    assert accepted - len(numbers) <= KILL_QUEUE + KILL_BATCH + 1
+
+
+# --- the CLI ---------------------------------------------------------------------------------------
+
+
+def test_cli_query_as_table_and_json(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trace = CausalTraceId()
+    with AuditTrail(db) as trail:
+        for i in range(3):
+            trail.record(event(i, agent=f"did:mesh:{i}", trace=trace))
+    assert main(["audit", "query", "--db", str(db), "--json", "--limit", "2"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["payload"]["i"] for line in lines] == [2, 1]
+
+    assert main(["audit", "query", "--db", str(db), "--agent", "did:mesh:1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["TIME", "TYPE", "AGENT", "SESSION", "TRACE", "PAYLOAD"]
+    assert len(out) == 2 and "did:mesh:1" in out[1] and '{"i": 1}' in out[1]
+
+    since = (T0 + timedelta(seconds=1)).isoformat()
+    assert main(["audit", "query", "--db", str(db), "--since", since, "--json"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    assert main(["audit", "query", "--db", str(db), "--trace", trace.trace_id, "--json"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+
+
+def test_cli_relative_since(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with AuditTrail(db) as trail:
+        trail.record(event(0, at=datetime.now(UTC) - timedelta(hours=2)))
+        trail.record(event(1, at=datetime.now(UTC) - timedelta(minutes=5)))
+    assert main(["audit", "query", "--db", str(db), "--since", "1h", "--json"]) == 0
+    assert [json.loads(x)["payload"]["i"] for x in capsys.readouterr().out.splitlines()] == [1]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--since", "yesterday"], "--since"),
+        (["--trace", "nope"], "not a trace id"),
+        (["--limit", "-3"], "limit"),
+    ],
+    ids=["since", "trace", "limit"],
+)
+def test_cli_bad_arguments_are_one_line_errors(
+    db: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    AuditTrail(db).close()
+    assert main(["audit", "query", "--db", str(db), *argv]) != 0
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_corrupt_database_is_a_one_line_error(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db.write_bytes(b"garbage" * 1000)
+    before = sha(db)
+    assert main(["audit", "query", "--db", str(db)]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert str(db) in err and "Traceback" not in err
+    assert sha(db) == before
