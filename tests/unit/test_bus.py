@@ -1,0 +1,352 @@
+"""The event bus: indexes, retention from every index, pub/sub isolation, exact under threads."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from meshwatch.instrumentation import (
+    EventType,
+    GovernanceMetrics,
+    HypervisorEvent,
+    HypervisorEventBus,
+    RingMetricsCollector,
+    SagaMetricsCollector,
+    SagaSpanExporter,
+)
+from meshwatch.instrumentation.catalogue import (
+    BUS_EVENTS,
+    BUS_RETAINED_EVENTS,
+    BUS_SUBSCRIBER_ERRORS,
+)
+
+T0 = datetime(2025, 1, 15, 10, 30, tzinfo=UTC)
+
+
+def ev(
+    event_type: EventType = EventType.VFS_WRITE,
+    session: str | None = None,
+    agent: str | None = None,
+    at: datetime | None = None,
+    **payload: object,
+) -> HypervisorEvent:
+    return HypervisorEvent(event_type, session, agent, payload=payload, timestamp=at)
+
+
+def test_indexes_and_combined_query() -> None:
+    bus = HypervisorEventBus()
+    e1 = ev(EventType.RING_ASSIGNED, "s1", "did:a", T0)
+    e2 = ev(EventType.RING_ELEVATED, "s1", "did:b", T0 + timedelta(seconds=1))
+    e3 = ev(EventType.RING_ASSIGNED, "s2", "did:a", T0 + timedelta(seconds=2))
+    e4 = ev(EventType.VFS_WRITE, None, None, T0 + timedelta(seconds=3))
+    for e in (e1, e2, e3, e4):
+        bus.emit(e)
+    assert bus.query_by_type(EventType.RING_ASSIGNED) == [e1, e3]
+    assert bus.query_by_session("s1") == [e1, e2]
+    assert bus.query_by_agent("did:a") == [e1, e3]
+    assert bus.query_by_agent("did:zzz") == []
+    assert bus.query(event_type=EventType.RING_ASSIGNED, agent_did="did:a", session_id="s2") == [e3]
+    assert bus.query(agent_did="did:a", start=T0 + timedelta(seconds=1)) == [e3]
+    assert bus.query_by_time_range(
+        start=T0 + timedelta(seconds=1), end=T0 + timedelta(seconds=2)
+    ) == [
+        e2,
+        e3,
+    ]
+    # Naive bounds are taken as UTC.
+    assert bus.query_by_time_range(end=T0.replace(tzinfo=None)) == [e1]
+    assert bus.query() == [e1, e2, e3, e4]
+    assert bus.query(limit=2) == [e3, e4]  # the newest two, oldest first
+    assert bus.query(limit=0) == []
+    assert bus.event_count == 4
+    assert bus.type_counts() == {"ring.assigned": 2, "ring.elevated": 1, "vfs.write": 1}
+    with pytest.raises(ValueError):
+        bus.query(limit=-1)
+    with pytest.raises(TypeError):
+        bus.query(start="yesterday")  # type: ignore[arg-type]
+
+
+def test_all_events_is_a_copy() -> None:
+    bus = HypervisorEventBus()
+    bus.emit(ev())
+    bus.all_events.clear()
+    bus.query_by_type(EventType.VFS_WRITE).clear()
+    assert bus.event_count == 1
+    assert len(bus.query_by_type(EventType.VFS_WRITE)) == 1
+
+
+def test_retention_evicts_from_the_log_and_every_index() -> None:
+    bus = HypervisorEventBus(max_events=3)
+    old = [
+        ev(EventType.RING_ASSIGNED, "s-old", "did:old", T0),
+        ev(EventType.RING_ELEVATED, "s-shared", "did:shared", T0),
+    ]
+    new = [
+        ev(EventType.VFS_WRITE, "s-shared", "did:shared", T0 + timedelta(hours=1)) for _ in range(3)
+    ]
+    for e in (*old, *new):
+        bus.emit(e)
+    assert bus.all_events == new
+    assert bus.event_count == 3
+    assert bus.emitted_count == 5
+    assert bus.query_by_type(EventType.RING_ASSIGNED) == []
+    assert bus.query_by_type(EventType.RING_ELEVATED) == []
+    assert bus.query_by_session("s-old") == []
+    assert bus.query_by_agent("did:old") == []
+    assert bus.query_by_session("s-shared") == new
+    assert bus.query_by_agent("did:shared") == new
+    assert bus.query_by_time_range(end=T0) == []
+    assert bus.type_counts() == {"vfs.write": 3}
+    assert bus.emitted_counts() == {"ring.assigned": 1, "ring.elevated": 1, "vfs.write": 3}
+
+
+def test_memory_stays_bounded_under_unique_keys() -> None:
+    """A stream of one-off sessions and agents must not grow the index dicts."""
+    bus = HypervisorEventBus(max_events=100)
+    for i in range(5_000):
+        bus.emit(ev(EventType.SESSION_CREATED, f"s{i}", f"did:{i % 7}-{i}"))
+    assert bus.event_count == 100
+    assert len(bus._by_session) == 100
+    assert len(bus._by_agent) == 100
+    assert len(bus._by_type) == 1
+    assert sum(len(bus.query_by_session(f"s{i}")) for i in range(5_000)) == 100
+
+
+def test_eviction_downgrades_and_removes_index_entries() -> None:
+    bus = HypervisorEventBus(max_events=2)
+    a1, a2, b = ev(agent="did:a"), ev(agent="did:a"), ev(agent="did:b")
+    bus.emit(a1)
+    bus.emit(a2)
+    assert bus.query_by_agent("did:a") == [a1, a2]
+    bus.emit(b)
+    assert bus.query_by_agent("did:a") == [a2]
+    bus.emit(ev(agent="did:c"))
+    assert bus.query_by_agent("did:a") == []
+    assert "did:a" not in bus._by_agent
+
+
+def test_typed_and_wildcard_subscribers_in_order() -> None:
+    bus = HypervisorEventBus()
+    seen: list[str] = []
+    bus.subscribe(None, lambda e: seen.append(f"all:{e.event_type.value}"))
+    bus.subscribe(EventType.RING_BREACH_DETECTED, lambda e: seen.append("breach-1"))
+    bus.subscribe(EventType.RING_BREACH_DETECTED, lambda e: seen.append("breach-2"))
+    bus.emit(ev(EventType.RING_BREACH_DETECTED))
+    bus.emit(ev(EventType.VFS_WRITE))
+    assert seen == ["breach-1", "breach-2", "all:ring.breach_detected", "all:vfs.write"]
+
+
+def test_failing_subscriber_is_counted_logged_and_isolated(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bus = HypervisorEventBus()
+    seen: list[HypervisorEvent] = []
+
+    def broken(event: HypervisorEvent) -> None:
+        raise RuntimeError("subscriber bug")
+
+    bus.subscribe(EventType.RING_BREACH_DETECTED, broken)
+    bus.subscribe(EventType.RING_BREACH_DETECTED, seen.append)
+    bus.subscribe(None, broken)
+    bus.subscribe(None, seen.append)
+    event = ev(EventType.RING_BREACH_DETECTED)
+    with caplog.at_level(logging.DEBUG, logger="meshwatch.instrumentation.bus"):
+        for _ in range(3):
+            bus.emit(event)
+    assert seen == [event] * 6
+    assert bus.event_count == 3
+    assert bus.subscriber_errors() == {"ring.breach_detected": 6.0}
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, "repeats of one failing subscriber are rate-limited"
+    assert "subscriber bug" in caplog.text
+    errors = {f.metric: f for f in bus.metric_families()}[BUS_SUBSCRIBER_ERRORS]
+    assert errors.samples == {("ring.breach_detected",): 6.0}
+
+
+def test_unsubscribe_by_arguments_and_by_handle() -> None:
+    bus = HypervisorEventBus()
+    seen: list[str] = []
+
+    def typed(e: HypervisorEvent) -> None:
+        seen.append("typed")
+
+    def wildcard(e: HypervisorEvent) -> None:
+        seen.append("wild")
+
+    bus.subscribe(EventType.VFS_WRITE, typed)
+    handle = bus.subscribe(handler=wildcard)
+    bus.emit(ev())
+    assert bus.unsubscribe(EventType.VFS_WRITE, typed) is True
+    assert bus.unsubscribe(EventType.VFS_WRITE, typed) is False
+    bus.emit(ev())
+    assert handle.cancel() is True
+    assert handle.cancel() is False
+    bus.emit(ev())
+    assert seen == ["typed", "wild", "wild"]
+    assert bus._typed == {}
+
+
+def test_subscriber_may_emit_reentrantly() -> None:
+    bus = HypervisorEventBus()
+
+    def echo(event: HypervisorEvent) -> None:
+        bus.emit(ev(EventType.AUDIT_DELTA_CAPTURED))
+
+    bus.subscribe(EventType.VFS_WRITE, echo)
+    bus.emit(ev())
+    assert bus.type_counts() == {"vfs.write": 1, "audit.delta_captured": 1}
+
+
+def test_subscribe_validates() -> None:
+    bus = HypervisorEventBus()
+    with pytest.raises(TypeError):
+        bus.subscribe(EventType.VFS_WRITE)
+    with pytest.raises(ValueError):
+        bus.subscribe("not.a_type", print)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        bus.emit({"event_type": "vfs.write"})  # type: ignore[arg-type]
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError):
+            HypervisorEventBus(max_events=bad)  # type: ignore[arg-type]
+
+
+def test_bus_metric_families() -> None:
+    bus = HypervisorEventBus(max_events=2)
+    for _ in range(3):
+        bus.emit(ev(EventType.SESSION_CREATED))
+    bus.emit(ev(EventType.SESSION_TERMINATED))
+    families = {f.metric: f for f in bus.metric_families()}
+    assert families[BUS_EVENTS].samples == {("session.created",): 3.0, ("session.terminated",): 1.0}
+    assert families[BUS_RETAINED_EVENTS].samples == {(): 2.0}
+
+
+def test_eight_threads_emitting_100k_each_lose_nothing() -> None:
+    threads_n, per_thread = 8, 100_000
+    bus = HypervisorEventBus(max_events=50_000)
+    per_type = [EventType.RING_BREACH_DETECTED, EventType.VFS_WRITE]
+    delivered = [0] * threads_n
+    lock = threading.Lock()
+    counted = {"n": 0}
+
+    def count(event: HypervisorEvent) -> None:
+        with lock:
+            counted["n"] += 1
+
+    bus.subscribe(EventType.RING_BREACH_DETECTED, count)
+    start = threading.Barrier(threads_n)
+
+    def work(index: int) -> None:
+        event_type = per_type[index % 2]
+        event = HypervisorEvent(event_type, f"s{index}", f"did:{index}")
+        start.wait()
+        emit = bus.emit
+        for _ in range(per_thread):
+            emit(event)
+        delivered[index] = per_thread
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(threads_n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    total = threads_n * per_thread
+    assert sum(delivered) == total
+    assert bus.emitted_count == total
+    assert bus.emitted_counts() == {
+        "ring.breach_detected": total // 2,
+        "vfs.write": total // 2,
+    }
+    assert counted["n"] == total // 2
+    assert bus.event_count == 50_000
+    assert sum(bus.type_counts().values()) == 50_000
+    assert sum(len(bus.query_by_session(f"s{i}")) for i in range(threads_n)) == 50_000
+    assert sum(len(bus.query_by_agent(f"did:{i}")) for i in range(threads_n)) == 50_000
+
+
+# -- hypothesis: whatever the payload or ids, emit never raises with every collector attached ------
+
+_json_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+)
+_values = st.recursive(
+    _json_leaf,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_key_names = st.sampled_from(
+    [
+        "ring",
+        "to_ring",
+        "from_ring",
+        "saga_id",
+        "step_id",
+        "step_action",
+        "error",
+        "reason",
+        "result",
+    ]
+)
+_payloads = st.dictionaries(_key_names | st.text(max_size=10), _values, max_size=6)
+_ids = st.none() | st.text(max_size=30)
+_timestamps = (
+    st.datetimes(
+        min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+    )
+    | st.none()
+)
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no str for you")
+
+    __repr__ = __str__
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(st.sampled_from(list(EventType)), _ids, _ids, _ids, _payloads, _timestamps),
+        min_size=1,
+        max_size=25,
+    ),
+    unprintable=st.booleans(),
+)
+def test_arbitrary_events_never_raise_from_emit(events: list, unprintable: bool) -> None:
+    bus = HypervisorEventBus(max_events=10)
+    ring = RingMetricsCollector(bus)
+    spans = SagaSpanExporter(bus, max_spans=5, max_open_steps=3, max_open_sagas=3)
+    sagas = SagaMetricsCollector(bus, max_open_steps=3)
+    governance = GovernanceMetrics()
+    bus.subscribe(
+        None,
+        lambda e: governance.record_decision(
+            bool(e.payload), e.agent_did, e.payload.get("tool"), e.payload.get("ring")
+        ),
+    )
+    for event_type, session, agent, trace, payload, at in events:
+        if unprintable:
+            payload = {**payload, "error": _Unprintable(), "result": _Unprintable()}
+        bus.emit(HypervisorEvent(event_type, session, agent, trace, payload, timestamp=at))
+    assert bus.subscriber_errors() == {}
+    assert bus.emitted_count == len(events)
+    for source in (bus, ring, spans, sagas, governance):
+        if hasattr(source, "metric_families"):
+            list(source.metric_families())
+    ring.collect()
+    assert len(spans.completed_spans) <= 5
+    assert spans.open_steps <= 3
+    assert spans.open_sagas <= 3
+    assert sagas.open_steps <= 3

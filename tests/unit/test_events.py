@@ -1,0 +1,194 @@
+"""Event types and the immutable event value."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import pickle
+import re
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from meshwatch.instrumentation import CausalTraceId, EventCategory, EventType, HypervisorEvent
+from meshwatch.instrumentation.events import ReadOnlyPayload, trace_of
+
+TUTORIAL_NAMED = [
+    "SESSION_CREATED",
+    "SESSION_TERMINATED",
+    "SESSION_ARCHIVED",
+    "RING_ASSIGNED",
+    "RING_ELEVATED",
+    "RING_DEMOTED",
+    "RING_ELEVATION_EXPIRED",
+    "RING_BREACH_DETECTED",
+    "VOUCH_CREATED",
+    "SLASH_EXECUTED",
+    "QUARANTINE_ENTERED",
+    "SAGA_CREATED",
+    "SAGA_STEP_STARTED",
+    "SAGA_STEP_COMMITTED",
+    "SAGA_STEP_FAILED",
+    "SAGA_COMPENSATING",
+    "SAGA_COMPLETED",
+    "SAGA_ESCALATED",
+    "VFS_WRITE",
+    "VFS_SNAPSHOT",
+    "VFS_CONFLICT",
+    "RATE_LIMITED",
+    "AGENT_KILLED",
+    "IDENTITY_VERIFIED",
+    "AUDIT_DELTA_CAPTURED",
+    "AUDIT_COMMITTED",
+    "BEHAVIOR_DRIFT",
+    "HISTORY_VERIFIED",
+]
+# The tutorial's table: category -> how many event types it has.
+TUTORIAL_COUNTS = {
+    "session": 5,
+    "ring": 5,
+    "liability": 6,
+    "saga": 10,
+    "vfs": 5,
+    "security": 4,
+    "audit": 3,
+    "verification": 2,
+}
+
+
+def test_at_least_forty_types_in_the_eight_categories() -> None:
+    assert len(EventType) >= 40
+    assert {c.value for c in EventCategory} == set(TUTORIAL_COUNTS)
+    for category, count in TUTORIAL_COUNTS.items():
+        assert len(EventType.in_category(category)) >= count, category
+
+
+@pytest.mark.parametrize("name", TUTORIAL_NAMED)
+def test_every_type_the_tutorial_names_exists(name: str) -> None:
+    assert EventType[name].category.value == EventType[name].value.split(".")[0]
+
+
+@pytest.mark.parametrize("event_type", list(EventType), ids=lambda t: t.name)
+def test_values_are_category_dot_name(event_type: EventType) -> None:
+    category, _, name = event_type.value.partition(".")
+    assert re.fullmatch(r"[a-z]+", category)
+    assert re.fullmatch(r"[a-z_]+", name)
+    assert event_type.category is EventCategory(category)
+    assert event_type.name.lower().endswith(name)
+
+
+def test_documented_values() -> None:
+    assert EventType.RING_BREACH_DETECTED.value == "ring.breach_detected"
+    assert EventType.SLASH_EXECUTED.value == "liability.slash_executed"
+    assert EventType.SAGA_STEP_COMMITTED.value == "saga.step_committed"
+    assert EventType.RATE_LIMITED.category is EventCategory.SECURITY
+    assert EventType("ring.assigned") is EventType.RING_ASSIGNED
+    assert len({t.value for t in EventType}) == len(EventType)
+
+
+def test_auto_fields() -> None:
+    before = datetime.now(UTC)
+    event = HypervisorEvent(EventType.VFS_WRITE)
+    after = datetime.now(UTC)
+    assert re.fullmatch(r"[0-9a-f]{16}", event.event_id)
+    assert event.timestamp.tzinfo is UTC
+    assert before <= event.timestamp <= after
+    assert event.payload == {}
+    assert (event.session_id, event.agent_did, event.causal_trace_id) == (None, None, None)
+    assert len({HypervisorEvent(EventType.VFS_WRITE).event_id for _ in range(1000)}) == 1000
+
+
+def test_event_is_frozen_and_payload_read_only() -> None:
+    source = {"ring": 3}
+    event = HypervisorEvent(EventType.RING_ASSIGNED, payload=source)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.agent_did = "did:x"  # type: ignore[misc]
+    for mutate in (
+        lambda p: p.__setitem__("ring", 0),
+        lambda p: p.__delitem__("ring"),
+        lambda p: p.update(ring=0),
+        lambda p: p.pop("ring"),
+        lambda p: p.popitem(),
+        lambda p: p.clear(),
+        lambda p: p.setdefault("x", 1),
+    ):
+        with pytest.raises(TypeError, match="read-only"):
+            mutate(event.payload)
+    source["ring"] = 0  # the event holds a copy
+    assert event.payload["ring"] == 3
+    assert event.payload == {"ring": 3}
+    assert str(event.payload) == "{'ring': 3}"
+
+
+def test_payload_copy_survives_pickle_copy_and_reuse() -> None:
+    event = HypervisorEvent(EventType.AUDIT_COMMITTED, payload={"a": [1, 2]}, agent_did="did:a")
+    assert pickle.loads(pickle.dumps(event)) == event
+    assert copy.deepcopy(event) == event
+    assert type(copy.deepcopy(event).payload) is ReadOnlyPayload
+    again = HypervisorEvent(EventType.AUDIT_COMMITTED, payload=event.payload)
+    assert again.payload is event.payload  # already immutable: not copied again
+    replaced = dataclasses.replace(event, agent_did="did:b")
+    assert replaced.agent_did == "did:b"
+    assert replaced.payload == event.payload
+
+
+def test_to_dict_is_json_and_round_trips() -> None:
+    trace = CausalTraceId()
+    event = HypervisorEvent(
+        event_type=EventType.SLASH_EXECUTED,
+        session_id="session-042",
+        agent_did="did:mesh:rogue-agent",
+        causal_trace_id=trace,
+        payload={"severity": "critical", "stake_slashed": 150},
+    )
+    d = event.to_dict()
+    assert d["event_type"] == "liability.slash_executed"
+    assert d["causal_trace_id"] == trace.full_id
+    assert datetime.fromisoformat(d["timestamp"]) == event.timestamp
+    assert d["timestamp"].endswith("+00:00")
+    assert HypervisorEvent.from_dict(json.loads(json.dumps(d))) == event
+    assert trace_of(event) == trace
+
+
+def test_timestamps_are_normalised_to_utc() -> None:
+    plus_two = timezone(timedelta(hours=2))
+    local = datetime(2025, 1, 15, 12, 30, tzinfo=plus_two)
+    event = HypervisorEvent(EventType.VFS_SNAPSHOT, timestamp=local)
+    assert event.timestamp == local
+    assert event.timestamp.tzinfo is UTC
+    assert event.to_dict()["timestamp"] == "2025-01-15T10:30:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"timestamp": datetime(2025, 1, 15)}, ValueError),  # naive
+        ({"timestamp": "2025-01-15"}, ValueError),
+        ({"session_id": 42}, TypeError),
+        ({"agent_did": ["did"]}, TypeError),
+        ({"causal_trace_id": 7}, TypeError),
+        ({"payload": [("a", 1)]}, TypeError),
+        ({"payload": "text"}, TypeError),
+        ({"event_id": 5}, TypeError),
+    ],
+)
+def test_bad_constructor_arguments_fail_at_construction(kwargs: dict, error: type) -> None:
+    with pytest.raises(error):
+        HypervisorEvent(EventType.VFS_WRITE, **kwargs)
+
+
+def test_event_type_given_as_value_string_is_coerced() -> None:
+    assert HypervisorEvent("ring.demoted").event_type is EventType.RING_DEMOTED  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        HypervisorEvent("ring.nope")  # type: ignore[arg-type]
+
+
+def test_trace_of_tolerates_free_form_trace_strings() -> None:
+    assert trace_of(HypervisorEvent(EventType.VFS_WRITE, causal_trace_id="abc123/def456")) is None
+    assert trace_of(HypervisorEvent(EventType.VFS_WRITE)) is None
+
+
+def test_events_are_hashable_without_their_payload() -> None:
+    event = HypervisorEvent(EventType.VFS_WRITE, payload={"k": [1]})
+    assert {event: 1}[event] == 1
