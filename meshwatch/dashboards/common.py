@@ -34,6 +34,7 @@ from grafanalib.core import (
 
 from meshwatch.alerts.model import RecordingRule
 from meshwatch.dashboards.panels import (
+    AllByDefault,
     DataSourceRef,
     ModernBarGauge,
     ModernGauge,
@@ -375,7 +376,7 @@ def agent_variable(metric: MetricDef, label: str = "agent_did") -> Template:
     ``.*`` also matches series without the label, so "All" keeps governance
     series whose optional ``agent_id`` label is switched off.
     """
-    return Template(
+    return AllByDefault(
         name="agent",
         label="Agent",
         query=f"label_values({metric.name}, {label})",
@@ -384,7 +385,6 @@ def agent_variable(metric: MetricDef, label: str = "agent_did") -> Template:
         includeAll=True,
         multi=True,
         allValue=".*",
-        default="$__all",
         refresh=REFRESH_ON_TIME_RANGE_CHANGE,
         sort=SORT_ALPHA_IGNORE_CASE_ASC,
     )
@@ -392,7 +392,7 @@ def agent_variable(metric: MetricDef, label: str = "agent_did") -> Template:
 
 def label_variable(name: str, label: str, metric: str, label_name: str) -> Template:
     """A multi-select variable over the values of ``label_name`` on series ``metric``."""
-    return Template(
+    return AllByDefault(
         name=name,
         label=label,
         query=f"label_values({metric}, {label_name})",
@@ -401,7 +401,6 @@ def label_variable(name: str, label: str, metric: str, label_name: str) -> Templ
         includeAll=True,
         multi=True,
         allValue=".*",
-        default="$__all",
         refresh=REFRESH_ON_TIME_RANGE_CHANGE,
         sort=SORT_ALPHA_IGNORE_CASE_ASC,
     )

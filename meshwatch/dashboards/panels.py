@@ -13,6 +13,8 @@ schema and are used as they are. These are not:
   Prometheus ``Target`` has no ``exemplar``/``range`` switches and sets the
   legacy ``intervalFactor: 2``, which halves the resolution of every query.
 * ``Threshold`` writes the base step's value as the *string* ``"null"``.
+* ``Template`` records a multi-select default of All as the string
+  ``"$__all"`` for both text and value, where Grafana writes lists.
 
 Each class here is a small attrs value with ``to_json_data()``, like grafanalib's
 own, and the panels subclass grafanalib's ``Panel`` so id, gridPos, links,
@@ -25,7 +27,7 @@ from typing import Any, Literal
 
 import attr
 from attr.validators import in_, instance_of, optional
-from grafanalib.core import Panel
+from grafanalib.core import Panel, Template
 
 JSON = dict[str, Any]
 
@@ -341,3 +343,11 @@ class UnifiedAlertList(Panel):
                 "type": "alertlist",
             }
         )
+
+
+@attr.s
+class AllByDefault(Template):
+    """A multi-select query variable whose initial selection is "All", in Grafana's own form."""
+
+    def __attrs_post_init__(self) -> None:
+        self._current = {"selected": True, "text": ["All"], "value": ["$__all"]}

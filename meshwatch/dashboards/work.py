@@ -207,7 +207,6 @@ def _decision_panels(grid: Grid) -> None:
                 prom(
                     f"sum by (le) (increase({confidence}_bucket[$__range]))",
                     "{{le}}",
-                    instant=True,
                     heatmap=True,
                 )
             ],
