@@ -212,7 +212,7 @@ class ModernBarGauge(Panel):
 class ModernTable(Panel):
     """The ``table`` visualization with value mappings and cell colouring where Grafana 8+ reads them.
 
-    ``renameByName`` and ``hideFields`` become one ``organize`` transformation,
+    ``renameByName`` and ``hideFields`` become one ``organize`` transformation (none without them),
     so instant Prometheus results read as a clean per-agent table. ``dataLinks``
     apply to every cell (the saga-trace table uses one to fill ``$trace_id``).
     """
@@ -240,6 +240,7 @@ class ModernTable(Panel):
         sort_by = (
             [] if self.sortBy is None else [{"desc": self.sortDesc, "displayName": self.sortBy}]
         )
+        reshape = [organize] if self.hideFields or self.renameByName else []
         return self.panel_json(
             {
                 "fieldConfig": {
@@ -263,7 +264,7 @@ class ModernTable(Panel):
                     "showHeader": True,
                     "sortBy": sort_by,
                 },
-                "transformations": [*self.transformations, organize],
+                "transformations": [*self.transformations, *reshape],
                 "type": "table",
             }
         )
