@@ -1,19 +1,25 @@
 """Stack settings: where the generated Prometheus, Alertmanager, Tempo and Grafana listen,
-what they scrape, where alerts go, and which images run.
+what they scrape, where alerts go, which images run, and where ``meshwatch up`` keeps
+its working files.
 
-Secrets never live here: receivers name a file or an environment variable that
-holds the secret, and the generated YAML refers to it the same way.
+Secrets never live here: receivers name a file that holds the secret, and the
+generated Alertmanager YAML refers to that file (``*_file`` fields), so no
+secret is ever written into generated configuration.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from meshwatch.settings.loader import Duration, check
 
 ReceiverKind = Literal["webhook", "slack", "email", "pagerduty"]
+
+# docker compose project names: lowercase letters, digits, '-' and '_', starting alphanumeric.
+_PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 def _check_port(name: str, port: int) -> None:
@@ -22,7 +28,11 @@ def _check_port(name: str, port: int) -> None:
 
 @dataclass(frozen=True)
 class Ports:
-    """Host ports (published on ``bind_address``) of each component."""
+    """Host ports (published on ``bind_address``) of each component.
+
+    Native mode listens on the same ports, so ``meshwatch status`` and the URLs
+    it prints are the same in both modes.
+    """
 
     prometheus: int = 9090
     alertmanager: int = 9093
@@ -40,13 +50,27 @@ class Ports:
             seen[port] = name
 
 
+# Which receiver fields hold a secret, and the Alertmanager key that reads it from a file.
+SECRET_FILE_FIELDS: dict[str, str] = {
+    "url_file": "url",
+    "password_file": "password",
+    "routing_key_file": "routing_key",
+}
+
+
 @dataclass(frozen=True)
 class Receiver:
     """Where one severity's notifications go.
 
-    ``webhook`` needs ``url``; ``slack`` needs ``url_file`` (the webhook URL is a
-    secret) and ``channel``; ``email`` needs ``to``, ``from_``, ``smarthost`` and
-    optionally ``password_file``; ``pagerduty`` needs ``routing_key_file``.
+    ``webhook`` takes ``url`` (or ``url_file`` when the URL carries a token;
+    Alertmanager reads webhook ``url_file`` from version 0.26 on), and without
+    either posts to a local placeholder (:data:`DEFAULT_WEBHOOK`); ``slack``
+    needs ``url_file`` (the webhook URL is a secret) and ``channel``; ``email``
+    needs ``to``, ``from``, ``smarthost`` and optionally ``username`` with
+    ``password_file``; ``pagerduty`` needs ``routing_key_file``.
+
+    Secret files are absolute paths: the settings file may be read from any
+    directory, and a relative path would silently point somewhere else.
     """
 
     kind: ReceiverKind = "webhook"
@@ -63,7 +87,7 @@ class Receiver:
 
     def __post_init__(self) -> None:
         needs: dict[str, tuple[str, ...]] = {
-            "webhook": ("url",),
+            "webhook": (),
             "slack": ("url_file", "channel"),
             "email": ("to", "from_", "smarthost"),
             "pagerduty": ("routing_key_file",),
@@ -71,38 +95,103 @@ class Receiver:
         for attr in needs[self.kind]:
             key = "from" if attr == "from_" else attr
             check(getattr(self, attr) is not None, key, f"is required for a {self.kind} receiver")
+        if self.kind == "webhook":
+            check(
+                self.url is None or self.url_file is None,
+                "url",
+                "a webhook receiver takes one of url or url_file, not both",
+            )
+        else:
+            check(self.url is None, "url", f"is a secret for a {self.kind} receiver: use url_file")
+        if self.url is not None:
+            check(
+                self.url.startswith(("http://", "https://")),
+                "url",
+                f"must be an http(s) URL, got {self.url!r}",
+            )
+        for attr in SECRET_FILE_FIELDS:
+            path = getattr(self, attr)
+            if path is not None:
+                check(
+                    path.startswith("/") and "\n" not in path,
+                    attr,
+                    f"must be the absolute path of the file holding the secret, got {path!r}",
+                )
+        if self.kind == "email" and self.password_file is not None:
+            check(self.username is not None, "username", "is required with password_file")
+
+    def secret_files(self) -> dict[str, str]:
+        """The secret files this receiver reads, by settings field name."""
+        return {
+            attr: getattr(self, attr)
+            for attr in SECRET_FILE_FIELDS
+            if getattr(self, attr) is not None
+        }
 
 
-def _webhook(path: str):
-    return field(default_factory=lambda: Receiver(url=f"http://127.0.0.1:9099/{path}"))
+# Where an unconfigured webhook receiver posts: a local placeholder, one path per severity.
+DEFAULT_WEBHOOK = "http://127.0.0.1:9099/{severity}"
 
 
 @dataclass(frozen=True)
 class Receivers:
-    """One receiver per severity; ``info`` alerts go to ``warning``'s receiver."""
+    """One receiver per severity; ``info`` alerts go to ``warning``'s receiver.
 
-    critical: Receiver = _webhook("critical")
-    warning: Receiver = _webhook("warning")
+    The defaults are webhooks without a URL rather than webhooks with one, so
+    that switching ``kind`` in meshwatch.yaml (which keeps the other defaults
+    of the section) does not drag a webhook URL into a Slack receiver.
+    """
+
+    critical: Receiver = field(default_factory=Receiver)
+    warning: Receiver = field(default_factory=Receiver)
     group_wait: Duration = Duration("30s")
     group_interval: Duration = Duration("5m")
     repeat_interval: Duration = Duration("4h")
 
+    def by_severity(self) -> dict[str, Receiver]:
+        """``{"critical": ..., "warning": ...}`` with placeholder webhook URLs filled in."""
+        result = {}
+        for severity, receiver in (("critical", self.critical), ("warning", self.warning)):
+            if receiver.kind == "webhook" and receiver.url is None and receiver.url_file is None:
+                receiver = replace(receiver, url=DEFAULT_WEBHOOK.format(severity=severity))
+            result[severity] = receiver
+        return result
+
 
 @dataclass(frozen=True)
 class Images:
-    """Pinned container images of the compose stack."""
+    """Pinned container images of the compose stack.
 
-    prometheus: str = "prom/prometheus:v2.54.1"
+    Why these pins:
+
+    * Prometheus v2.55.1 is the last 2.x release: the same major version as the
+      native-mode binary (Debian's 2.42), so one generated prometheus.yml means
+      the same thing in both modes; 3.x changed scrape and UTF-8 defaults.
+    * Tempo 2.7.2: Tempo 2.8.0/2.8.1 shipped a monolithic-mode metrics-generator
+      that could not join its ring, so no service-graph or span metrics reached
+      Prometheus (grafana/tempo#5423, fixed after 2.8.1); 2.9.0 dropped label
+      de-duplication in the generator registry, so remote writes with duplicate
+      labels were rejected (fixed by grafana/tempo#5819); 2.9 and later move
+      towards the Kafka-based architecture of 3.0. 2.7.2 is also the last image
+      built on Alpine, whose busybox ``wget`` the compose healthcheck uses
+      (later images are distroless, with no shell or HTTP client).
+    * Alertmanager v0.27.0 reads every ``*_file`` secret field we generate
+      (webhook ``url_file`` needs 0.26 or later).
+    * Grafana 11.6.0: Alpine-based (``wget`` for the healthcheck), file
+      provisioning of datasources with exemplar links, service map and node graph.
+    """
+
+    prometheus: str = "prom/prometheus:v2.55.1"
     alertmanager: str = "prom/alertmanager:v0.27.0"
-    tempo: str = "grafana/tempo:2.6.1"
-    grafana: str = "grafana/grafana:11.3.0"
+    tempo: str = "grafana/tempo:2.7.2"
+    grafana: str = "grafana/grafana:11.6.0"
     python: str = "python:3.11-slim"
 
     def __post_init__(self) -> None:
         for name, image in vars(self).items():
             tag = image.rpartition(":")[2]
             check(
-                ":" in image and tag not in ("", "latest"),
+                ":" in image and tag not in ("", "latest") and "/" not in tag,
                 name,
                 f"must be pinned to a version tag, got {image!r}",
             )
@@ -110,16 +199,40 @@ class Images:
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """The simulated multi-agent workload that `make up` runs beside the stack."""
+    """The simulated multi-agent workload that `make up` runs beside the stack.
+
+    ``otlp_endpoint`` is where the demo exports spans: by default Tempo in
+    compose mode and nowhere in native mode (Tempo needs Docker); set it to
+    send spans to any OTLP/HTTP receiver. ``duration`` stops the demo after
+    that long (by default it runs until ``meshwatch down``).
+    """
 
     enabled: bool = True
     seed: int = 42
     scenario: Literal["steady", "incident"] = "steady"
+    otlp_endpoint: str | None = None
+    duration: Duration | None = None
+
+    def __post_init__(self) -> None:
+        if self.otlp_endpoint is not None:
+            check(
+                self.otlp_endpoint.startswith(("http://", "https://")),
+                "otlp_endpoint",
+                f"must be an http(s) URL of an OTLP/HTTP receiver, got {self.otlp_endpoint!r}",
+            )
+        if self.duration is not None:
+            check(self.duration.seconds >= 1, "duration", "must be at least 1s")
 
 
 @dataclass(frozen=True)
 class StackSettings:
-    """The generated deployment."""
+    """The generated deployment and the working directory ``meshwatch up`` runs it from.
+
+    ``workdir`` (relative to the current directory unless absolute) holds the
+    generated files (``stack/``), rewritten native configs (``native/``), data,
+    logs and pid files; nothing is written into the source tree.
+    ``project`` is the docker compose project name.
+    """
 
     bind_address: str = "127.0.0.1"
     ports: Ports = field(default_factory=Ports)
@@ -127,6 +240,8 @@ class StackSettings:
     evaluation_interval: Duration = Duration("15s")
     agent_targets: tuple[str, ...] = ()
     workdir: str = ".meshwatch"
+    project: str = "meshwatch"
+    trace_retention: Duration = Duration("48h")
     receivers: Receivers = field(default_factory=Receivers)
     grafana_admin_password: str | None = None
     images: Images = field(default_factory=Images)
@@ -146,10 +261,24 @@ class StackSettings:
                 f"agent_targets[{i}]",
                 f"must be host:port, got {target!r}",
             )
+        check(bool(self.workdir.strip()), "workdir", "must not be empty")
+        check(
+            bool(_PROJECT_RE.match(self.project)),
+            "project",
+            "must be lowercase letters, digits, '-' or '_' and start with a letter or digit "
+            f"(a docker compose project name), got {self.project!r}",
+        )
+        check(self.scrape_interval.seconds > 0, "scrape_interval", "must be positive")
+        check(self.evaluation_interval.seconds > 0, "evaluation_interval", "must be positive")
         if self.grafana_admin_password is not None:
+            password = self.grafana_admin_password
             check(
-                len(self.grafana_admin_password) >= 12
-                and self.grafana_admin_password.lower() not in ("admin", "password"),
+                len(password) >= 12 and password.lower() not in ("admin", "password"),
                 "grafana_admin_password",
                 "must be at least 12 characters and not a default; omit it to generate one",
+            )
+            check(
+                not any(c in password for c in "'\n\r"),
+                "grafana_admin_password",
+                "must not contain quotes or line breaks (it is written to an env file)",
             )

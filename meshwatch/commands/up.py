@@ -1,0 +1,137 @@
+"""``meshwatch up``: generate the stack into the working directory and start it.
+
+With a Docker engine answering, the whole stack runs under docker compose.
+Without one, native mode runs the real Prometheus and Alertmanager binaries
+and the demo on the host; Grafana and Tempo need Docker, so their part is
+said plainly, with where the dashboards are for import elsewhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from meshwatch.cli import CommandError
+from meshwatch.settings import Settings, load_settings
+from meshwatch.stack import secrets as stack_secrets
+from meshwatch.stack.runner import (
+    ComponentStatus,
+    ComposeStack,
+    NativeStack,
+    StackError,
+    Workdir,
+    demo_available,
+    docker_available,
+)
+from meshwatch.stack.runner.compose import ENGINE_PROBE_TIMEOUT
+
+DEFAULT_TIMEOUT = {"native": 120.0, "compose": 300.0}
+
+
+def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by up, down and status: which settings and which working directory."""
+    parser.add_argument(
+        "--config", default=None, help="settings file (default: ./meshwatch.yaml if present)"
+    )
+    parser.add_argument(
+        "--workdir", default=None, help="working directory (default: stack.workdir, .meshwatch)"
+    )
+
+
+def print_statuses(statuses: Sequence[ComponentStatus]) -> None:
+    width = max((len(s.name) for s in statuses), default=0)
+    for s in statuses:
+        url = s.url + ("/metrics" if s.name == "demo" else "")
+        state = "ready" if s.ready else f"NOT READY ({s.detail})"
+        print(f"  {s.name.ljust(width)}  {url}  {state}")
+
+
+def choose_mode(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    if docker_available():
+        print("meshwatch up: a Docker engine answers: compose mode")
+        return "compose"
+    print(
+        f"meshwatch up: no Docker engine answered `docker info` within {ENGINE_PROBE_TIMEOUT:.0f}s: "
+        "native mode (the Prometheus and Alertmanager binaries and the demo, on this machine)"
+    )
+    return "native"
+
+
+def _demo_note(settings: Settings) -> None:
+    if settings.stack.demo.enabled and not demo_available():
+        print(
+            "meshwatch up: this meshwatch has no `meshwatch demo` command yet, "
+            "so the demo workload is not started"
+        )
+
+
+def _up_native(settings: Settings, workdir: Workdir, timeout: float) -> list[ComponentStatus]:
+    stack = NativeStack(settings, workdir.root, say=lambda m: print(f"meshwatch up: {m}"))
+    statuses = stack.start(timeout=timeout)
+    print(f"meshwatch is up in native mode (working directory {workdir.root}):")
+    print_statuses(statuses)
+    dashboards = workdir.stack / "grafana" / "dashboards"
+    print(
+        "Grafana and Tempo need Docker, so they are not running in native mode.\n"
+        f"  Dashboards to import into a Grafana of your own: {dashboards}/*.json\n"
+        f"  (point their Prometheus datasource at {stack.url('prometheus')})."
+    )
+    return statuses
+
+
+def _up_compose(settings: Settings, workdir: Workdir, timeout: float) -> list[ComponentStatus]:
+    services = None
+    if settings.stack.demo.enabled and not demo_available():
+        services = [s for s in ComposeStack(settings, workdir.root).services if s != "demo"]
+    stack = ComposeStack(settings, workdir.root, services=services)
+    statuses = stack.start(timeout=timeout)
+    print(f"meshwatch is up under docker compose (project {settings.stack.project}):")
+    print_statuses(statuses)
+    print(
+        f"  Grafana login: user {stack_secrets.ADMIN_USER}, password "
+        f"{stack_secrets.PASSWORD_VAR} in {workdir.stack / stack_secrets.PATH}"
+    )
+    return statuses
+
+
+def run(args: argparse.Namespace) -> int:
+    """Generate the stack into the working directory and start it."""
+    settings = load_settings(args.config)
+    workdir = Workdir.for_settings(settings, args.workdir)
+    mode = choose_mode(args.mode)
+    timeout = args.timeout if args.timeout is not None else DEFAULT_TIMEOUT[mode]
+    _demo_note(settings)
+    try:
+        if mode == "native":
+            statuses = _up_native(settings, workdir, timeout)
+        else:
+            statuses = _up_compose(settings, workdir, timeout)
+    except StackError as exc:
+        raise CommandError(str(exc)) from None
+    print("Stop everything with `make down` (or `meshwatch down`).")
+    return 0 if all(s.ready for s in statuses) else 1
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "up",
+        help="generate the stack and start it (docker compose, or native without Docker)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_stack_arguments(parser)
+    parser.add_argument(
+        "--mode",
+        choices=("auto", "compose", "native"),
+        default="auto",
+        help="compose when a Docker engine answers, else native (default: auto)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds to wait for every component to be ready (default: 120 native, 300 compose)",
+    )
+    parser.set_defaults(func=run)

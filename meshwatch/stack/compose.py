@@ -1,0 +1,215 @@
+"""``docker-compose.yml``: the four servers and the demo, from the same settings.
+
+Every published port is bound to ``stack.bind_address`` (127.0.0.1 unless the
+settings say otherwise), so ``make up`` on a laptop never exposes Grafana or
+an unauthenticated Prometheus to the network. Data lives in named volumes;
+configuration is mounted read-only from the generated files beside this one.
+
+The demo workload serves ``/metrics`` on 127.0.0.1 only, so it joins the
+Prometheus container's network namespace (``network_mode: service:prometheus``):
+Prometheus scrapes it on localhost, it reaches Tempo by name, and its port is
+published through the Prometheus service. Its image is built from the
+meshwatch source tree this command runs from (``pip install`` of the
+project, so the first build needs the Python package index), or from the
+package index at this meshwatch version when no source tree is present.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import meshwatch
+from meshwatch.generated import GeneratedFile
+from meshwatch.settings import Settings
+from meshwatch.stack import (
+    alertmanager_config,
+    grafana_provisioning,
+    prometheus_config,
+    tempo_config,
+)
+from meshwatch.stack import secrets as stack_secrets
+from meshwatch.stack.ports import CONTAINER_PORTS, DOCKER_HOST_ALIAS, endpoints, url_host
+from meshwatch.stack.yamlfile import yaml_file
+
+PATH = "docker-compose.yml"
+SERVICES = ("prometheus", "alertmanager", "tempo", "grafana")
+DEMO_SERVICE = "demo"
+_HOST_GATEWAY = [f"{DOCKER_HOST_ALIAS}:host-gateway"]
+
+
+def source_dir() -> Path | None:
+    """The meshwatch source checkout this package runs from, if it runs from one."""
+    root = Path(meshwatch.__file__).resolve().parent.parent
+    pyproject = root / "pyproject.toml"
+    try:
+        text = pyproject.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return root if 'name = "meshwatch"' in text else None
+
+
+def demo_dockerfile(settings: Settings, source: Path | None) -> str:
+    """The demo image: the python image with meshwatch installed, run as an unprivileged user."""
+    base = settings.stack.images.python
+    if source is not None:
+        install = [
+            "COPY pyproject.toml README.md /src/",
+            "COPY meshwatch /src/meshwatch",
+            "RUN pip install --no-cache-dir /src && rm -rf /src",
+        ]
+    else:
+        install = [f"RUN pip install --no-cache-dir meshwatch=={meshwatch.__version__}"]
+    return "\n".join([f"FROM {base}", *install, "USER nobody", 'ENTRYPOINT ["meshwatch"]', ""])
+
+
+def _published(settings: Settings, host_port: int, container_port: int) -> str:
+    return f"{url_host(settings.stack.bind_address)}:{host_port}:{container_port}"
+
+
+def _wget_check(port: int, path: str) -> dict[str, Any]:
+    return {
+        "test": ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{port}{path}"],
+        "interval": "5s",
+        "timeout": "3s",
+        "retries": 30,
+        "start_period": "10s",
+    }
+
+
+def _healthy(*services: str) -> dict[str, dict[str, str]]:
+    return {name: {"condition": "service_healthy"} for name in services}
+
+
+def demo_command(settings: Settings) -> list[str]:
+    """Arguments of ``meshwatch`` in the demo container."""
+    demo = settings.stack.demo
+    otlp = demo.otlp_endpoint or f"http://tempo:{CONTAINER_PORTS['otlp_http']}"
+    args = [
+        "demo",
+        "--metrics-port",
+        str(CONTAINER_PORTS["demo"]),
+        "--otlp-endpoint",
+        otlp,
+        "--seed",
+        str(demo.seed),
+        "--scenario",
+        demo.scenario,
+    ]
+    if demo.duration is not None:
+        args += ["--duration", str(int(demo.duration.seconds))]
+    return args
+
+
+def compose_config(settings: Settings, source: Path | None) -> dict[str, Any]:
+    """The docker-compose.yml document."""
+    stack, ports, images = settings.stack, settings.stack.ports, settings.stack.images
+    prometheus_ports = [_published(settings, ports.prometheus, CONTAINER_PORTS["prometheus"])]
+    if stack.demo.enabled:
+        prometheus_ports.append(_published(settings, ports.demo_metrics, CONTAINER_PORTS["demo"]))
+    secret_files = alertmanager_config.secret_files(settings)
+    endpoint = endpoints(stack)
+    alertmanager: dict[str, Any] = {
+        "image": images.alertmanager,
+        "command": [
+            "--config.file=/etc/alertmanager/alertmanager.yml",
+            "--storage.path=/alertmanager",
+            # A single instance: no gossip port to open or protect.
+            "--cluster.listen-address=",
+            f"--web.external-url={endpoint['alertmanager'].host_url(stack)}",
+        ],
+        "volumes": ["./alertmanager:/etc/alertmanager:ro", "alertmanager-data:/alertmanager"],
+        "ports": [_published(settings, ports.alertmanager, CONTAINER_PORTS["alertmanager"])],
+        "extra_hosts": _HOST_GATEWAY,
+        "healthcheck": _wget_check(CONTAINER_PORTS["alertmanager"], "/-/ready"),
+        "restart": "unless-stopped",
+    }
+    if secret_files:
+        alertmanager["secrets"] = sorted(secret_files)
+    services: dict[str, Any] = {
+        "prometheus": {
+            "image": images.prometheus,
+            "command": [
+                "--config.file=/etc/prometheus/prometheus.yml",
+                "--storage.tsdb.path=/prometheus",
+                f"--web.external-url={endpoint['prometheus'].host_url(stack)}",
+                *prometheus_config.PROMETHEUS_FLAGS,
+            ],
+            "volumes": ["./prometheus:/etc/prometheus:ro", "prometheus-data:/prometheus"],
+            "ports": prometheus_ports,
+            "extra_hosts": _HOST_GATEWAY,
+            "healthcheck": _wget_check(CONTAINER_PORTS["prometheus"], "/-/ready"),
+            "restart": "unless-stopped",
+        },
+        "alertmanager": alertmanager,
+        "tempo": {
+            "image": images.tempo,
+            "command": ["-config.file=/etc/tempo/tempo.yaml"],
+            "volumes": ["./tempo:/etc/tempo:ro", f"tempo-data:{tempo_config.DATA_DIR}"],
+            "ports": [
+                _published(settings, ports.tempo, CONTAINER_PORTS["tempo"]),
+                _published(settings, ports.otlp_grpc, CONTAINER_PORTS["otlp_grpc"]),
+                _published(settings, ports.otlp_http, CONTAINER_PORTS["otlp_http"]),
+            ],
+            # Tempo reports ready only after its ingester has settled (about 15 s).
+            "healthcheck": {
+                **_wget_check(CONTAINER_PORTS["tempo"], "/ready"),
+                "start_period": "30s",
+            },
+            "depends_on": _healthy("prometheus"),
+            "restart": "unless-stopped",
+        },
+        "grafana": {
+            "image": images.grafana,
+            "env_file": [stack_secrets.PATH],
+            "volumes": [
+                "./grafana/provisioning:/etc/grafana/provisioning:ro",
+                f"./grafana/dashboards:{grafana_provisioning.DASHBOARDS_MOUNT}:ro",
+                "grafana-data:/var/lib/grafana",
+            ],
+            "ports": [_published(settings, ports.grafana, CONTAINER_PORTS["grafana"])],
+            "healthcheck": _wget_check(CONTAINER_PORTS["grafana"], "/api/health"),
+            "depends_on": _healthy("prometheus", "tempo", "alertmanager"),
+            "restart": "unless-stopped",
+        },
+    }
+    if stack.demo.enabled:
+        context = str(source) if source is not None else "."
+        services[DEMO_SERVICE] = {
+            "build": {"context": context, "dockerfile_inline": demo_dockerfile(settings, source)},
+            "image": f"{stack.project}-demo:{meshwatch.__version__}",
+            "command": demo_command(settings),
+            "network_mode": "service:prometheus",
+            "healthcheck": {
+                "test": [
+                    "CMD",
+                    "python",
+                    "-c",
+                    "import urllib.request; urllib.request.urlopen("
+                    f"'http://127.0.0.1:{CONTAINER_PORTS['demo']}/metrics', timeout=3)",
+                ],
+                "interval": "5s",
+                "timeout": "4s",
+                "retries": 12,
+                "start_period": "10s",
+            },
+            "depends_on": _healthy("prometheus", "tempo"),
+            "restart": "unless-stopped",
+        }
+    doc: dict[str, Any] = {
+        "name": stack.project,
+        "services": services,
+        "volumes": {
+            "prometheus-data": {},
+            "alertmanager-data": {},
+            "tempo-data": {},
+            "grafana-data": {},
+        },
+    }
+    if secret_files:
+        doc["secrets"] = {name: {"file": path} for name, path in sorted(secret_files.items())}
+    return doc
+
+
+def render(settings: Settings) -> list[GeneratedFile]:
+    return [yaml_file(PATH, compose_config(settings, source_dir()))]

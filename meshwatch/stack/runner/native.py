@@ -1,0 +1,403 @@
+"""Native mode: the real Prometheus and Alertmanager binaries, and the demo, on the host.
+
+>>> with NativeStack(settings, workdir) as stack:      # doctest: +SKIP
+...     for part in stack.status():
+...         print(part.name, part.url, part.ready)
+
+Each process starts in its own session (``start_new_session``), so its pid is
+its process group id, and stopping sends SIGTERM to the whole group, then
+SIGKILL after a timeout: nothing a component spawned survives it. Pid files
+(with the kernel's start time, see :mod:`.state`) make ``start`` idempotent
+(a running component is left alone, and reloaded if its config changed) and
+let ``meshwatch down`` in another process stop exactly what ``up`` started.
+A failed start stops everything that start launched before raising.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+
+from meshwatch.generated import write_tree
+from meshwatch.settings import Settings
+from meshwatch.stack import prometheus_config
+from meshwatch.stack.ports import connect_host, endpoints, url_host
+from meshwatch.stack.runner.health import ComponentStatus, probe, wait_for
+from meshwatch.stack.runner.native_config import ALERTMANAGER, PROMETHEUS, native_configs
+from meshwatch.stack.runner.state import (
+    ProcessRecord,
+    group_members,
+    is_ours,
+    pid_alive,
+    start_ticks,
+)
+from meshwatch.stack.runner.workdir import Renderer, StackError, Workdir, read_tree
+
+NATIVE_COMPONENTS = ("prometheus", "alertmanager", "demo")
+# Components with a config file and a /-/reload endpoint.
+RELOADABLE = ("prometheus", "alertmanager")
+DEMO_COMMAND_MODULE = "meshwatch.commands.demo"
+_BINARIES = {
+    "prometheus": (("prometheus",), "prometheus"),
+    "alertmanager": (("prometheus-alertmanager", "alertmanager"), "prometheus-alertmanager"),
+}
+
+# Every process this Python process started, by pid, so it can be reaped after
+# it exits (a zombie would otherwise look alive to kill(pid, 0)), whichever
+# NativeStack instance stops it.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def demo_available() -> bool:
+    """True when this meshwatch has the ``meshwatch demo`` command."""
+    from meshwatch import cli
+
+    return DEMO_COMMAND_MODULE in cli.COMMAND_MODULES
+
+
+def find_binary(component: str) -> str:
+    """Path of ``component``'s server binary, or a StackError naming the package to install."""
+    names, package = _BINARIES[component]
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    raise StackError(
+        f"native mode needs the {component} binary ({' or '.join(names)}), which is not on PATH: "
+        f"install the Debian/Ubuntu package '{package}' (scripts/system-deps.sh does it as root), "
+        "or start a Docker engine to run the stack in containers"
+    )
+
+
+def _reap(pid: int) -> None:
+    child = _CHILDREN.get(pid)
+    if child is not None and child.poll() is not None:
+        del _CHILDREN[pid]
+
+
+def _port_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+
+
+class NativeStack:
+    """Prometheus, Alertmanager and the demo as host processes under one working directory.
+
+    ``settings`` gives the ports (``stack.ports``) and everything generated;
+    ``workdir`` defaults to ``settings.stack.workdir``. ``renderer`` produces
+    the generated files (default: everything ``meshwatch generate`` writes).
+    ``say`` receives one-line progress messages (default: silent).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        workdir: str | Path | None = None,
+        *,
+        renderer: Renderer | None = None,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.workdir = Workdir.for_settings(settings, workdir)
+        self._renderer = renderer
+        self._say = say or (lambda message: None)
+        self._endpoints = endpoints(settings.stack)
+        self._listen_host = settings.stack.bind_address
+        self._connect_host = connect_host(settings.stack.bind_address)
+
+    # -- what runs -------------------------------------------------------------
+
+    def components(self) -> list[str]:
+        """The components this stack runs, in start order."""
+        names = ["prometheus", "alertmanager"]
+        if self.settings.stack.demo.enabled and demo_available():
+            names.append("demo")
+        return names
+
+    def url(self, name: str) -> str:
+        """The base URL of component ``name`` on the host."""
+        return self._endpoints[name].host_url(self.settings.stack)
+
+    def records(self) -> dict[str, ProcessRecord]:
+        """Pid-file records of the components, whether or not their process still runs."""
+        found = {}
+        for name in NATIVE_COMPONENTS:
+            record = ProcessRecord.load(self.workdir.pid_file(name))
+            if record is not None:
+                found[name] = record
+        return found
+
+    def running(self, name: str) -> ProcessRecord | None:
+        """The record of ``name`` if its process is alive and is the one we started."""
+        record = ProcessRecord.load(self.workdir.pid_file(name))
+        if record is None:
+            return None
+        _reap(record.pid)
+        return record if is_ours(record) else None
+
+    def _argv(self, name: str) -> list[str]:
+        wd, ports = self.workdir, self.settings.stack.ports
+        listen = url_host(self._listen_host)
+        if name == "prometheus":
+            return [
+                find_binary("prometheus"),
+                f"--config.file={wd.native / PROMETHEUS}",
+                f"--storage.tsdb.path={wd.data / 'prometheus'}",
+                f"--web.listen-address={listen}:{ports.prometheus}",
+                f"--web.external-url={self.url('prometheus')}",
+                *prometheus_config.PROMETHEUS_FLAGS,
+            ]
+        if name == "alertmanager":
+            return [
+                find_binary("alertmanager"),
+                f"--config.file={wd.native / ALERTMANAGER}",
+                f"--storage.path={wd.data / 'alertmanager'}",
+                f"--web.listen-address={listen}:{ports.alertmanager}",
+                f"--web.external-url={self.url('alertmanager')}",
+                "--cluster.listen-address=",
+            ]
+        demo = self.settings.stack.demo
+        argv = [
+            sys.executable,
+            "-m",
+            "meshwatch",
+            "demo",
+            "--metrics-port",
+            str(ports.demo_metrics),
+            "--seed",
+            str(demo.seed),
+            "--scenario",
+            demo.scenario,
+        ]
+        if demo.otlp_endpoint is not None:
+            argv += ["--otlp-endpoint", demo.otlp_endpoint]
+        if demo.duration is not None:
+            argv += ["--duration", str(int(demo.duration.seconds))]
+        return argv
+
+    def _port(self, name: str) -> tuple[str, int]:
+        if name == "demo":
+            return "127.0.0.1", self.settings.stack.ports.demo_metrics
+        return self._listen_host, self._endpoints[name].host_port
+
+    # -- start -----------------------------------------------------------------
+
+    def prepare(self) -> bool:
+        """Generate the stack and the native configs, and validate them; True if anything changed."""
+        self.workdir.ensure()
+        changed = self.workdir.generate(self.settings, self._renderer)
+        native = native_configs(self.settings, self.workdir.stack)
+        current = read_tree(self.workdir.native) if self.workdir.native.is_dir() else None
+        if current != {f.path: (f.content, f.mode) for f in native}:
+            write_tree(native, self.workdir.native)
+            changed = True
+        self._validate()
+        return changed
+
+    def _validate(self) -> None:
+        """Check the native configs with promtool and amtool, when installed, before starting."""
+        checks = [
+            ("promtool", ["check", "config", str(self.workdir.native / PROMETHEUS)]),
+            ("amtool", ["check-config", str(self.workdir.native / ALERTMANAGER)]),
+        ]
+        for tool, args in checks:
+            path = shutil.which(tool)
+            if path is None:
+                continue
+            result = subprocess.run(
+                [path, *args], capture_output=True, text=True, timeout=60, check=False
+            )
+            if result.returncode != 0:
+                output = (result.stdout + result.stderr).strip()
+                raise StackError(f"{tool} rejected the generated configuration:\n{output}")
+
+    def start(self, timeout: float = 60.0) -> list[ComponentStatus]:
+        """Generate, then start every component not already running and wait until all are ready.
+
+        A component already running is left alone; if the configuration
+        changed it is told to reload. On any failure (a port taken, a process
+        that exits, readiness not reached within ``timeout`` seconds) every
+        process this call started is stopped before StackError is raised.
+        """
+        changed = self.prepare()
+        started: list[str] = []
+        try:
+            for name in self.components():
+                if self.running(name) is not None:
+                    if changed and name in RELOADABLE:
+                        self._reload(name)
+                    continue
+                self._spawn(name)
+                started.append(name)
+            deadline = time.monotonic() + timeout
+            for name in self.components():
+                self._wait_ready(name, deadline)
+        except BaseException:
+            self.stop(started)
+            raise
+        self.workdir.write_mode("native")
+        return self.status()
+
+    def _spawn(self, name: str) -> None:
+        host, port = self._port(name)
+        if not _port_free(host, port):
+            raise StackError(
+                f"port {port} on {host}, needed by {name}, is already in use by another program: "
+                f"stop it or set stack.ports in meshwatch.yaml"
+            )
+        argv = self._argv(name)
+        log_path = self.workdir.log_file(name)
+        self._say(f"starting {name}: logs in {log_path}")
+        with open(log_path, "ab") as log:
+            log.write(f"\n--- meshwatch up: {' '.join(argv)}\n".encode())
+            log.flush()
+            child = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir.root,
+                start_new_session=True,
+            )
+        _CHILDREN[child.pid] = child
+        ProcessRecord(
+            name=name,
+            pid=child.pid,
+            pgid=child.pid,
+            argv=tuple(argv),
+            start_ticks=start_ticks(child.pid),
+            log=str(log_path),
+        ).save(self.workdir.pid_file(name))
+
+    def _wait_ready(self, name: str, deadline: float) -> None:
+        url = self._endpoints[name].health_url(self.settings.stack)
+
+        def check() -> tuple[bool, str]:
+            if self.running(name) is None:
+                raise StackError(
+                    f"{name} exited during start-up; last lines of "
+                    f"{self.workdir.log_file(name)}:\n{_log_tail(self.workdir.log_file(name))}"
+                )
+            return probe(url, timeout=1.0)
+
+        ok, detail = wait_for(check, timeout=max(0.0, deadline - time.monotonic()))
+        if not ok:
+            raise StackError(
+                f"{name} was not ready at {url} in time ({detail}); last lines of "
+                f"{self.workdir.log_file(name)}:\n{_log_tail(self.workdir.log_file(name))}"
+            )
+
+    def _reload(self, name: str) -> None:
+        url = self.url(name) + "/-/reload"
+        self._say(f"configuration changed: reloading {name}")
+        request = urllib.request.Request(url, method="POST", data=b"")
+        try:
+            with urllib.request.urlopen(request, timeout=10):
+                return
+        except OSError as exc:
+            raise StackError(f"{name} did not accept the new configuration ({exc})") from None
+
+    # -- stop ------------------------------------------------------------------
+
+    def stop(self, names: Iterable[str] | None = None, timeout: float = 10.0) -> list[str]:
+        """Stop the named components (default: all), last started first; the names stopped.
+
+        Each process group gets SIGTERM, then SIGKILL if anything in it is
+        still alive after ``timeout`` seconds. Pid files are removed. A pid
+        file whose pid now belongs to another process is removed without
+        signalling anything.
+        """
+        wanted = list(NATIVE_COMPONENTS if names is None else names)
+        stopped = []
+        for name in reversed(NATIVE_COMPONENTS):
+            if name not in wanted:
+                continue
+            path = self.workdir.pid_file(name)
+            record = ProcessRecord.load(path)
+            if record is not None and self._stop_record(record, timeout):
+                stopped.append(name)
+            path.unlink(missing_ok=True)
+        mode = self.workdir.read_mode()
+        if names is None and mode is not None and mode["mode"] == "native":
+            self.workdir.clear_mode()
+        return stopped
+
+    def _stop_record(self, record: ProcessRecord, timeout: float) -> bool:
+        _reap(record.pid)
+        if pid_alive(record.pid) and not is_ours(record):
+            return False  # the pid, and so the group id, now belongs to another process
+        if not group_members(record.pgid):
+            return False
+        self._say(f"stopping {record.name} (pid {record.pid})")
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(record.pgid, sig)
+
+            def gone() -> tuple[bool, str]:
+                _reap(record.pid)
+                return not group_members(record.pgid), ""
+
+            if wait_for(gone, timeout=wait, interval=0.05)[0]:
+                return True
+        raise StackError(f"{record.name} (process group {record.pgid}) did not stop")
+
+    def signal(self, name: str, sig: int) -> None:
+        """Send ``sig`` to component ``name``'s process group (fault injection in tests)."""
+        record = self.running(name)
+        if record is None:
+            raise StackError(f"{name} is not running")
+        os.killpg(record.pgid, sig)
+
+    # -- status ----------------------------------------------------------------
+
+    def status(self) -> list[ComponentStatus]:
+        """Readiness of each component from its own health endpoint."""
+        result = []
+        for name in self.components():
+            url = self.url(name)
+            record = self.running(name)
+            if record is None:
+                result.append(ComponentStatus(name, url, False, "not running"))
+                continue
+            ok, detail = probe(self._endpoints[name].health_url(self.settings.stack))
+            result.append(ComponentStatus(name, url, ok, detail, record.pid))
+        return result
+
+    def __enter__(self) -> NativeStack:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+__all__ = ["NATIVE_COMPONENTS", "NativeStack", "demo_available", "find_binary"]

@@ -1,0 +1,97 @@
+"""Native mode's copies of the generated configs: the same documents, addresses rewritten.
+
+Prometheus and Alertmanager run on the host in native mode, so every address
+that means something inside the compose network is rewritten to where that
+thing is on the host: ``alertmanager:9093`` becomes ``127.0.0.1:<port>``, a
+secret under /run/secrets becomes the host file it was mounted from, and the
+``host.docker.internal`` spelling of the user's own targets goes back to the
+address the user wrote. Scrape jobs of components native mode does not run
+(Tempo, Grafana) are dropped, or they would only ever report down. Rule files
+are loaded from the generated ``stack/prometheus/rules/`` directory itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from meshwatch.generated import GeneratedFile
+from meshwatch.settings import Settings
+from meshwatch.stack import alertmanager_config, prometheus_config
+from meshwatch.stack.ports import (
+    CONTAINER_PORTS,
+    connect_host,
+    in_container_target,
+    in_container_url,
+    url_host,
+)
+from meshwatch.stack.yamlfile import yaml_file
+
+PROMETHEUS = "prometheus.yml"
+ALERTMANAGER = "alertmanager.yml"
+# Jobs whose targets only exist inside compose.
+COMPOSE_ONLY_JOBS = (prometheus_config.JOB_TEMPO, prometheus_config.JOB_GRAFANA)
+
+
+def _replace_values(doc: Any, mapping: dict[str, str]) -> Any:
+    """A copy of ``doc`` with every string value found in ``mapping`` replaced."""
+    if isinstance(doc, dict):
+        return {key: _replace_values(value, mapping) for key, value in doc.items()}
+    if isinstance(doc, list):
+        return [_replace_values(value, mapping) for value in doc]
+    if isinstance(doc, str):
+        return mapping.get(doc, doc)
+    return doc
+
+
+def native_prometheus(doc: dict[str, Any], settings: Settings, stack_dir: Path) -> dict[str, Any]:
+    """The compose prometheus.yml ``doc`` rewritten for a Prometheus on the host."""
+    stack = settings.stack
+    host = url_host(connect_host(stack.bind_address))
+    addresses = {
+        f"localhost:{CONTAINER_PORTS['prometheus']}": f"{host}:{stack.ports.prometheus}",
+        f"alertmanager:{CONTAINER_PORTS['alertmanager']}": f"{host}:{stack.ports.alertmanager}",
+        prometheus_config.DEMO_COMPOSE_TARGET: f"127.0.0.1:{stack.ports.demo_metrics}",
+        **{in_container_target(t): t for t in stack.agent_targets},
+    }
+    native = _replace_values(doc, addresses)
+    native["scrape_configs"] = [
+        job for job in native.get("scrape_configs", []) if job["job_name"] not in COMPOSE_ONLY_JOBS
+    ]
+    config_dir = stack_dir / Path(prometheus_config.PATH).parent
+    native["rule_files"] = [str(config_dir / pattern) for pattern in native.get("rule_files", [])]
+    return native
+
+
+def native_alertmanager(doc: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The compose alertmanager.yml ``doc`` rewritten for an Alertmanager on the host."""
+    mapping = {
+        f"{alertmanager_config.SECRETS_DIR}/{name}": host_path
+        for name, host_path in alertmanager_config.secret_files(settings).items()
+    }
+    for receiver in settings.stack.receivers.by_severity().values():
+        if receiver.url is not None:
+            mapping[in_container_url(receiver.url)] = receiver.url
+    return _replace_values(doc, mapping)
+
+
+def native_configs(settings: Settings, stack_dir: Path) -> list[GeneratedFile]:
+    """Native copies of the configs generated in ``stack_dir`` (read back from disk)."""
+
+    def load(relative: str) -> dict[str, Any]:
+        return yaml.safe_load((stack_dir / relative).read_text(encoding="utf-8"))
+
+    return [
+        yaml_file(
+            PROMETHEUS,
+            native_prometheus(load(prometheus_config.PATH), settings, stack_dir),
+            comment=f"Native-mode copy of {stack_dir / prometheus_config.PATH}.",
+        ),
+        yaml_file(
+            ALERTMANAGER,
+            native_alertmanager(load(alertmanager_config.PATH), settings),
+            comment=f"Native-mode copy of {stack_dir / alertmanager_config.PATH}.",
+        ),
+    ]

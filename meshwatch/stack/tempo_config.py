@@ -1,0 +1,67 @@
+"""``tempo/tempo.yaml``: a single-binary Tempo that stores traces locally and turns them into metrics.
+
+Keys follow the configuration reference of the pinned Tempo (2.7): OTLP
+receivers on gRPC 4317 and HTTP 4318 (explicitly on all interfaces of the
+container, because the OpenTelemetry receivers Tempo embeds default to
+localhost since 2.7), local block storage, and the metrics generator with the
+``service-graphs`` and ``span-metrics`` processors enabled through the
+per-tenant ``overrides.defaults`` (the 2.3+ overrides format), remote-writing
+to Prometheus with exemplars so latency histograms link back to traces.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meshwatch.generated import GeneratedFile
+from meshwatch.settings import Settings
+from meshwatch.stack.ports import CONTAINER_PORTS
+from meshwatch.stack.yamlfile import yaml_file
+
+PATH = "tempo/tempo.yaml"
+DATA_DIR = "/var/tempo"  # owned by the image's tempo user (uid 10001); a named volume
+PROCESSORS = ("service-graphs", "span-metrics")
+# GenAI span attributes worth a label on span metrics: both are bounded (an
+# operation kind, an agent name), unlike ids or prompts.
+SPAN_METRIC_DIMENSIONS = ("gen_ai.operation.name", "gen_ai.agent.name")
+
+
+def tempo_config(settings: Settings) -> dict[str, Any]:
+    """The tempo.yaml document."""
+    prometheus = f"http://prometheus:{CONTAINER_PORTS['prometheus']}"
+    return {
+        "stream_over_http_enabled": True,
+        "server": {"http_listen_port": CONTAINER_PORTS["tempo"], "log_level": "info"},
+        "distributor": {
+            "receivers": {
+                "otlp": {
+                    "protocols": {
+                        "grpc": {"endpoint": f"0.0.0.0:{CONTAINER_PORTS['otlp_grpc']}"},
+                        "http": {"endpoint": f"0.0.0.0:{CONTAINER_PORTS['otlp_http']}"},
+                    }
+                }
+            }
+        },
+        "ingester": {"max_block_duration": "5m"},
+        "compactor": {"compaction": {"block_retention": str(settings.stack.trace_retention)}},
+        "metrics_generator": {
+            "registry": {"external_labels": {"source": "tempo"}},
+            "storage": {
+                "path": f"{DATA_DIR}/generator/wal",
+                "remote_write": [{"url": f"{prometheus}/api/v1/write", "send_exemplars": True}],
+            },
+            "processor": {"span_metrics": {"dimensions": list(SPAN_METRIC_DIMENSIONS)}},
+        },
+        "storage": {
+            "trace": {
+                "backend": "local",
+                "wal": {"path": f"{DATA_DIR}/wal"},
+                "local": {"path": f"{DATA_DIR}/blocks"},
+            }
+        },
+        "overrides": {"defaults": {"metrics_generator": {"processors": list(PROCESSORS)}}},
+    }
+
+
+def render(settings: Settings) -> list[GeneratedFile]:
+    return [yaml_file(PATH, tempo_config(settings))]

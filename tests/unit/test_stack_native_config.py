@@ -1,0 +1,102 @@
+"""Native mode runs the generated configs with compose addresses rewritten for the host."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from meshwatch.generated import GeneratedFile, write_tree
+from meshwatch.settings import Settings, settings_from_mapping
+from meshwatch.stack import render
+from meshwatch.stack.runner.native_config import native_configs
+
+RULE = "groups:\n  - name: meshwatch-test\n    rules:\n      - alert: AnyTargetDown\n        expr: up == 0\n"
+
+
+def _native(settings: Settings, tmp_path: Path) -> dict[str, Any]:
+    stack_dir = tmp_path / "stack"
+    write_tree(render(settings), stack_dir)
+    return {f.path: yaml.safe_load(f.content) for f in native_configs(settings, stack_dir)}
+
+
+def _targets(doc: dict[str, Any]) -> dict[str, list[str]]:
+    return {j["job_name"]: j["static_configs"][0]["targets"] for j in doc["scrape_configs"]}
+
+
+def test_prometheus_addresses_point_at_host_ports_and_compose_only_jobs_are_dropped(
+    tmp_path: Path,
+) -> None:
+    settings = settings_from_mapping(
+        {
+            "stack": {
+                "ports": {"prometheus": 19090, "alertmanager": 19093, "demo_metrics": 18000},
+                "agent_targets": ["localhost:9464", "agents.internal:9464"],
+            }
+        }
+    )
+    doc = _native(settings, tmp_path)["prometheus.yml"]
+    assert _targets(doc) == {
+        "prometheus": ["127.0.0.1:19090"],
+        "alertmanager": ["127.0.0.1:19093"],
+        "meshwatch-demo": ["127.0.0.1:18000"],
+        "agents": ["localhost:9464", "agents.internal:9464"],
+    }
+    assert doc["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
+        "127.0.0.1:19093"
+    ]
+    assert doc["rule_files"] == [str(tmp_path / "stack" / "prometheus" / "rules" / "*.yml")]
+
+
+def test_everything_but_addresses_is_the_generated_document(tmp_path: Path) -> None:
+    settings = Settings()
+    native = _native(settings, tmp_path)["prometheus.yml"]
+    compose = yaml.safe_load((tmp_path / "stack" / "prometheus" / "prometheus.yml").read_text())
+    assert native["global"] == compose["global"]
+    assert set(native) == set(compose)
+
+
+def test_alertmanager_secrets_and_webhooks_point_at_the_host(tmp_path: Path) -> None:
+    settings = settings_from_mapping(
+        {
+            "stack": {
+                "receivers": {
+                    "critical": {
+                        "kind": "slack",
+                        "channel": "#pages",
+                        "url_file": "/etc/meshwatch/slack",
+                    },
+                    "warning": {"url": "http://localhost:9099/hook"},
+                }
+            }
+        }
+    )
+    doc = _native(settings, tmp_path)["alertmanager.yml"]
+    receivers = {r["name"]: r for r in doc["receivers"]}
+    assert receivers["critical"]["slack_configs"][0]["api_url_file"] == "/etc/meshwatch/slack"
+    assert receivers["warning"]["webhook_configs"][0]["url"] == "http://localhost:9099/hook"
+    compose = yaml.safe_load((tmp_path / "stack" / "alertmanager" / "alertmanager.yml").read_text())
+    assert doc["route"] == compose["route"]
+    assert doc["inhibit_rules"] == compose["inhibit_rules"]
+
+
+@pytest.mark.promtool
+def test_native_prometheus_config_passes_promtool_with_rules_present(
+    tmp_path: Path, promtool: str
+) -> None:
+    settings = Settings()
+    stack_dir = tmp_path / "stack"
+    write_tree([*render(settings), GeneratedFile("prometheus/rules/test.yml", RULE)], stack_dir)
+    native_dir = tmp_path / "native"
+    write_tree(native_configs(settings, stack_dir), native_dir)
+    result = subprocess.run(
+        [promtool, "check", "config", str(native_dir / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 rule files found" in result.stdout
