@@ -17,7 +17,13 @@ from meshwatch import __version__
 from meshwatch.settings import SettingsError
 
 # The order here is the order `meshwatch --help` lists them in.
-COMMAND_MODULES = ("meshwatch.commands.generate", "meshwatch.commands.audit")
+COMMAND_MODULES = (
+    "meshwatch.commands.generate",
+    "meshwatch.commands.audit",
+    "meshwatch.commands.up",
+    "meshwatch.commands.down",
+    "meshwatch.commands.status",
+)
 
 
 class CommandError(Exception):
