@@ -461,7 +461,7 @@ class AuditReader:
         try:
             with self._lock:
                 return self._conn.execute(sql, params).fetchall()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             raise AuditDatabaseError(self.path, f"query failed ({exc})") from None
 
     def close(self) -> None:
