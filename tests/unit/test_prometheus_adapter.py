@@ -14,7 +14,14 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from meshwatch.instrumentation import catalogue, values
+from meshwatch.instrumentation import (
+    EventType,
+    GovernanceMetrics,
+    HypervisorEvent,
+    HypervisorEventBus,
+    catalogue,
+    values,
+)
 from meshwatch.instrumentation.catalogue import (
     BUS_RETAINED_EVENTS,
     DEPENDENCY_WAIT_DURATION,
@@ -30,6 +37,7 @@ from meshwatch.instrumentation.catalogue import (
 from meshwatch.instrumentation.prometheus import (
     MeshwatchCollector,
     PrometheusExporter,
+    instrument,
     serve_metrics,
 )
 from meshwatch.instrumentation.values import (
@@ -377,3 +385,44 @@ def test_serve_metrics_releases_the_registry_when_the_port_is_taken() -> None:
             serve_metrics(taken.getsockname()[1], registry=registry)
     with serve_metrics(0, registry=registry):  # no duplicate-registration error
         pass
+
+
+# --- instrument -----------------------------------------------------------------
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def record_span(self, name, start_time, end_time, attributes, status) -> None:  # type: ignore[no-untyped-def]
+        self.names.append(name)
+
+
+def test_instrument_wires_the_standard_collectors_into_one_scrape() -> None:
+    bus, sink, governance = HypervisorEventBus(), ListSink(), GovernanceMetrics()
+    wired = instrument(bus, governance=governance, span_sink=sink)
+    assert list(wired) == [bus, wired.ring, wired.sagas, governance]
+
+    emit = bus.emit
+    emit(HypervisorEvent(EventType.RING_ASSIGNED, "s1", "did:mesh:a", payload={"ring": 3}))
+    emit(HypervisorEvent(EventType.RING_BREACH_DETECTED, "s1", "did:mesh:a"))
+    step = {"saga_id": "deploy", "step_id": "v", "step_action": "validate"}
+    emit(HypervisorEvent(EventType.SAGA_STEP_STARTED, "s1", "did:mesh:a", payload=step))
+    emit(HypervisorEvent(EventType.SAGA_STEP_COMMITTED, "s1", "did:mesh:a", payload=step))
+    governance.record_decision(True, "did:mesh:a", "file_read", 0.2)
+
+    with serve_metrics(0, registry=CollectorRegistry(), sources=wired) as server:
+        parsed = samples(_get(server.url))
+    agent_session = (("agent_did", "did:mesh:a"), ("session_id", "s1"))
+    assert parsed[(RING_BREACHES.name, agent_session)] == 1
+    assert parsed[(RING_CURRENT.name, (("agent_did", "did:mesh:a"),))] == 3
+    committed = (("agent_did", "did:mesh:a"), ("outcome", "committed"))
+    assert parsed[(catalogue.SAGA_STEPS.name, committed)] == 1
+    assert parsed[(catalogue.BUS_EVENTS.name, (("event_type", "ring.assigned"),))] == 1
+    allowed = (("decision", "allowed"), ("tool_name", "file_read"))
+    assert parsed[(catalogue.GOVERNANCE_DECISIONS.name, allowed)] == 1
+    assert sink.names == ["saga.step.validate"]
+
+    wired.close()
+    emit(HypervisorEvent(EventType.RING_BREACH_DETECTED, "s1", "did:mesh:a"))
+    assert wired.ring.collect()[RING_BREACHES.name][("did:mesh:a", "s1")] == 1

@@ -14,8 +14,23 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry
 
-from meshwatch.instrumentation.catalogue import CATALOGUE, MetricDef, MetricType
-from meshwatch.instrumentation.prometheus import PrometheusExporter, serve_metrics
+from meshwatch.instrumentation import (
+    EventType,
+    GovernanceMetrics,
+    HypervisorEvent,
+    HypervisorEventBus,
+)
+from meshwatch.instrumentation.catalogue import (
+    CATALOGUE,
+    EVENTS_DROPPED,
+    RING_ELEVATION_DURATION,
+    SAGA_STEP_DURATION,
+    TASK_DURATION,
+    MetricDef,
+    MetricType,
+)
+from meshwatch.instrumentation.otel import SPAN_EXPORT_METRICS
+from meshwatch.instrumentation.prometheus import PrometheusExporter, instrument, serve_metrics
 from meshwatch.instrumentation.values import (
     CounterStore,
     Exemplar,
@@ -23,6 +38,7 @@ from meshwatch.instrumentation.values import (
     HistogramStore,
     MetricFamilySnapshot,
 )
+from meshwatch.instrumentation.work import AgentMetrics
 
 pytestmark = pytest.mark.promtool
 
@@ -123,3 +139,32 @@ def test_promtool_does_flag_a_convention_breach(promtool: str) -> None:
     text = "# TYPE agent_breaches counter\nagent_breaches 1\n"
     result = check_metrics(promtool, text)
     assert result.stdout + result.stderr != ""
+
+
+def test_a_scrape_of_the_real_collectors_passes_promtool(promtool: str) -> None:
+    bus, governance, work = HypervisorEventBus(), GovernanceMetrics(), AgentMetrics("did:mesh:a")
+    wired = instrument(bus, governance=governance, extra_sources=[work, SPAN_EXPORT_METRICS])
+    for agent in ('did:mesh:"a"', "did:mesh:b\\n", "did:mesh:ü\nx"):
+        bus.emit(HypervisorEvent(EventType.RING_ASSIGNED, "s1", agent, payload={"ring": 3}))
+        bus.emit(HypervisorEvent(EventType.RING_ELEVATED, "s1", agent, payload={"to_ring": 1}))
+        bus.emit(HypervisorEvent(EventType.RING_BREACH_DETECTED, "s1", agent))
+        bus.emit(HypervisorEvent(EventType.RING_ASSIGNED, "s1", agent, payload={"ring": "x"}))
+    for step, outcome in (("a", EventType.SAGA_STEP_COMMITTED), ("b", EventType.SAGA_STEP_FAILED)):
+        ids = {"saga_id": "deploy", "step_id": step, "step_action": step}
+        bus.emit(HypervisorEvent(EventType.SAGA_STEP_STARTED, "s1", "did:mesh:a", payload=ids))
+        bus.emit(HypervisorEvent(outcome, "s1", "did:mesh:a", payload=ids))
+    bus.emit(HypervisorEvent(EventType.SAGA_COMPENSATING, payload={"saga_id": "deploy"}))
+    bus.emit(HypervisorEvent(EventType.SAGA_ESCALATED, payload={"saga_id": "deploy"}))
+    governance.record_decision(False, "did:mesh:a", "shell_exec", 0.3, rate_limited=True)
+    governance.register_trust_score_gauge(lambda: {"did:mesh:a": 850.0})
+    governance.register_active_agents_gauge(lambda: 3)
+    with work.task("research"):
+        work.record_decision("route", confidence=0.7, options_considered=3)
+
+    with serve_metrics(0, registry=CollectorRegistry(), sources=wired) as server:
+        text = http_scrape(server.url)
+
+    for metric in (RING_ELEVATION_DURATION, EVENTS_DROPPED, SAGA_STEP_DURATION, TASK_DURATION):
+        assert f"\n{metric.series_names[0]}{{" in text, metric.name
+    result = check_metrics(promtool, text)
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
