@@ -8,6 +8,7 @@ OpenTelemetry; the adapters that do are imported explicitly::
     from meshwatch.instrumentation.otel import ...
 """
 
+from meshwatch.instrumentation.audit import AuditDatabaseError, AuditReader, AuditTrail
 from meshwatch.instrumentation.bus import HypervisorEventBus, Subscription
 from meshwatch.instrumentation.context import (
     current_trace,
@@ -19,6 +20,7 @@ from meshwatch.instrumentation.context import (
 from meshwatch.instrumentation.drops import DROPS
 from meshwatch.instrumentation.events import EventCategory, EventType, HypervisorEvent
 from meshwatch.instrumentation.governance import GovernanceMetrics
+from meshwatch.instrumentation.logs import JsonFormatter, configure_logging, log_context
 from meshwatch.instrumentation.protocols import PrometheusExporterProtocol, SpanSink
 from meshwatch.instrumentation.ring_metrics import RingMetricsCollector
 from meshwatch.instrumentation.saga_metrics import SagaMetricsCollector
@@ -29,9 +31,14 @@ from meshwatch.instrumentation.values import (
     MetricSource,
     configure_cardinality,
 )
+from meshwatch.instrumentation.work import AgentMetrics
 
 __all__ = [
     "DROPS",
+    "AgentMetrics",
+    "AuditDatabaseError",
+    "AuditReader",
+    "AuditTrail",
     "CardinalityGuard",
     "CausalTraceId",
     "EventCategory",
@@ -39,6 +46,7 @@ __all__ = [
     "GovernanceMetrics",
     "HypervisorEvent",
     "HypervisorEventBus",
+    "JsonFormatter",
     "MetricSource",
     "PrometheusExporterProtocol",
     "RingMetricsCollector",
@@ -48,8 +56,10 @@ __all__ = [
     "SpanSink",
     "Subscription",
     "configure_cardinality",
+    "configure_logging",
     "current_trace",
     "current_trace_id_hex",
+    "log_context",
     "register_trace_id_provider",
     "unregister_trace_id_provider",
     "use_trace",
