@@ -65,14 +65,23 @@ def _quantiles(
     )
 
 
-def _ratio(numerator: str, denominator_other: str) -> str:
-    """``n / (n + d)`` where a missing ``d`` counts as zero.
+def _ratio(part: str, rest: str) -> str:
+    """``part / (part + rest)``, where a missing side counts as zero.
 
     A counter series exists only once it was incremented, so an agent whose
-    every task failed has no ``completed`` series; ``d or n * 0`` keeps the
-    ratio defined (1.0) instead of silently dropping the agent.
+    every task failed has no ``completed`` series, and one that never failed
+    has no ``failed`` series. ``x or y * 0`` fills the missing side with zero,
+    so the ratio is 1.0 or 0.0 for such agents instead of silently absent
+    (which would hide exactly the agent that fails everything).
     """
-    return f"{numerator} / ({numerator} + ({denominator_other} or {numerator} * 0))"
+    part_or_zero = f"({part} or {rest} * 0)"
+    rest_or_zero = f"({rest} or {part} * 0)"
+    return f"{part_or_zero} / ({part_or_zero} + {rest_or_zero})"
+
+
+def _share(part: str, whole: str) -> str:
+    """``part / whole``, zero (not absent) where ``whole`` has series but ``part`` has none."""
+    return f"({part} or {whole} * 0) / {whole}"
 
 
 # --- Ring enforcement ---------------------------------------------------------------
@@ -104,8 +113,8 @@ GOVERNANCE_DECISION_RATE = _windowed(
 #: Blocked tool calls (rate-limited included) per policy decision, fleet-wide.
 GOVERNANCE_DENIAL_RATIO = _windowed(
     ":agent_governance_tool_calls_blocked:ratio_rate5m",
-    lambda w: (
-        f"{sum_rate((), GOVERNANCE_BLOCKED.name, w)} / {sum_rate((), GOVERNANCE_DECISIONS.name, w)}"
+    lambda w: _share(
+        sum_rate((), GOVERNANCE_BLOCKED.name, w), sum_rate((), GOVERNANCE_DECISIONS.name, w)
     ),
 )
 GOVERNANCE_RATE_LIMIT_RATE = _windowed(
@@ -157,10 +166,9 @@ SAGA_STEP_RATE = _windowed(
 #: Sagas that did not complete (failed or escalated) / all sagas that ended, per agent.
 SAGA_FAILURE_RATIO = _windowed(
     "agent_did:agent_hypervisor_sagas:failure_ratio_rate5m",
-    lambda w: (
-        sum_rate(("agent_did",), SAGAS.name + '{outcome!="completed"}', w)
-        + " / "
-        + sum_rate(("agent_did",), SAGAS.name, w)
+    lambda w: _share(
+        sum_rate(("agent_did",), SAGAS.name + '{outcome!="completed"}', w),
+        sum_rate(("agent_did",), SAGAS.name, w),
     ),
 )
 SAGA_COMPENSATION_RATE = _windowed(

@@ -1,0 +1,99 @@
+"""Governance alerts: evaluation latency (now and forecast), denials, rate limiting, trust.
+
+The tutorial's ``histogram_quantile(0.99, agent_governance_evaluation_latency_ms) > 50``
+cannot work: ``histogram_quantile`` needs per-``le`` bucket rates, not a raw
+histogram, and the millisecond unit breaks Prometheus' base-unit convention.
+``GovernanceLatencyHigh`` reads the p99 computed by the recording rules from
+``rate(agent_governance_evaluation_latency_seconds_bucket[5m])`` summed by
+``le``, so it holds for any bucket layout and across every process and label.
+"""
+
+from __future__ import annotations
+
+from meshwatch.alerts.model import AlertRule
+from meshwatch.alerts.recording import (
+    GOVERNANCE_DENIAL_RATIO,
+    GOVERNANCE_LATENCY_P99,
+    GOVERNANCE_RATE_LIMIT_RATE,
+)
+from meshwatch.alerts.rules.tiers import comparison, percent, tiered
+from meshwatch.instrumentation.catalogue import GOVERNANCE_TRUST_SCORE
+from meshwatch.settings import AlertsSettings
+
+
+def alerts(s: AlertsSettings) -> list[AlertRule]:
+    window = s.rate_window
+
+    def latency(threshold: float, note: str) -> AlertRule:
+        return AlertRule(
+            alert="GovernanceLatencyHigh",
+            expr=f"{GOVERNANCE_LATENCY_P99.at(window)} > {threshold:g}",
+            for_=s.governance_latency_high.for_,
+            summary="Governance policy evaluation is slow",
+            description=(
+                "The 99th percentile of governance policy evaluation latency over the last "
+                f"{window} is {{{{ $value | humanizeDuration }}}}, above {threshold:g}s{note}."
+            ),
+        )
+
+    def denials(threshold: float, note: str) -> AlertRule:
+        return AlertRule(
+            alert="GovernanceDenialRatioHigh",
+            expr=f"{GOVERNANCE_DENIAL_RATIO.at(window)} > {threshold:g}",
+            for_=s.governance_denial_ratio.for_,
+            summary="Governance is blocking an unusual share of tool calls",
+            description=(
+                "{{ $value | humanizePercentage }} of governance policy decisions over the last "
+                f"{window} blocked a tool call, above {percent(threshold)}{note}."
+            ),
+        )
+
+    def rate_limits(threshold: float, note: str) -> AlertRule:
+        return AlertRule(
+            alert="RateLimitSurge",
+            expr=f"{GOVERNANCE_RATE_LIMIT_RATE.at(window)} > {threshold:g}",
+            for_=s.rate_limit_surge.for_,
+            summary="The rate limiter is rejecting calls to {{ $labels.tool_name }}",
+            description=(
+                "The governance rate limiter rejected {{ $value | humanize }} calls per second "
+                "to tool {{ $labels.tool_name }} over the last "
+                f"{window}, above {threshold:g} per second{note}."
+            ),
+        )
+
+    def trust(threshold: float, note: str) -> AlertRule:
+        return AlertRule(
+            alert="TrustScoreLow",
+            expr=f"{GOVERNANCE_TRUST_SCORE.name} {comparison('below')} {threshold:g}",
+            for_=s.trust_score_low.for_,
+            summary="Agent {{ $labels.agent_id }} has a low trust score",
+            description=(
+                "Agent {{ $labels.agent_id }} has a trust score of {{ $value | humanize }}, "
+                f"below {threshold:g} (of 1000){note}."
+            ),
+        )
+
+    predicted = s.governance_latency_predicted
+    limit = s.governance_latency_high.threshold
+    forecast = AlertRule(
+        alert="GovernanceLatencyPredictedHigh",
+        expr=(
+            f"predict_linear({GOVERNANCE_LATENCY_P99.selector}[{predicted.lookback}], "
+            f"{predicted.horizon.seconds:g}) > {limit:g}"
+        ),
+        for_=predicted.for_,
+        summary="Governance evaluation latency is trending past its limit",
+        description=(
+            "At the trend of the last "
+            f"{predicted.lookback}, the 99th percentile of governance policy evaluation "
+            f"latency reaches {{{{ $value | humanizeDuration }}}} within {predicted.horizon}, "
+            f"above the {limit:g}s limit of GovernanceLatencyHigh."
+        ),
+    )
+    return [
+        *tiered("governance_latency_high", s.governance_latency_high, "above", latency),
+        forecast,
+        *tiered("governance_denial_ratio", s.governance_denial_ratio, "above", denials),
+        *tiered("rate_limit_surge", s.rate_limit_surge, "above", rate_limits),
+        *tiered("trust_score_low", s.trust_score_low, "below", trust),
+    ]

@@ -1,0 +1,98 @@
+"""Agent work alerts: error and success ratios, slow tasks, a growing queue, an anomalous rate.
+
+Ratios are per agent over ended tasks (completed + failed), from recording
+rules that count a missing counter series as zero, so an agent whose every
+task fails still has a ratio. The anomaly alert has no hand-set rate threshold:
+it compares each agent's task start rate with its own baseline by z-score
+(recording rules in :mod:`meshwatch.alerts.recording`).
+"""
+
+from __future__ import annotations
+
+from meshwatch.alerts.model import AlertRule
+from meshwatch.alerts.recording import (
+    TASK_DURATION_P95,
+    TASK_ERROR_RATIO,
+    TASK_START_RATE,
+    TASK_START_RATE_ZSCORE,
+    TASK_SUCCESS_RATIO,
+    baseline_offset,
+)
+from meshwatch.alerts.rules.tiers import comparison, percent, tiered
+from meshwatch.instrumentation.catalogue import QUEUE_LENGTH
+from meshwatch.settings import AlertsSettings
+
+
+def alerts(s: AlertsSettings) -> list[AlertRule]:
+    window = s.rate_window
+
+    def errors(threshold: float, note: str) -> AlertRule:
+        return AlertRule(
+            alert="AgentTaskErrorRateHigh",
+            expr=f"{TASK_ERROR_RATIO.at(window)} > {threshold:g}",
+            for_=s.task_error_rate.for_,
+            summary="Agent {{ $labels.agent_did }} is failing tasks",
+            description=(
+                "{{ $value | humanizePercentage }} of the tasks agent {{ $labels.agent_did }} "
+                f"ended over the last {window} failed, above {percent(threshold)}{note}."
+            ),
+        )
+
+    def successes(threshold: float, note: str) -> AlertRule:
+        return AlertRule(
+            alert="AgentTaskSuccessRateLow",
+            expr=f"{TASK_SUCCESS_RATIO.at(window)} {comparison('below')} {threshold:g}",
+            for_=s.task_success_rate_low.for_,
+            summary="Agent {{ $labels.agent_did }} completes too few of its tasks",
+            description=(
+                "Agent {{ $labels.agent_did }} completed only {{ $value | humanizePercentage }} "
+                f"of the tasks it ended over the last {window}, below {percent(threshold)}{note}."
+            ),
+        )
+
+    def durations(threshold: float, note: str) -> AlertRule:
+        return AlertRule(
+            alert="AgentTaskDurationHigh",
+            expr=f"{TASK_DURATION_P95.at(window)} > {threshold:g}",
+            for_=s.task_duration_p95_high.for_,
+            summary="Tasks of agent {{ $labels.agent_did }} are slow",
+            description=(
+                "The 95th percentile duration of the tasks agent {{ $labels.agent_did }} "
+                f"finished over the last {window} is {{{{ $value | humanizeDuration }}}}, "
+                f"above {threshold:g}s{note}."
+            ),
+        )
+
+    def backlog(threshold: float, note: str) -> AlertRule:
+        queue = QUEUE_LENGTH.name
+        return AlertRule(
+            alert="AgentQueueBacklogGrowing",
+            expr=f"{queue} > {threshold:g} and deriv({queue}[{window}]) > 0",
+            for_=s.queue_backlog_growing.for_,
+            summary="The task queue of agent {{ $labels.agent_did }} keeps growing",
+            description=(
+                "Agent {{ $labels.agent_did }} has {{ $value | humanize }} tasks waiting, above "
+                f"{threshold:g}{note}, and its queue grew over the last {window}."
+            ),
+        )
+
+    anomaly = s.task_rate_anomaly
+    rate = TASK_START_RATE.selector
+    unusual = AlertRule(
+        alert="AgentTaskRateAnomaly",
+        expr=f"{rate} and on(agent_did) abs({TASK_START_RATE_ZSCORE}) > {anomaly.z_score:g}",
+        for_=anomaly.for_,
+        summary="Agent {{ $labels.agent_did }} starts tasks at an unusual rate",
+        description=(
+            "Agent {{ $labels.agent_did }} starts {{ $value | humanize }} tasks per second, "
+            f"more than {anomaly.z_score:g} standard deviations from its mean over the "
+            f"{anomaly.baseline_window} that ended {baseline_offset(s)} ago."
+        ),
+    )
+    return [
+        *tiered("task_error_rate", s.task_error_rate, "above", errors),
+        *tiered("task_success_rate_low", s.task_success_rate_low, "below", successes),
+        *tiered("task_duration_p95_high", s.task_duration_p95_high, "above", durations),
+        *tiered("queue_backlog_growing", s.queue_backlog_growing, "above", backlog),
+        unusual,
+    ]

@@ -1,0 +1,63 @@
+"""Threshold alerts with an optional critical tier, from one :class:`ThresholdAlert` setting.
+
+With ``critical_threshold`` set, an alert is two rules with the same name: the
+configured severity at ``threshold`` and ``critical`` at ``critical_threshold``.
+Both fire past the critical level; Alertmanager's inhibition (same alertname
+and identifying labels) mutes the lesser one, so the page carries the right
+severity without a second alert name to route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Literal
+
+from meshwatch.alerts.model import AlertRule
+from meshwatch.settings import SettingsError, ThresholdAlert
+
+Direction = Literal["above", "below"]
+
+
+def check_tiers(key: str, cfg: ThresholdAlert, direction: Direction) -> None:
+    """A critical tier must lie beyond the warning threshold, on the alerting side."""
+    critical = cfg.critical_threshold
+    if critical is None:
+        return
+    beyond = critical > cfg.threshold if direction == "above" else critical < cfg.threshold
+    if not beyond:
+        side = "above" if direction == "above" else "below"
+        raise SettingsError(
+            f"alerts.{key}.critical_threshold",
+            f"must be {side} threshold ({cfg.threshold:g}), got {critical:g}",
+        )
+
+
+def tiered(
+    key: str,
+    cfg: ThresholdAlert,
+    direction: Direction,
+    build: Callable[[float, str], AlertRule],
+) -> list[AlertRule]:
+    """The alert at ``cfg.threshold`` and, if configured, its critical tier.
+
+    ``build(threshold, tier_note)`` makes the rule for one threshold;
+    ``tier_note`` is empty for the base tier and names the critical level for
+    the other, so descriptions say which limit was crossed.
+    """
+    check_tiers(key, cfg, direction)
+    rules = [build(cfg.threshold, "")]
+    if cfg.critical_threshold is not None:
+        critical = build(cfg.critical_threshold, " (critical level)")
+        rules.append(replace(critical, severity="critical"))
+    return rules
+
+
+def comparison(direction: Direction) -> str:
+    """The PromQL comparison operator that alerts in ``direction``."""
+    return ">" if direction == "above" else "<"
+
+
+def percent(ratio: float) -> str:
+    """A ratio threshold as people write it in prose: ``0.25`` -> ``25%``."""
+    return f"{ratio * 100:g}%"

@@ -1,0 +1,103 @@
+"""Cases for the saga alerts: failure ratio, compensations, and escalations that page."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from meshwatch.alerts.model import AlertRule
+from meshwatch.alerts.ruletests.model import (
+    AlertCheck,
+    Case,
+    Series,
+    at_minute,
+    constant,
+    counter,
+    fired,
+    minutes,
+)
+from meshwatch.alerts.ruletests.subjects import agent
+from meshwatch.alerts.ruletests.threshold import ThresholdProof, threshold_cases
+from meshwatch.instrumentation.catalogue import SAGA_COMPENSATIONS, SAGA_ESCALATIONS, SAGAS
+from meshwatch.settings import AlertsSettings
+
+
+def _outcomes(value: float, at: int, subject: int) -> list[Series]:
+    """One saga per second ends; ``value`` of them fail or escalate (half each)."""
+    shares = {"completed": 1 - value, "failed": value / 2, "escalated": value / 2}
+    return [
+        Series(SAGAS.name, {**agent(subject), "outcome": outcome}, counter(share, at + 2))
+        for outcome, share in shares.items()
+    ]
+
+
+def _compensations(value: float, at: int, subject: int) -> list[Series]:
+    return [Series(SAGA_COMPENSATIONS.name, agent(subject), counter(value, at + 2))]
+
+
+def _escalation_cases(s: AlertsSettings, rule: AlertRule) -> list[Case]:
+    """One escalation must page within the window, even the first of a new counter series."""
+    window = minutes(s.rate_window)
+    step = 3  # the escalation happens at minute 3
+    at = step + minutes(rule.for_) + 1
+    quiet_at = 2 * window + 3
+    name = rule.alert
+    return [
+        Case(
+            "fires when an agent's escalation counter goes up by one",
+            (
+                Series(SAGA_ESCALATIONS.name, agent(0), f"0+0x{step - 1} 1+0x{at + 2}"),
+                Series(SAGA_ESCALATIONS.name, agent(1), constant(0, at + step + 2)),
+            ),
+            (AlertCheck(at_minute(at), name, (fired(rule, agent(0), 1.0),)),),
+        ),
+        Case(
+            "fires on an agent's first escalation, whose counter series is born at 1",
+            (Series(SAGA_ESCALATIONS.name, agent(0), f"_x{step} 1+0x{at + 2}"),),
+            (AlertCheck(at_minute(at), name, (fired(rule, agent(0), 1.0),)),),
+        ),
+        Case(
+            f"stays silent when the last escalation is older than {s.rate_window}",
+            (Series(SAGA_ESCALATIONS.name, agent(0), constant(2, quiet_at + 2)),),
+            (AlertCheck(at_minute(quiet_at), name),),
+        ),
+        Case(
+            f"resolves {s.rate_window} after an escalation",
+            (Series(SAGA_ESCALATIONS.name, agent(0), f"0+0x{step - 1} 1+0x{quiet_at + 2}"),),
+            (AlertCheck(at_minute(step + window + 2), name),),
+        ),
+    ]
+
+
+def cases(s: AlertsSettings, rules: Mapping[str, list[AlertRule]]) -> dict[str, list[Case]]:
+    out: dict[str, list[Case]] = {}
+    proofs = (
+        (
+            ThresholdProof(
+                "SagaFailureRatioHigh",
+                "above",
+                "the share of an agent's sagas not completing",
+                _outcomes,
+                agent,
+                warmup=s.rate_window,
+                bound=1.0,
+            ),
+            s.saga_failure_ratio,
+        ),
+        (
+            ThresholdProof(
+                "SagaCompensationRateHigh",
+                "above",
+                "an agent's compensations per second",
+                _compensations,
+                agent,
+                warmup=s.rate_window,
+            ),
+            s.saga_compensation_rate,
+        ),
+    )
+    for proof, cfg in proofs:
+        if proof.alert in rules:
+            out[proof.alert] = threshold_cases(proof, cfg, rules[proof.alert])
+    if "SagaEscalated" in rules:
+        out["SagaEscalated"] = _escalation_cases(s, rules["SagaEscalated"][0])
+    return out

@@ -1,0 +1,132 @@
+"""The cases every threshold alert gets, computed from its settings.
+
+Input values are placed relative to the configured thresholds, so the rendered
+tests prove the rules a deployment actually runs: a value between the warning
+and critical levels fires the base tier only, a value past the critical level
+fires both tiers, a value on the safe side fires nothing. Where a second
+subject (another agent, tool) sits on the safe side in the same case, the
+case also proves the alert names only the offending one.
+
+A case the settings make impossible is left out rather than faked: a ratio
+alert whose threshold is already 1 can never fire, so it has no firing case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from meshwatch.alerts.model import AlertRule
+from meshwatch.alerts.rules.tiers import Direction
+from meshwatch.alerts.ruletests.model import (
+    AlertCheck,
+    Case,
+    Series,
+    at_minute,
+    fired,
+    minutes,
+)
+from meshwatch.settings import Duration, ThresholdAlert
+
+#: Builds the input series that make the alert's expression equal ``value`` for
+#: ``subject`` (0 or 1) at minute ``eval_minute``.
+Signal = Callable[[float, int, int], Sequence[Series]]
+
+
+@dataclass(frozen=True)
+class ThresholdProof:
+    """How to drive one threshold alert's expression to a chosen value.
+
+    ``measure`` names what the value is, for case names ("the breach rate of
+    an agent"). ``warmup`` is how long the expression needs data before it is
+    defined (a rate window). ``bound`` is the largest value the measure can
+    take (1 for ratios). ``subject_labels`` are the labels the expression
+    result carries for a subject; with ``per_subject`` false the measure is
+    fleet-wide and there is no second subject.
+    """
+
+    alert: str
+    direction: Direction
+    measure: str
+    signal: Signal
+    subject_labels: Callable[[int], Mapping[str, str]]
+    warmup: Duration | None = None
+    bound: float | None = None
+    per_subject: bool = True
+
+
+def _beyond(level: float, bound: float | None) -> float | None:
+    """A value past ``level`` on the high side, or None if the bound leaves no room."""
+    if bound is not None:
+        return (level + bound) / 2 if level < bound else None
+    return level * 2 if level > 0 else 1.0
+
+
+def _values(
+    cfg: ThresholdAlert, direction: Direction, bound: float | None
+) -> tuple[float | None, float | None, float | None]:
+    """(fires the base tier only, fires both tiers, stays silent), None where impossible."""
+    t, c = cfg.threshold, cfg.critical_threshold
+    if direction == "above":
+        base = (t + c) / 2 if c is not None else _beyond(t, bound)
+        both = _beyond(c, bound) if c is not None else None
+        return base, both, t / 2
+    base = (c + t) / 2 if c is not None else (t / 2 if t > 0 else None)
+    both = c / 2 if c is not None and c > 0 else None
+    safe = _beyond(t, bound) if bound is None or t < bound else None
+    return base, both, safe
+
+
+def eval_minute(proof: ThresholdProof, for_: Duration) -> int:
+    """When to evaluate: after the warm-up, the whole ``for`` and a margin of 3 minutes."""
+    return (minutes(proof.warmup) if proof.warmup else 0) + minutes(for_) + 3
+
+
+def threshold_cases(
+    proof: ThresholdProof, cfg: ThresholdAlert, tiers: Sequence[AlertRule]
+) -> list[Case]:
+    """Firing, two-tier and silent cases for ``proof``'s alert at ``cfg``'s thresholds."""
+    base, both, safe = _values(cfg, proof.direction, proof.bound)
+    at = eval_minute(proof, cfg.for_)
+    when = at_minute(at)
+    side = proof.direction
+    cases = []
+
+    def inputs(value: float) -> list[Series]:
+        series = list(proof.signal(value, at, 0))
+        if proof.per_subject and safe is not None:
+            series.extend(proof.signal(safe, at, 1))
+        return series
+
+    def alerts(value: float, rules: Sequence[AlertRule]) -> tuple:
+        return tuple(fired(rule, proof.subject_labels(0), value) for rule in rules)
+
+    others = " and names only that one" if proof.per_subject and safe is not None else ""
+    if base is not None:
+        severity = tiers[0].severity
+        cases.append(
+            Case(
+                f"fires {severity} when {proof.measure} is {base:.4g}, {side} "
+                f"{cfg.threshold:g}, for {cfg.for_}{others}",
+                tuple(inputs(base)),
+                (AlertCheck(when, proof.alert, alerts(base, tiers[:1])),),
+            )
+        )
+    if both is not None and len(tiers) > 1:
+        cases.append(
+            Case(
+                f"fires {tiers[0].severity} and critical when {proof.measure} is {both:.4g}, "
+                f"{side} the critical level {cfg.critical_threshold:g}",
+                tuple(inputs(both)),
+                (AlertCheck(when, proof.alert, alerts(both, tiers)),),
+            )
+        )
+    if safe is not None:
+        cases.append(
+            Case(
+                f"stays silent when {proof.measure} is {safe:.4g}, not {side} {cfg.threshold:g}",
+                tuple(proof.signal(safe, at, 0)),
+                (AlertCheck(when, proof.alert),),
+            )
+        )
+    return cases
