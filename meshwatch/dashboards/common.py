@@ -32,6 +32,7 @@ from grafanalib.core import (
     TimeSeries,
 )
 
+from meshwatch.alerts.conventions import ALERT_NAMES
 from meshwatch.alerts.model import RecordingRule
 from meshwatch.dashboards.panels import (
     AllByDefault,
@@ -142,7 +143,13 @@ def at_least(value: float, alert: EventAlert | PredictiveAlert) -> list[Threshol
 
 
 def runbooks(settings: Settings, *alertnames: str) -> list[DataLink]:
-    """Panel links to the runbooks of the alerts a panel shows the signal of."""
+    """Panel links to the runbooks of the alerts a panel shows the signal of.
+
+    A name that is no meshwatch alert is a bug (the link would 404), caught here.
+    """
+    unknown = sorted(set(alertnames) - set(ALERT_NAMES))
+    if unknown:
+        raise ValueError(f"no alert is named {', '.join(unknown)}")
     return [
         DataLink(title=f"Runbook: {name}", linkUrl=settings.alerts.runbook_url(name), isNewTab=True)
         for name in alertnames

@@ -238,8 +238,8 @@ def _collaboration_panels(grid: Grid) -> None:
     grid.add(
         timeseries(
             "Messages sent by outcome",
-            "Inter-agent messages per second by delivery outcome; anything but a delivered "
-            "message is a failure to look at.",
+            "Inter-agent messages per second by delivery outcome; anything but ok "
+            "(timeout, rejected, ...) is a failure to look at.",
             [prom(f"sum by (outcome) (rate({sent}[{RATE}]))", "{{outcome}}")],
             unit=OPS,
             stack=True,
