@@ -24,7 +24,10 @@ $(BIN)/.installed: pyproject.toml
 system-deps:
 	@scripts/system-deps.sh
 
-up: $(BIN)/.installed system-deps
+# The native binaries are needed only when no Docker engine answers (native mode).
+up: $(BIN)/.installed
+	@echo "meshwatch: virtualenv $(VENV) has meshwatch installed"
+	@scripts/system-deps.sh --unless-docker
 	$(BIN)/meshwatch up
 
 down: $(BIN)/.installed

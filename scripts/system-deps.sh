@@ -3,7 +3,15 @@
 # They come from Debian's packages `prometheus` and `prometheus-alertmanager`.
 # On Debian or Ubuntu as root we install them (and say so); elsewhere we name
 # what to install and fail, because tests and native mode need the real tools.
+#
+# With --unless-docker (what `make up` passes) nothing is needed when a Docker
+# engine answers: the stack then runs in containers.
 set -euo pipefail
+
+if [ "${1:-}" = "--unless-docker" ] && command -v docker >/dev/null 2>&1 \
+  && timeout 5 docker info >/dev/null 2>&1; then
+  exit 0
+fi
 
 need=()
 command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || need+=(prometheus)

@@ -133,7 +133,7 @@ def compose_config(settings: Settings, source: Path | None) -> dict[str, Any]:
                 "--config.file=/etc/prometheus/prometheus.yml",
                 "--storage.tsdb.path=/prometheus",
                 f"--web.external-url={endpoint['prometheus'].host_url(stack)}",
-                *prometheus_config.PROMETHEUS_FLAGS,
+                *prometheus_config.prometheus_flags(settings),
             ],
             "volumes": ["./prometheus:/etc/prometheus:ro", "prometheus-data:/prometheus"],
             "ports": prometheus_ports,

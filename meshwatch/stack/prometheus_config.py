@@ -38,6 +38,15 @@ PROMETHEUS_FLAGS = (
     "--web.enable-lifecycle",
 )
 
+
+def prometheus_flags(settings: Settings) -> list[str]:
+    """Command-line flags of Prometheus in both modes (besides config, storage and listen address)."""
+    return [
+        *PROMETHEUS_FLAGS,
+        f"--rules.alert.resend-delay={settings.stack.alert_resend_delay}",
+    ]
+
+
 # The demo shares the Prometheus container's network namespace in compose
 # (it serves /metrics on 127.0.0.1 only), so Prometheus scrapes it on localhost.
 DEMO_COMPOSE_TARGET = f"localhost:{CONTAINER_PORTS['demo']}"
@@ -87,6 +96,6 @@ def render(settings: Settings) -> list[GeneratedFile]:
         yaml_file(
             PATH,
             prometheus_config(settings),
-            comment="Run with: " + " ".join(PROMETHEUS_FLAGS),
+            comment="Run with: " + " ".join(prometheus_flags(settings)),
         )
     ]

@@ -407,3 +407,11 @@ def test_dashboard_provider_reads_the_mounted_dashboards_directory() -> None:
 def test_env_file_written_by_write_tree_is_private(tmp_path: Path) -> None:
     write_tree(render(Settings()), tmp_path / "out")
     assert stat.S_IMODE((tmp_path / "out" / ".env").stat().st_mode) == 0o600
+
+
+def test_alert_resend_delay_reaches_the_prometheus_command() -> None:
+    default = _doc(Settings(), "docker-compose.yml")["services"]["prometheus"]["command"]
+    assert "--rules.alert.resend-delay=1m" in default
+    fast = settings_from_mapping({"stack": {"alert_resend_delay": "1s"}})
+    command = _doc(fast, "docker-compose.yml")["services"]["prometheus"]["command"]
+    assert "--rules.alert.resend-delay=1s" in command

@@ -169,7 +169,7 @@ class NativeStack:
                 f"--storage.tsdb.path={wd.data / 'prometheus'}",
                 f"--web.listen-address={listen}:{ports.prometheus}",
                 f"--web.external-url={self.url('prometheus')}",
-                *prometheus_config.PROMETHEUS_FLAGS,
+                *prometheus_config.prometheus_flags(self.settings),
             ]
         if name == "alertmanager":
             return [

@@ -1,0 +1,292 @@
+"""The runner without servers: compose command lines, the engine probe, pid files, the workdir."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meshwatch.cli import main
+from meshwatch.settings import Settings, settings_from_mapping
+from meshwatch.stack import render
+from meshwatch.stack.runner import (
+    ComposeStack,
+    NativeStack,
+    ProcessRecord,
+    StackError,
+    Workdir,
+    docker_available,
+)
+from meshwatch.stack.runner.compose import parse_compose_version
+from meshwatch.stack.runner.native import find_binary
+from meshwatch.stack.runner.state import group_members, is_ours, pid_alive, start_ticks
+
+
+class Recorder:
+    """Stands in for subprocess.run: records each command, answers from a script."""
+
+    def __init__(self, version: str = "2.29.1", up_exit: int = 0) -> None:
+        self.commands: list[list[str]] = []
+        self.version = version
+        self.up_exit = up_exit
+
+    def __call__(self, command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        self.commands.append(list(command))
+        if command[1:3] == ["compose", "version"]:
+            return subprocess.CompletedProcess(command, 0 if self.version else 1, self.version, "")
+        return subprocess.CompletedProcess(command, self.up_exit if "up" in command else 0, "", "")
+
+
+def _compose(tmp_path: Path, settings: Settings | None = None, **kwargs: Any) -> ComposeStack:
+    return ComposeStack(settings or Settings(), tmp_path / "wd", renderer=render, **kwargs)
+
+
+# --- compose ----------------------------------------------------------------------
+
+
+def test_compose_up_command_line(tmp_path: Path) -> None:
+    stack = _compose(tmp_path, settings_from_mapping({"stack": {"project": "mw-test"}}))
+    stack_dir = str(tmp_path / "wd" / "stack")
+    assert stack.up_command(recreate=False, timeout=300) == [
+        "docker",
+        "compose",
+        "--project-name",
+        "mw-test",
+        "--project-directory",
+        stack_dir,
+        "--file",
+        f"{stack_dir}/docker-compose.yml",
+        "up",
+        "--detach",
+        "--wait",
+        "--wait-timeout",
+        "300",
+        "--build",
+        "--remove-orphans",
+        "prometheus",
+        "alertmanager",
+        "tempo",
+        "grafana",
+        "demo",
+    ]
+    assert "--force-recreate" in stack.up_command(recreate=True, timeout=300)
+
+
+def test_compose_down_command_keeps_volumes_unless_asked(tmp_path: Path) -> None:
+    stack = _compose(tmp_path)
+    assert stack.down_command()[-2:] == ["down", "--remove-orphans"]
+    assert stack.down_command(volumes=True)[-3:] == ["down", "--remove-orphans", "--volumes"]
+
+
+def test_compose_services_without_the_demo(tmp_path: Path) -> None:
+    off = settings_from_mapping({"stack": {"demo": {"enabled": False}}})
+    assert _compose(tmp_path, off).services == ["prometheus", "alertmanager", "tempo", "grafana"]
+    chosen = _compose(tmp_path, services=["prometheus"])
+    assert chosen.up_command(recreate=False, timeout=1)[-1] == "prometheus"
+
+
+def test_compose_start_generates_then_waits_and_recreates_only_after_a_change(
+    tmp_path: Path,
+) -> None:
+    run = Recorder()
+    stack = _compose(tmp_path, run=run)
+    statuses = stack.start(timeout=120)
+    ups = [c for c in run.commands if "up" in c]
+    assert len(ups) == 1 and "--force-recreate" in ups[0] and "--wait" in ups[0]
+    assert (tmp_path / "wd" / "stack" / "docker-compose.yml").is_file()
+    assert Workdir(tmp_path / "wd").read_mode() == {"mode": "compose", "project": "meshwatch"}
+    assert [s.name for s in statuses] == ["prometheus", "alertmanager", "tempo", "grafana", "demo"]
+    stack.start(timeout=120)
+    second_up = [c for c in run.commands if "up" in c][-1]
+    assert "--force-recreate" not in second_up, "nothing changed, nothing recreated"
+
+
+def test_compose_start_reports_a_failed_up(tmp_path: Path) -> None:
+    with pytest.raises(StackError, match=r"docker compose up failed \(exit 1\)"):
+        _compose(tmp_path, run=Recorder(up_exit=1)).start()
+    assert Workdir(tmp_path / "wd").read_mode() is None
+
+
+@pytest.mark.parametrize(("version", "fragment"), [("2.12.2", "2.12.2"), ("", "not installed")])
+def test_compose_needs_a_recent_plugin(tmp_path: Path, version: str, fragment: str) -> None:
+    with pytest.raises(StackError, match="Compose plugin 2.20 or later") as info:
+        _compose(tmp_path, run=Recorder(version=version)).start()
+    assert fragment in str(info.value)
+
+
+def test_compose_stop_runs_down_and_forgets_the_mode(tmp_path: Path) -> None:
+    run = Recorder()
+    stack = _compose(tmp_path, run=run)
+    stack.start()
+    stack.stop(volumes=True)
+    assert run.commands[-1][-3:] == ["down", "--remove-orphans", "--volumes"]
+    assert Workdir(tmp_path / "wd").read_mode() is None
+
+
+@pytest.mark.parametrize(
+    ("text", "version"),
+    [("2.29.1\n", (2, 29)), ("v2.20.0-desktop.1", (2, 20)), ("garbage", None)],
+)
+def test_parse_compose_version(text: str, version: tuple[int, int] | None) -> None:
+    assert parse_compose_version(text) == version
+
+
+# --- the engine probe ---------------------------------------------------------------
+
+
+def _fake_docker(bin_dir: Path, body: str) -> None:
+    bin_dir.mkdir(exist_ok=True)
+    script = bin_dir / "docker"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ('echo "28.2.2"', True),
+        ('echo "Cannot connect to the Docker daemon" >&2; exit 1', False),
+        ("exec sleep 30", False),
+    ],
+    ids=["answers", "no-engine", "hangs"],
+)
+def test_docker_available(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str, expected: bool
+) -> None:
+    _fake_docker(tmp_path / "bin", body)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    started = time.monotonic()
+    assert docker_available(timeout=0.5) is expected
+    assert time.monotonic() - started < 10, "the probe is bounded by its timeout"
+
+
+def test_docker_available_without_a_docker_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert docker_available() is False
+
+
+# --- pid files and process identity -------------------------------------------------
+
+
+@pytest.fixture
+def sleeper() -> Any:
+    """A process in its own session, killed at the end whatever happens."""
+    child = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    yield child
+    if child.poll() is None:
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+
+
+def test_process_record_round_trip_and_stale_files(tmp_path: Path) -> None:
+    record = ProcessRecord("prometheus", 123, 123, ("prometheus", "--x"), 456, "/l")
+    record.save(tmp_path / "run" / "p.json")
+    assert ProcessRecord.load(tmp_path / "run" / "p.json") == record
+    (tmp_path / "bad.json").write_text("{not json")
+    assert ProcessRecord.load(tmp_path / "bad.json") is None
+    assert ProcessRecord.load(tmp_path / "missing.json") is None
+
+
+def test_identity_needs_the_same_start_time(sleeper: subprocess.Popen[bytes]) -> None:
+    ticks = start_ticks(sleeper.pid)
+    assert ticks is not None
+    ours = ProcessRecord("x", sleeper.pid, sleeper.pid, ("sleep",), ticks, "")
+    assert is_ours(ours)
+    reused = ProcessRecord("x", sleeper.pid, sleeper.pid, ("sleep",), ticks + 1, "")
+    assert not is_ours(reused)
+    assert group_members(sleeper.pid) == [sleeper.pid]
+
+
+def test_a_zombie_is_not_alive() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 10
+    while pid_alive(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not pid_alive(child.pid), "exited but not yet reaped: a zombie"
+    child.wait()
+
+
+def test_stop_never_signals_a_process_that_reused_a_recorded_pid(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    stack = NativeStack(Settings(), tmp_path / "wd", renderer=render)
+    ticks = start_ticks(sleeper.pid)
+    assert ticks is not None
+    path = stack.workdir.pid_file("prometheus")
+    ProcessRecord("prometheus", sleeper.pid, sleeper.pid, ("prometheus",), ticks - 1, "").save(
+        path
+    )
+    assert stack.running("prometheus") is None
+    assert stack.stop() == []
+    assert sleeper.poll() is None, "someone else's process was left alone"
+    assert not path.exists(), "the stale pid file is gone"
+
+
+def test_stop_kills_the_whole_group_of_a_recorded_process(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    stack = NativeStack(Settings(), tmp_path / "wd", renderer=render)
+    ticks = start_ticks(sleeper.pid)
+    ProcessRecord("demo", sleeper.pid, sleeper.pid, ("sleep",), ticks, "").save(
+        stack.workdir.pid_file("demo")
+    )
+    assert stack.stop(["demo"], timeout=5) == ["demo"]
+    assert sleeper.wait(timeout=5) == -signal.SIGTERM
+    assert group_members(sleeper.pid) == []
+
+
+def test_find_binary_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(StackError, match="package 'prometheus-alertmanager'"):
+        find_binary("alertmanager")
+
+
+# --- working directory --------------------------------------------------------------
+
+
+def test_generate_writes_only_when_something_changed(tmp_path: Path) -> None:
+    workdir = Workdir(tmp_path / "wd")
+    assert workdir.generate(Settings(), render) is True
+    inode = (workdir.stack / "docker-compose.yml").stat().st_ino
+    assert workdir.generate(Settings(), render) is False
+    assert (workdir.stack / "docker-compose.yml").stat().st_ino == inode
+    changed = settings_from_mapping({"stack": {"scrape_interval": "5s"}})
+    assert workdir.generate(changed, render) is True
+
+
+def test_generate_refuses_to_replace_a_directory_it_did_not_write(tmp_path: Path) -> None:
+    workdir = Workdir(tmp_path)
+    (tmp_path / "stack").mkdir()
+    (tmp_path / "stack" / "precious.txt").write_text("user data")
+    with pytest.raises(StackError, match="not generated by meshwatch"):
+        workdir.generate(Settings(), render)
+    assert (tmp_path / "stack" / "precious.txt").read_text() == "user data"
+
+
+def test_workdir_defaults_to_settings_under_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert Workdir.for_settings(Settings()).root == tmp_path / ".meshwatch"
+    assert Workdir.for_settings(Settings(), "elsewhere").stack == tmp_path / "elsewhere" / "stack"
+
+
+# --- commands without anything running ----------------------------------------------
+
+
+def test_status_and_down_with_nothing_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["status"]) == 1
+    assert "nothing was started" in capsys.readouterr().out
+    assert main(["down"]) == 0
+    assert "nothing was running" in capsys.readouterr().out
