@@ -175,11 +175,11 @@ _le_cache: dict[tuple[float, ...], tuple[str, ...]] = {}
 def _family(snapshots: list[MetricFamilySnapshot]) -> Metric:
     metric = snapshots[0].metric
     kind = metric.type
-    unit = metric.unit if metric.name.endswith("_" + metric.unit) else ""
+    unit = metric.unit if metric.family.endswith("_" + metric.unit) else ""
     family = Metric(metric.family, metric.help, kind.value, unit)
     series = _merged(snapshots)
-    empty = not any(samples for _, samples in series)
-    if empty and not metric.labels and kind is not MetricType.GAUGE:
+    unlabelled = all(not names for names, _ in series)
+    if unlabelled and kind is not MetricType.GAUGE and not any(s for _, s in series):
         series = [((), {(): _zero(metric)})]
     if kind is MetricType.HISTOGRAM:
         _add_histograms(family, metric.name, series)

@@ -41,11 +41,13 @@ from tests.integration.helpers.net import free_port
 from tests.integration.helpers.otlp_receiver import OtlpReceiver, wait_for_spans
 from tests.integration.helpers.poll import wait_until
 
-T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+T0 = datetime(2025, 3, 1, 12, 0, 0, 123457, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def ns(moment: datetime) -> int:
-    return round(moment.timestamp() * 1e9)
+    """Exact integer nanoseconds of a datetime (no float on the way)."""
+    return (moment - EPOCH) // timedelta(microseconds=1) * 1_000
 
 
 @pytest.fixture
@@ -92,11 +94,12 @@ def test_a_step_span_starts_and_ends_at_its_event_times(
 ) -> None:
     ids = {"saga_id": "deploy-v2", "step_id": "validate-config", "step_action": "validate"}
     emit(saga, EventType.SAGA_STEP_STARTED, T0, **ids)
-    emit(saga, EventType.SAGA_STEP_COMMITTED, T0 + timedelta(seconds=0.5), result="ok!", **ids)
+    done = T0 + timedelta(seconds=0.5, microseconds=1)
+    emit(saga, EventType.SAGA_STEP_COMMITTED, done, result="ok!", **ids)
 
     span = by_name(memory[1])["saga.step.validate"]
     assert span.start_time == ns(T0)
-    assert span.end_time == ns(T0 + timedelta(seconds=0.5))
+    assert span.end_time == ns(done)
     assert span.status.status_code is StatusCode.UNSET
     assert dict(span.attributes or {}) == {
         "agent.saga.id": "deploy-v2",

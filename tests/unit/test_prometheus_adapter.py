@@ -426,3 +426,14 @@ def test_instrument_wires_the_standard_collectors_into_one_scrape() -> None:
     wired.close()
     emit(HypervisorEvent(EventType.RING_BREACH_DETECTED, "s1", "did:mesh:a"))
     assert wired.ring.collect()[RING_BREACHES.name][("did:mesh:a", "s1")] == 1
+
+
+def test_every_catalogue_metric_is_valid_openmetrics() -> None:
+    # The OpenMetrics parser is strict (names, units, exemplar placement, ordering).
+    from tests.unit.test_promtool_check_metrics import CatalogueSource
+
+    registry = CollectorRegistry()
+    registry.register(MeshwatchCollector([CatalogueSource()]))
+    families = list(parse_openmetrics(generate_openmetrics(registry).decode()))
+    assert {f.name for f in families} >= {m.family for m in catalogue.CATALOGUE}
+    assert any(s.exemplar for f in families for s in f.samples)
