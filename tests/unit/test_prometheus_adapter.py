@@ -437,3 +437,21 @@ def test_every_catalogue_metric_is_valid_openmetrics() -> None:
     families = list(parse_openmetrics(generate_openmetrics(registry).decode()))
     assert {f.name for f in families} >= {m.family for m in catalogue.CATALOGUE}
     assert any(s.exemplar for f in families for s in f.samples)
+
+
+def test_the_server_sends_exemplars_to_a_scraper_that_asks_for_openmetrics() -> None:
+    latency = HistogramStore(GOVERNANCE_LATENCY)
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    latency.observe(("allowed",), 0.02, Exemplar({"trace_id": trace_id}, 0.02, 1_700_000_000.0))
+    with serve_metrics(0, registry=CollectorRegistry(), sources=[StoreSource(latency)]) as server:
+        request = urllib.request.Request(
+            server.url, headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            content_type = response.headers["Content-Type"]
+            text = response.read().decode()
+    assert content_type.startswith("application/openmetrics-text")
+    exemplars = [
+        s.exemplar for f in parse_openmetrics(text) for s in f.samples if s.exemplar is not None
+    ]
+    assert [e.labels["trace_id"] for e in exemplars] == [trace_id]
