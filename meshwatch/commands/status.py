@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if mode is not None and mode["mode"] == "compose":
         print(f"compose mode (project {mode.get('project')}):")
-        statuses = ComposeStack(settings, workdir.root).status()
+        statuses = ComposeStack(settings, workdir.root, services=mode.get("services")).status()
     else:
         print(f"native mode (working directory {workdir.root}):")
         statuses = native.status()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -100,7 +101,11 @@ def test_compose_start_generates_then_waits_and_recreates_only_after_a_change(
     ups = [c for c in run.commands if "up" in c]
     assert len(ups) == 1 and "--force-recreate" in ups[0] and "--wait" in ups[0]
     assert (tmp_path / "wd" / "stack" / "docker-compose.yml").is_file()
-    assert Workdir(tmp_path / "wd").read_mode() == {"mode": "compose", "project": "meshwatch"}
+    assert Workdir(tmp_path / "wd").read_mode() == {
+        "mode": "compose",
+        "project": "meshwatch",
+        "services": ["prometheus", "alertmanager", "tempo", "grafana", "demo"],
+    }
     assert [s.name for s in statuses] == ["prometheus", "alertmanager", "tempo", "grafana", "demo"]
     stack.start(timeout=120)
     second_up = [c for c in run.commands if "up" in c][-1]
@@ -115,7 +120,7 @@ def test_compose_start_reports_a_failed_up(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("version", "fragment"), [("2.12.2", "2.12.2"), ("", "not installed")])
 def test_compose_needs_a_recent_plugin(tmp_path: Path, version: str, fragment: str) -> None:
-    with pytest.raises(StackError, match="Compose plugin 2.20 or later") as info:
+    with pytest.raises(StackError, match=r"Compose plugin 2\.20 or later") as info:
         _compose(tmp_path, run=Recorder(version=version)).start()
     assert fragment in str(info.value)
 
@@ -221,9 +226,7 @@ def test_stop_never_signals_a_process_that_reused_a_recorded_pid(
     ticks = start_ticks(sleeper.pid)
     assert ticks is not None
     path = stack.workdir.pid_file("prometheus")
-    ProcessRecord("prometheus", sleeper.pid, sleeper.pid, ("prometheus",), ticks - 1, "").save(
-        path
-    )
+    ProcessRecord("prometheus", sleeper.pid, sleeper.pid, ("prometheus",), ticks - 1, "").save(path)
     assert stack.running("prometheus") is None
     assert stack.stop() == []
     assert sleeper.poll() is None, "someone else's process was left alone"
@@ -290,3 +293,18 @@ def test_status_and_down_with_nothing_started(
     assert "nothing was started" in capsys.readouterr().out
     assert main(["down"]) == 0
     assert "nothing was running" in capsys.readouterr().out
+
+
+def test_status_in_compose_mode_probes_the_services_up_started(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as sock:  # a port nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = tmp_path / "meshwatch.yaml"
+    config.write_text(f"stack:\n  ports:\n    prometheus: {port}\n")
+    Workdir(tmp_path).write_mode("compose", project="meshwatch", services=["prometheus"])
+    assert main(["status", "--workdir", str(tmp_path), "--config", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert "compose mode (project meshwatch)" in out
+    assert "prometheus" in out and "grafana" not in out

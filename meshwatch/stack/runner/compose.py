@@ -156,7 +156,9 @@ class ComposeStack:
                 f"docker compose up failed (exit {result.returncode}); see its output above, "
                 f"and `docker compose -p {self.settings.stack.project} logs` for the containers"
             )
-        self.workdir.write_mode("compose", project=self.settings.stack.project)
+        self.workdir.write_mode(
+            "compose", project=self.settings.stack.project, services=self.services
+        )
         return self.status()
 
     def stop(self, *, volumes: bool = False) -> None:
