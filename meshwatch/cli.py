@@ -19,6 +19,7 @@ from meshwatch.settings import SettingsError
 # The order here is the order `meshwatch --help` lists them in.
 COMMAND_MODULES = (
     "meshwatch.commands.generate",
+    "meshwatch.commands.check",
     "meshwatch.commands.audit",
     "meshwatch.commands.up",
     "meshwatch.commands.down",

@@ -19,7 +19,12 @@ from meshwatch.alerts.ruletests.model import (
     num,
 )
 from meshwatch.alerts.ruletests.subjects import AGENTS, TOOLS
-from meshwatch.alerts.ruletests.threshold import ThresholdProof, eval_minute, threshold_cases
+from meshwatch.alerts.ruletests.threshold import (
+    ThresholdProof,
+    eval_minute,
+    legible,
+    threshold_cases,
+)
 from meshwatch.instrumentation.catalogue import (
     GOVERNANCE_BLOCKED,
     GOVERNANCE_DECISIONS,
@@ -102,7 +107,7 @@ def _latency_cases(s: AlertsSettings, tiers: list[AlertRule]) -> list[Case]:
     )
     found = threshold_cases(proof, cfg, tiers)
     at = eval_minute(proof, cfg.for_)
-    slow = cfg.threshold * 2 if cfg.threshold > 0 else 0.01
+    slow = legible(cfg.threshold * 2 if cfg.threshold > 0 else 0.01, 1, None)
     coarse = _latency("coarse")
     found.append(
         Case(
@@ -124,7 +129,7 @@ def _latency_cases(s: AlertsSettings, tiers: list[AlertRule]) -> list[Case]:
         )
     )
     if cfg.threshold > 0:
-        fast = cfg.threshold / 2
+        fast = legible(cfg.threshold / 2, -1, None)
         found.append(
             Case(
                 f"stays silent with a coarser bucket layout when the p99 latency is {fast:.4g}s",

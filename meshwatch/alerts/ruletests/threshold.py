@@ -13,6 +13,7 @@ alert whose threshold is already 1 can never fire, so it has no firing case.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -62,6 +63,25 @@ def _beyond(level: float, bound: float | None) -> float | None:
     return level * 2 if level > 0 else 1.0
 
 
+def legible(value: float | None, away: int, bound: float | None) -> float | None:
+    """``value``, nudged 1% ``away`` (+1 up, -1 down) if it sits on a humanize boundary.
+
+    Prometheus' ``humanize`` switches prefix at powers of 1000 and
+    ``humanizeDuration`` truncates to whole seconds, so an input whose exact
+    value is ``1`` or ``600`` may come out of PromQL as ``0.9999999999`` and be
+    printed ``1000m`` or ``9m 59s``. Off the boundary, the last bit no longer
+    changes the text the case expects.
+    """
+    if value is None or value == 0:
+        return value
+    power = math.log10(abs(value)) / 3
+    on_integer = abs(value - round(value)) <= 1e-9 * abs(value)
+    if not on_integer and abs(power - round(power)) > 1e-9:
+        return value
+    nudged = value * (1 + 0.01 * away)
+    return value * 0.99 if bound is not None and nudged > bound else nudged
+
+
 def _values(
     cfg: ThresholdAlert, direction: Direction, bound: float | None
 ) -> tuple[float | None, float | None, float | None]:
@@ -87,6 +107,10 @@ def threshold_cases(
 ) -> list[Case]:
     """Firing, two-tier and silent cases for ``proof``'s alert at ``cfg``'s thresholds."""
     base, both, safe = _values(cfg, proof.direction, proof.bound)
+    up = 1 if proof.direction == "above" else -1
+    base = legible(base, up, proof.bound)
+    both = legible(both, up, proof.bound)
+    safe = legible(safe, -up, proof.bound)
     at = eval_minute(proof, cfg.for_)
     when = at_minute(at)
     side = proof.direction
