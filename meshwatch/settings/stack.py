@@ -233,7 +233,8 @@ class StackSettings:
     logs and pid files; nothing is written into the source tree.
     ``project`` is the docker compose project name. ``alert_resend_delay`` is
     how often Prometheus re-sends a firing alert to Alertmanager (so an
-    Alertmanager that was down catches up within that delay).
+    Alertmanager that was down catches up within that delay); unset, it is
+    Prometheus' own default of one minute.
     """
 
     bind_address: str = "127.0.0.1"
@@ -244,7 +245,7 @@ class StackSettings:
     workdir: str = ".meshwatch"
     project: str = "meshwatch"
     trace_retention: Duration = Duration("48h")
-    alert_resend_delay: Duration = Duration("1m")
+    alert_resend_delay: Duration | None = None
     receivers: Receivers = field(default_factory=Receivers)
     grafana_admin_password: str | None = None
     images: Images = field(default_factory=Images)
@@ -273,7 +274,8 @@ class StackSettings:
         )
         check(self.scrape_interval.seconds > 0, "scrape_interval", "must be positive")
         check(self.evaluation_interval.seconds > 0, "evaluation_interval", "must be positive")
-        check(self.alert_resend_delay.seconds > 0, "alert_resend_delay", "must be positive")
+        if self.alert_resend_delay is not None:
+            check(self.alert_resend_delay.seconds > 0, "alert_resend_delay", "must be positive")
         if self.grafana_admin_password is not None:
             password = self.grafana_admin_password
             check(

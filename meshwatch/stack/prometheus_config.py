@@ -41,10 +41,10 @@ PROMETHEUS_FLAGS = (
 
 def prometheus_flags(settings: Settings) -> list[str]:
     """Command-line flags of Prometheus in both modes (besides config, storage and listen address)."""
-    return [
-        *PROMETHEUS_FLAGS,
-        f"--rules.alert.resend-delay={settings.stack.alert_resend_delay}",
-    ]
+    delay = settings.stack.alert_resend_delay
+    if delay is None:
+        return list(PROMETHEUS_FLAGS)
+    return [*PROMETHEUS_FLAGS, f"--rules.alert.resend-delay={delay}"]
 
 
 # The demo shares the Prometheus container's network namespace in compose
