@@ -53,7 +53,7 @@ def choose_mode(requested: str) -> str:
         print("meshwatch up: a Docker engine answers: compose mode")
         return "compose"
     print(
-        f"meshwatch up: no Docker engine answered `docker info` within {ENGINE_PROBE_TIMEOUT:.0f}s: "
+        f"meshwatch up: no Docker engine answered `docker info` (waited up to {ENGINE_PROBE_TIMEOUT:.0f}s): "
         "native mode (the Prometheus and Alertmanager binaries and the demo, on this machine)"
     )
     return "native"
