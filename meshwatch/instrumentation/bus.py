@@ -118,7 +118,11 @@ class HypervisorEventBus:
     # -- emit --------------------------------------------------------------------
 
     def emit(self, event: HypervisorEvent) -> None:
-        """Record ``event`` and deliver it to its subscribers. Never raises for a valid event."""
+        """Record ``event`` and deliver it to its subscribers. Never raises for a valid event.
+
+        The body is deliberately inlined (no helper calls for indexing or
+        eviction): it is the hot path every instrumented action pays.
+        """
         if type(event) is not HypervisorEvent and not isinstance(event, HypervisorEvent):
             raise TypeError(f"emit takes a HypervisorEvent, got {type(event).__name__}")
         event_type = event.event_type
@@ -152,7 +156,33 @@ class HypervisorEventBus:
             emitted = self._emitted
             emitted[event_type] = emitted.get(event_type, 0) + 1
             if len(log) > self._max_events:
-                self._evict_oldest()
+                # The oldest event is also the oldest entry of each of its
+                # indexes, so eviction is a popleft per index.
+                oldest = log.popleft()
+                typed = self._by_type[oldest.event_type]
+                typed.popleft()
+                if not typed:
+                    del self._by_type[oldest.event_type]
+                key = oldest.session_id
+                if key is not None:
+                    index = self._by_session
+                    entry = index[key]
+                    if type(entry) is deque:
+                        entry.popleft()
+                        if len(entry) == 1:
+                            index[key] = entry[0]
+                    else:
+                        del index[key]
+                key = oldest.agent_did
+                if key is not None:
+                    index = self._by_agent
+                    entry = index[key]
+                    if type(entry) is deque:
+                        entry.popleft()
+                        if len(entry) == 1:
+                            index[key] = entry[0]
+                    else:
+                        del index[key]
         handlers = self._typed.get(event_type)
         if handlers:
             for handler in handlers:
@@ -165,29 +195,6 @@ class HypervisorEventBus:
                 handler(event)
             except Exception:
                 self._subscriber_failed(event, handler)
-
-    def _evict_oldest(self) -> None:
-        """Drop the oldest event from the log and every index. Call under the lock."""
-        oldest = self._log.popleft()
-        event_type = oldest.event_type
-        typed = self._by_type[event_type]
-        typed.popleft()
-        if not typed:
-            del self._by_type[event_type]
-        if oldest.session_id is not None:
-            self._unindex(self._by_session, oldest.session_id)
-        if oldest.agent_did is not None:
-            self._unindex(self._by_agent, oldest.agent_did)
-
-    @staticmethod
-    def _unindex(index: dict[str, _Entry], key: str) -> None:
-        entry = index[key]
-        if type(entry) is deque:
-            entry.popleft()
-            if len(entry) == 1:
-                index[key] = entry[0]
-        else:
-            del index[key]
 
     def _subscriber_failed(self, event: HypervisorEvent, handler: Handler) -> None:
         self._subscriber_errors.inc((event.event_type.value,))

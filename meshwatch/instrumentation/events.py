@@ -199,6 +199,8 @@ class HypervisorEvent:
             if payload is not None and not isinstance(payload, Mapping):
                 raise TypeError(f"HypervisorEvent.payload must be a mapping, got {payload!r}")
             payload = _EMPTY_PAYLOAD
+        elif type(payload) is dict:  # the common case, without an ABC isinstance check
+            payload = ReadOnlyPayload(payload)
         elif type(payload) is ReadOnlyPayload:
             pass  # already an immutable copy (e.g. another event's payload)
         elif isinstance(payload, Mapping):

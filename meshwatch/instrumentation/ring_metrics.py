@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from meshwatch.instrumentation.bus import HypervisorEventBus
@@ -51,7 +51,6 @@ from meshwatch.instrumentation.values import (
     OVERFLOW,
     CardinalityGuard,
     CounterStore,
-    GaugeStore,
     MetricFamilySnapshot,
     default_guard,
 )
@@ -69,25 +68,9 @@ TRANSITION_EVENTS = (
     EventType.RING_ELEVATION_EXPIRED,
 )
 RING_EVENTS = (*TRANSITION_EVENTS, EventType.RING_BREACH_DETECTED)
-
-
-class _Malformed(Exception):
-    """A ring event this collector cannot use; ``reason`` becomes the drop label."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def _ring(payload: Mapping[str, Any], key: str, *, required: bool) -> int | None:
-    value = payload.get(key)
-    if value is None:
-        if required:
-            raise _Malformed("missing_ring")
-        return None
-    if type(value) is not int or not MIN_RING <= value <= MAX_RING:
-        raise _Malformed("invalid_ring")
-    return value
+_ASSIGNED = EventType.RING_ASSIGNED
+_ELEVATED = EventType.RING_ELEVATED
+_EXPIRED = EventType.RING_ELEVATION_EXPIRED
 
 
 class _AgentRing:
@@ -124,10 +107,7 @@ class RingMetricsCollector:
         self._export_lock = threading.Lock()
         self._transitions = CounterStore(RING_TRANSITIONS, guard=guard)
         self._breaches = CounterStore(RING_BREACHES, guard=guard)
-        self._ring_current = GaugeStore(RING_CURRENT, guard=guard)
-        self._ring_elevated = GaugeStore(RING_ELEVATED, guard=guard)
         self._agents: dict[str, _AgentRing] = {}
-        self._events_processed = 0
         self._events_dropped = 0
         self._exported: dict[tuple[str, tuple[str, ...]], float] = {}
         self._bus = bus
@@ -151,8 +131,6 @@ class RingMetricsCollector:
             return
         session = event.session_id
         self._breaches.inc((agent, "" if session is None else session))
-        with self._lock:
-            self._events_processed += 1
 
     def _on_transition(self, event: HypervisorEvent) -> None:
         agent = event.agent_did
@@ -161,57 +139,66 @@ class RingMetricsCollector:
             return
         event_type = event.event_type
         payload = event.payload
-        try:
-            if event_type is EventType.RING_ASSIGNED:
-                ring = _ring(payload, "ring", required=False)
-                if ring is None:
-                    ring = _ring(payload, "to_ring", required=True)
-                from_ring = None
-            else:
-                ring = _ring(
-                    payload, "to_ring", required=event_type is not EventType.RING_ELEVATION_EXPIRED
-                )
-                from_ring = _ring(payload, "from_ring", required=False)
-        except _Malformed as bad:
-            self._drop(event, bad.reason)
+        # Validation is inlined (no helper calls): this runs for every ring event.
+        if event_type is _ASSIGNED:
+            ring = payload.get("ring")
+            if ring is None:
+                ring = payload.get("to_ring")
+            from_ring = None
+            if ring is None:
+                self._drop(event, "missing_ring")
+                return
+        else:
+            ring = payload.get("to_ring")
+            from_ring = payload.get("from_ring")
+            if ring is None and event_type is not _EXPIRED:
+                self._drop(event, "missing_ring")
+                return
+        if (ring is not None and (type(ring) is not int or not MIN_RING <= ring <= MAX_RING)) or (
+            from_ring is not None
+            and (type(from_ring) is not int or not MIN_RING <= from_ring <= MAX_RING)
+        ):
+            self._drop(event, "invalid_ring")
             return
         session = event.session_id
         self._transitions.inc((event_type.value, agent, "" if session is None else session))
         with self._lock:
-            state = self._agent(agent)
-            if event_type is EventType.RING_ASSIGNED:
+            state = self._agents.get(agent) or self._new_agent(agent)
+            if event_type is _ASSIGNED:
                 state.assigned = ring
             elif from_ring is not None and state.assigned is None:
                 state.assigned = from_ring
+            assigned = state.assigned
             if ring is None:  # an expiry that did not say where to: back to the assignment
-                ring = state.assigned if state.assigned is not None else state.current
+                ring = assigned if assigned is not None else state.current
             state.current = ring
-            if state.assigned is not None and ring is not None:
-                elevated = ring < state.assigned
+            if assigned is not None and ring is not None:
+                elevated = ring < assigned
             else:  # no assignment seen: trust the event's own meaning
-                elevated = event_type is EventType.RING_ELEVATED
-            if elevated and state.elevated_since is None:
-                state.elevated_since = event.timestamp.timestamp()
-            elif not elevated and state.elevated_since is not None:
-                ended = event.timestamp.timestamp()
-                state.last_elevation = max(0.0, ended - state.elevated_since)
+                elevated = event_type is _ELEVATED
+            since = state.elevated_since
+            if elevated:
+                if since is None:
+                    state.elevated_since = event.timestamp.timestamp()
+            elif since is not None:
+                state.last_elevation = max(0.0, event.timestamp.timestamp() - since)
                 state.elevated_since = None
-            self._events_processed += 1
-        key = (agent,)
-        if ring is not None:
-            self._ring_current.set(key, ring)
-        self._ring_elevated.set(key, 1 if elevated else 0)
 
-    def _agent(self, agent: str) -> _AgentRing:
-        """The state of ``agent``; past the series cap, the shared overflow state."""
-        state = self._agents.get(agent)
-        if state is None:
-            guard = self._guard if self._guard is not None else default_guard()
-            if len(self._agents) >= guard.max_series:
-                agent = OVERFLOW
-                state = self._agents.get(agent)
-            if state is None:
-                state = self._agents[agent] = _AgentRing()
+    def _new_agent(self, agent: str) -> _AgentRing:
+        """State for an agent not seen yet; past the series cap, the shared overflow state.
+
+        The per-agent gauges are built from this dict, so capping it at the
+        guard's ``max_series`` caps them too: agents beyond the cap share the
+        ``__overflow__`` series (their transitions are counted as overflow by
+        the transitions counter, which sees the same new agents).
+        """
+        guard = self._guard if self._guard is not None else default_guard()
+        if len(self._agents) >= guard.max_series:
+            agent = OVERFLOW
+            state = self._agents.get(agent)
+            if state is not None:
+                return state
+        state = self._agents[agent] = _AgentRing()
         return state
 
     def _drop(self, event: HypervisorEvent, reason: str) -> None:
@@ -226,26 +213,41 @@ class RingMetricsCollector:
 
     @property
     def events_processed(self) -> int:
-        """Ring events that updated the metrics."""
-        return self._events_processed
+        """Ring events that updated the metrics: every transition and breach counted.
+
+        Derived from the two counters rather than kept as a third count, so the
+        emit path does not pay for it.
+        """
+        return int(sum(self._transitions.items().values()) + sum(self._breaches.items().values()))
 
     @property
     def events_dropped(self) -> int:
         """Ring events ignored because they were malformed."""
         return self._events_dropped
 
-    def _elevation_samples(self) -> dict[tuple[str, ...], float]:
+    def _gauge_samples(self) -> tuple[dict[tuple[str, ...], float], ...]:
+        """Current ring, elevation duration and elevated flag per agent, read now.
+
+        The gauges are derived from the per-agent state when read rather than
+        stored per event: the emit path then pays one dict update per
+        transition, and the live elevation duration needs the read time anyway.
+        """
         now = self._clock()
+        current: dict[tuple[str, ...], float] = {}
+        duration: dict[tuple[str, ...], float] = {}
+        elevated: dict[tuple[str, ...], float] = {}
         with self._lock:
-            rows = [
-                (agent, s.elevated_since, s.last_elevation)
-                for agent, s in self._agents.items()
-                if s.elevated_since is not None or s.last_elevation is not None
-            ]
-        return {
-            (agent,): max(0.0, now - since) if since is not None else last  # type: ignore[misc]
-            for agent, since, last in rows
-        }
+            for agent, state in self._agents.items():
+                key = (agent,)
+                if state.current is not None:
+                    current[key] = float(state.current)
+                since = state.elevated_since
+                elevated[key] = 0.0 if since is None else 1.0
+                if since is not None:
+                    duration[key] = max(0.0, now - since)
+                elif state.last_elevation is not None:
+                    duration[key] = state.last_elevation
+        return current, duration, elevated
 
     def collect(self) -> dict[str, Any]:
         """A snapshot keyed by metric name, in the tutorial's shape.
@@ -255,24 +257,26 @@ class RingMetricsCollector:
         agent DID; ``"events_processed"`` is the number of ring events used.
         A missing session id is the empty string.
         """
+        current, duration, elevated = self._gauge_samples()
         return {
             RING_TRANSITIONS.name: {k: int(v) for k, v in self._transitions.items().items()},
             RING_BREACHES.name: {k: int(v) for k, v in self._breaches.items().items()},
-            RING_CURRENT.name: {k[0]: int(v) for k, v in self._ring_current.items().items()},
-            RING_ELEVATION_DURATION.name: {k[0]: v for k, v in self._elevation_samples().items()},
-            RING_ELEVATED.name: {k[0]: int(v) for k, v in self._ring_elevated.items().items()},
-            EVENTS_PROCESSED: self._events_processed,
+            RING_CURRENT.name: {k[0]: int(v) for k, v in current.items()},
+            RING_ELEVATION_DURATION.name: {k[0]: v for k, v in duration.items()},
+            RING_ELEVATED.name: {k[0]: int(v) for k, v in elevated.items()},
+            EVENTS_PROCESSED: self.events_processed,
         }
 
     def metric_families(self) -> Iterator[MetricFamilySnapshot]:
         """The ring metrics for the Prometheus adapter (MetricSource)."""
+        current, duration, elevated = self._gauge_samples()
         yield self._transitions.snapshot()
         yield self._breaches.snapshot()
-        yield self._ring_current.snapshot()
+        yield MetricFamilySnapshot(RING_CURRENT, RING_CURRENT.labels, current)
         yield MetricFamilySnapshot(
-            RING_ELEVATION_DURATION, RING_ELEVATION_DURATION.labels, self._elevation_samples()
+            RING_ELEVATION_DURATION, RING_ELEVATION_DURATION.labels, duration
         )
-        yield self._ring_elevated.snapshot()
+        yield MetricFamilySnapshot(RING_ELEVATED, RING_ELEVATED.labels, elevated)
 
     def export_to_prometheus(self, exporter: PrometheusExporterProtocol) -> None:
         """Push the current values through ``exporter`` (tutorial section 6).
