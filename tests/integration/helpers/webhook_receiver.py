@@ -53,9 +53,13 @@ class WebhookReceiver:
     def port(self) -> int:
         return int(self._server.server_address[1])
 
+    @property
+    def base_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
     def url(self, path: str) -> str:
         """The webhook URL a receiver config should use for ``path`` (e.g. "critical")."""
-        return f"http://{LOOPBACK}:{self.port}/{path.lstrip('/')}"
+        return f"{self.base_url}/{path.lstrip('/')}"
 
     def start(self) -> WebhookReceiver:
         self._thread = threading.Thread(

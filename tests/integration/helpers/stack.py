@@ -1,0 +1,218 @@
+"""A live native stack for tests: the runner `make up` uses, on random loopback ports.
+
+:func:`running_stack` writes a test settings file (1 s scrape and evaluation
+intervals, 5 s ``for`` durations, receivers pointing at the test's webhook
+receiver), starts :class:`~meshwatch.stack.runner.NativeStack` from it (which
+generates the configs exactly as ``meshwatch up`` does and validates them with
+promtool and amtool), and on exit stops every process and proves none is
+left: by the pids the runner recorded and by scanning /proc for anything
+mentioning the stack's working directory or the demo's port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from meshwatch.settings import Settings, load_settings
+from meshwatch.stack.runner import NativeStack
+from tests.integration.helpers.net import LOOPBACK, free_ports
+from tests.integration.helpers.processes import kill_leftovers, live_processes_mentioning
+from tests.integration.helpers.prom import AlertmanagerAPI, PrometheusAPI, http_get
+from tests.integration.helpers.webhook_receiver import WebhookReceiver
+
+# Every interval as short as the components allow, so alerts fire within seconds.
+INTERVAL = "1s"
+ALERT_FOR = "5s"
+# Rates (and so the breach and latency alerts) follow the demo within this window,
+# and resolve within it once the demo stops: range selectors keep the samples
+# scraped before a target went away until they leave the window.
+RATE_WINDOW = "15s"
+# How often Prometheus re-sends a firing alert to Alertmanager (default 1m): an
+# alert that started firing while Alertmanager was down arrives this soon after
+# it is back.
+RESEND_DELAY = "1s"
+# Alertmanager holds a new group this long before its first notification. It is
+# what makes inhibition hold when a warning tier crosses its threshold one
+# evaluation before its critical tier (as a noisy rate does): the critical
+# arrives within the wait and the warning is muted, as in production.
+GROUP_WAIT = "3s"
+START_TIMEOUT = 60.0
+
+PORT_NAMES = (
+    "prometheus",
+    "alertmanager",
+    "grafana",
+    "tempo",
+    "otlp_grpc",
+    "otlp_http",
+    "demo_metrics",
+)
+# The three tutorial alerts and the target-down alert the fault tests wait for.
+FAST_ALERTS = ("ring_breach_rate", "elevation_too_long", "governance_latency_high", "target_down")
+
+
+class IntegrationNativeStack(NativeStack):
+    """NativeStack with extra ``meshwatch demo`` flags appended to the demo's command line.
+
+    ``demo_args`` carry what the settings deliberately do not (the incident's
+    length); everything else is the runner ``make up`` uses, unchanged.
+    """
+
+    def __init__(self, *args: Any, demo_args: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._demo_args = tuple(demo_args)
+
+    def _argv(self, name: str) -> list[str]:
+        argv = super()._argv(name)
+        if name == "demo":
+            argv.extend(self._demo_args)
+        return argv
+
+
+@dataclass(frozen=True)
+class LiveStack:
+    """A running native stack and clients of each of its parts."""
+
+    name: str
+    native: NativeStack
+    settings: Settings
+    prometheus: PrometheusAPI
+    alertmanager: AlertmanagerAPI
+    webhook: WebhookReceiver
+    directory: Path
+
+    def receiver_path(self, receiver: str) -> str:
+        """The webhook path this stack's ``receiver`` ("critical", "warning") delivers to."""
+        return f"/{self.name}/{receiver}"
+
+    @property
+    def demo_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.settings.stack.ports.demo_metrics}/metrics"
+
+    def demo_metrics_text(self) -> str:
+        status, body = http_get(self.demo_url)
+        if status != 200:
+            raise AssertionError(f"demo /metrics answered HTTP {status}")
+        return body.decode()
+
+    def pids(self) -> dict[str, int]:
+        return {name: record.pid for name, record in self.native.records().items()}
+
+
+def settings_document(
+    directory: Path,
+    *,
+    name: str,
+    webhook_base_url: str,
+    scenario: Literal["steady", "incident"],
+    otlp_endpoint: str | None,
+    duration: int | None,
+    seed: int,
+) -> dict[str, Any]:
+    """The meshwatch.yaml of a test stack, as data.
+
+    Critical and warning notifications go to ``<webhook_base_url>/<name>/critical``
+    and ``.../warning``, so one receiver can serve several stacks apart.
+    """
+    ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True))
+    demo: dict[str, Any] = {"enabled": True, "seed": seed, "scenario": scenario}
+    if otlp_endpoint is not None:
+        demo["otlp_endpoint"] = otlp_endpoint
+    if duration is not None:
+        demo["duration"] = f"{duration}s"
+    return {
+        "alerts": {"rate_window": RATE_WINDOW, **{key: {"for": ALERT_FOR} for key in FAST_ALERTS}},
+        "stack": {
+            "bind_address": LOOPBACK,
+            "ports": ports,
+            "scrape_interval": INTERVAL,
+            "evaluation_interval": INTERVAL,
+            "workdir": str(directory / "work"),
+            "project": name,
+            "alert_resend_delay": RESEND_DELAY,
+            "receivers": {
+                "critical": {"url": f"{webhook_base_url}/{name}/critical"},
+                "warning": {"url": f"{webhook_base_url}/{name}/warning"},
+                "group_wait": GROUP_WAIT,
+                "group_interval": INTERVAL,
+                "repeat_interval": "1h",
+            },
+            "demo": demo,
+        },
+    }
+
+
+@contextlib.contextmanager
+def running_stack(
+    directory: Path,
+    webhook: WebhookReceiver,
+    *,
+    scenario: Literal["steady", "incident"] = "steady",
+    otlp_endpoint: str | None = None,
+    duration: int | None = None,
+    seed: int = 7,
+    demo_args: Sequence[str] = (),
+    agent_targets: Sequence[str] = (),
+) -> Iterator[LiveStack]:
+    """Start a native stack from a test settings file; always stop it and check for orphans.
+
+    ``demo_args`` are appended to the demo's command line; ``agent_targets``
+    are extra ``host:port`` scrape targets (job ``agents``). On exit, a process
+    that outlived ``stop()`` is killed and reported as an AssertionError, so a
+    leak fails the run instead of haunting the next.
+    """
+    name = f"it-{uuid.uuid4().hex[:8]}"
+    document = settings_document(
+        directory,
+        name=name,
+        webhook_base_url=webhook.base_url,
+        scenario=scenario,
+        otlp_endpoint=otlp_endpoint,
+        duration=duration,
+        seed=seed,
+    )
+    document["stack"]["agent_targets"] = list(agent_targets)
+    settings_file = directory / "meshwatch.yaml"
+    settings_file.write_text(yaml.safe_dump(document, sort_keys=True), encoding="utf-8")
+    settings = load_settings(settings_file)
+    native = IntegrationNativeStack(settings, settings.stack.workdir, demo_args=demo_args)
+    workdir = str(native.workdir.root)
+    needles = (workdir, f"--metrics-port {settings.stack.ports.demo_metrics}")
+    recorded: set[int] = set()
+    try:
+        native.start(timeout=START_TIMEOUT)
+        recorded.update(record.pid for record in native.records().values())
+        yield LiveStack(
+            name=name,
+            native=native,
+            settings=settings,
+            prometheus=PrometheusAPI(native.url("prometheus")),
+            alertmanager=AlertmanagerAPI(native.url("alertmanager")),
+            webhook=webhook,
+            directory=directory,
+        )
+    finally:
+        # Components restarted by a test have new pids: collect them before stopping.
+        recorded.update(record.pid for record in native.records().values())
+        try:
+            native.stop()
+        finally:
+            check_no_orphans(needles, recorded)
+
+
+def check_no_orphans(needles: tuple[str, ...], recorded: set[int]) -> None:
+    """Kill and report any recorded pid, or process mentioning ``needles``, still alive."""
+    leftovers = {p.pid: p.cmdline for p in live_processes_mentioning(*needles)}
+    killed = kill_leftovers(sorted(recorded | set(leftovers)))
+    if killed:
+        raise AssertionError(
+            "processes outlived the stack's stop(): "
+            + "; ".join(f"{pid}: {leftovers.get(pid, '(recorded pid)')}" for pid in killed)
+        )
