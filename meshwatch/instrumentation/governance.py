@@ -79,6 +79,12 @@ def _number(value: object) -> float | None:
 class GovernanceMetrics:
     """Policy decision counters, evaluation latency, trust scores and active agents.
 
+    Labels are ``decision`` and ``tool_name`` only, unless
+    ``per_agent_labels=True`` adds ``agent_id``: leave it off for large
+    fleets, since per-agent series (histograms above all) are what ran the
+    upstream's users' Prometheus out of memory. ``guard`` caps series per
+    metric either way.
+
     >>> metrics = GovernanceMetrics()
     >>> metrics.record_decision(True, "did:mesh:a", "file_read", 0.05)
     >>> metrics.record_decision(False, "did:mesh:b", "api_call", 0.01, rate_limited=True)

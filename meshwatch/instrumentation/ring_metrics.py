@@ -126,7 +126,7 @@ class RingMetricsCollector:
 
     def _on_breach(self, event: HypervisorEvent) -> None:
         agent = event.agent_did
-        if agent is None:
+        if not agent:
             self._drop(event, "missing_agent_did")
             return
         session = event.session_id
@@ -134,7 +134,7 @@ class RingMetricsCollector:
 
     def _on_transition(self, event: HypervisorEvent) -> None:
         agent = event.agent_did
-        if agent is None:
+        if not agent:
             self._drop(event, "missing_agent_did")
             return
         event_type = event.event_type

@@ -97,10 +97,19 @@ class CausalTraceId:
         elif (parent is None) != (self.depth == 0):
             raise ValueError("depth 0 means a root span, which has no parent (and vice versa)")
         ancestors = self.ancestors
-        if not ancestors and parent is not None:
-            object.__setattr__(self, "ancestors", (parent,))
-        elif ancestors and (parent is None or ancestors[-1] != parent):
+        if not ancestors:
+            if parent is not None:
+                object.__setattr__(self, "ancestors", (parent,))
+            return
+        if type(ancestors) is not tuple:
+            ancestors = tuple(ancestors)
+            object.__setattr__(self, "ancestors", ancestors)
+        for ancestor in ancestors:
+            _check_id("ancestor span id", ancestor, SPAN_ID_LENGTHS)
+        if parent is None or ancestors[-1] != parent:
             raise ValueError("ancestors must end with the parent span id")
+        if len(ancestors) > self.depth:
+            raise ValueError(f"a span at depth {self.depth} has at most {self.depth} ancestors")
 
     # -- the string form ---------------------------------------------------
 

@@ -167,6 +167,7 @@ def test_out_of_order_timestamps_never_go_negative(
     ("event_type", "payload", "reason"),
     [
         (EventType.RING_ASSIGNED, {}, "missing_ring"),
+        (EventType.RING_ASSIGNED, {"to_ring": None}, "missing_ring"),
         (EventType.RING_ASSIGNED, {"ring": None}, "missing_ring"),
         (EventType.RING_ASSIGNED, {"ring": "3"}, "invalid_ring"),
         (EventType.RING_ASSIGNED, {"ring": 3.0}, "invalid_ring"),
@@ -202,7 +203,8 @@ def test_events_without_an_agent_are_dropped(
     before = event_drops("ring_metrics", "missing_agent_did")
     emit(bus, EventType.RING_BREACH_DETECTED, agent=None)
     emit(bus, EventType.RING_ASSIGNED, agent=None, ring=1)
-    assert event_drops("ring_metrics", "missing_agent_did") == before + 2
+    emit(bus, EventType.RING_ASSIGNED, agent="", ring=1)
+    assert event_drops("ring_metrics", "missing_agent_did") == before + 3
     assert collector.collect()["events_processed"] == 0
 
 

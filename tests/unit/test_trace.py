@@ -232,3 +232,18 @@ def test_constructor_validates_explicit_fields() -> None:
         CausalTraceId("a1b2c3d4e5f6", "89abcdef", "01234567", depth=1, ancestors=("deadbeef",))
     with pytest.raises(TypeError):
         CausalTraceId(123, "01234567")  # type: ignore[arg-type]
+
+
+def test_explicit_ancestors_are_validated() -> None:
+    ok = CausalTraceId(
+        "a1b2c3d4e5f6", "89abcdef", "01234567", depth=2, ancestors=["deadbeef", "01234567"]
+    )  # type: ignore[arg-type]
+    assert ok.ancestors == ("deadbeef", "01234567")
+    with pytest.raises(ValueError, match="at most"):
+        CausalTraceId(
+            "a1b2c3d4e5f6", "89abcdef", "01234567", depth=1, ancestors=("deadbeef", "01234567")
+        )
+    with pytest.raises(ValueError):
+        CausalTraceId(
+            "a1b2c3d4e5f6", "89abcdef", "01234567", depth=2, ancestors=("nothex!!", "01234567")
+        )
