@@ -367,4 +367,21 @@ class SagaSpanExporter:
         )
 
 
-__all__ = ["SAGA_EVENTS", "SagaSpanExporter", "SagaSpanRecord"]
+__all__ = [
+    "ATTR_AGENT",
+    "ATTR_CAUSAL_TRACE",
+    "ATTR_ERROR",
+    "ATTR_REASON",
+    "ATTR_RESULT",
+    "ATTR_SAGA_ID",
+    "ATTR_SESSION",
+    "ATTR_STATE",
+    "ATTR_STEP_ACTION",
+    "ATTR_STEP_ID",
+    "SAGA_EVENTS",
+    "STATUS_COMPENSATING",
+    "STATUS_ERROR",
+    "STATUS_OK",
+    "SagaSpanExporter",
+    "SagaSpanRecord",
+]

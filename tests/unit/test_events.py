@@ -192,3 +192,14 @@ def test_trace_of_tolerates_free_form_trace_strings() -> None:
 def test_events_are_hashable_without_their_payload() -> None:
     event = HypervisorEvent(EventType.VFS_WRITE, payload={"k": [1]})
     assert {event: 1}[event] == 1
+
+
+def test_any_mapping_payload_is_copied_read_only() -> None:
+    from types import MappingProxyType
+
+    source = {"a": 1}
+    event = HypervisorEvent(EventType.VFS_WRITE, payload=MappingProxyType(source))
+    source["a"] = 2
+    assert type(event.payload) is ReadOnlyPayload
+    assert event.payload == {"a": 1}
+    assert HypervisorEvent(EventType.VFS_WRITE, payload=None).payload == {}

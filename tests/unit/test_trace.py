@@ -247,3 +247,32 @@ def test_explicit_ancestors_are_validated() -> None:
         CausalTraceId(
             "a1b2c3d4e5f6", "89abcdef", "01234567", depth=2, ancestors=("nothex!!", "01234567")
         )
+
+
+@given(st.lists(st.tuples(st.integers(min_value=0), st.booleans()), min_size=1, max_size=40))
+def test_is_ancestor_of_matches_the_tree_that_was_built(ops: list[tuple[int, bool]]) -> None:
+    """Grow a random tree with child()/sibling(); is_ancestor_of must equal true ancestry."""
+    root = CausalTraceId()
+    nodes = [root]
+    parent_of: dict[CausalTraceId, CausalTraceId | None] = {root: None}
+    for pick, as_child in ops:
+        base = nodes[pick % len(nodes)]
+        if as_child:
+            node, parent = base.child(), base
+        else:
+            node, parent = base.sibling(), parent_of[base]
+        nodes.append(node)
+        parent_of[node] = parent
+
+    def truly_ancestor(a: CausalTraceId, b: CausalTraceId) -> bool:
+        up = parent_of[b]
+        while up is not None:
+            if up == a:
+                return True
+            up = parent_of[up]
+        return False
+
+    for a in nodes:
+        for b in nodes:
+            assert a.is_ancestor_of(b) == truly_ancestor(a, b), (a, b)
+        assert a.depth == len(a.ancestors)
