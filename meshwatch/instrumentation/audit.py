@@ -98,6 +98,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _HEX = re.compile(r"[0-9a-f]+")
 _GUARD = CardinalityGuard(max_series=100)
+_WRITER_CACHE_KIB = 16 * 1024
+_CHECKPOINT_PAGES = 10_000  # about 40 MB of WAL between checkpoints
+_WAL_LIMIT_BYTES = 64 * 1024 * 1024
 
 _SCHEMA = f"""
 BEGIN;
@@ -478,6 +481,19 @@ class AuditReader:
 # --- the writer ------------------------------------------------------------------------
 
 
+def tune_writer(conn: sqlite3.Connection, synchronous: str = "NORMAL") -> None:
+    """The writer connection's settings (also used by the benchmark's raw-SQLite baseline).
+
+    Five indexes with random keys dirty many pages per batch: a larger page
+    cache and rarer checkpoints (each one fsyncs) roughly triple throughput.
+    """
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute(f"PRAGMA cache_size = -{_WRITER_CACHE_KIB}")
+    conn.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_PAGES}")
+    conn.execute(f"PRAGMA journal_size_limit = {_WAL_LIMIT_BYTES}")
+
+
 class _FlushMarker:
     """Queued behind pending events; set once everything before it is committed."""
 
@@ -510,7 +526,7 @@ class AuditTrail(AuditReader):
         path: Path | str,
         *,
         queue_size: int = 10_000,
-        batch_size: int = 256,
+        batch_size: int = 1024,
         flush_interval: float = 0.5,
         max_age: float | timedelta | None = None,
         max_rows: int | None = None,
@@ -538,8 +554,7 @@ class AuditTrail(AuditReader):
             raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
 
         writer = open_database(path, create=True)
-        writer.execute(f"PRAGMA synchronous = {synchronous}")
-        writer.execute("PRAGMA busy_timeout = 5000")
+        tune_writer(writer, synchronous)
         super().__init__(path, _conn=_connect(Path(path), read_only=True))
 
         self.queue_size = queue_size
@@ -760,4 +775,5 @@ __all__ = [
     "AuditTrail",
     "normalise_trace_id",
     "open_database",
+    "tune_writer",
 ]

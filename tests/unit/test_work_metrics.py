@@ -9,10 +9,12 @@ import traceback
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
 from meshwatch.instrumentation import catalogue as c
 from meshwatch.instrumentation.context import use_trace
 from meshwatch.instrumentation.drops import event_drops
+from meshwatch.instrumentation.prometheus import MeshwatchCollector
 from meshwatch.instrumentation.trace import CausalTraceId
 from meshwatch.instrumentation.values import (
     OVERFLOW,
@@ -283,3 +285,21 @@ def test_it_is_a_metric_source_of_catalogue_metrics_only() -> None:
     assert len(names) == len(set(names))
     assert all(name in c.CATALOGUE for name in names)
     assert c.TASKS_STARTED.name in names and c.DEPENDENCY_WAIT_DURATION.name in names
+
+
+def test_exposed_through_the_prometheus_adapter() -> None:
+    metrics = AgentMetrics(DID)
+    writer = metrics.for_agent("did:mesh:writer")
+    with metrics.task("summarize"):
+        pass
+    writer.message_sent("handoff", size_bytes=300)
+    registry = CollectorRegistry()
+    registry.register(MeshwatchCollector([metrics], include_self_metrics=False))
+    labels = {"agent_did": DID, "task_type": "summarize"}
+    assert registry.get_sample_value(c.TASKS_STARTED.name, labels) == 1
+    assert registry.get_sample_value(f"{c.TASK_DURATION.name}_count", labels) == 1
+    sent = {"agent_did": "did:mesh:writer", "message_type": "handoff", "outcome": "ok"}
+    assert registry.get_sample_value(c.MESSAGES_SENT.name, sent) == 1
+    assert (
+        registry.get_sample_value(f"{c.MESSAGE_SIZE.name}_sum", {"message_type": "handoff"}) == 300
+    )
