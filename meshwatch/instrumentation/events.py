@@ -138,11 +138,6 @@ _getrandbits = random.getrandbits
 _now = datetime.now
 
 
-def new_event_id() -> str:
-    """16 lowercase hex characters (64 random bits)."""
-    return f"{_getrandbits(64):016x}"
-
-
 @dataclass(frozen=True, slots=True, init=False)
 class HypervisorEvent:
     """One immutable event.
@@ -290,6 +285,5 @@ __all__ = [
     "EventType",
     "HypervisorEvent",
     "ReadOnlyPayload",
-    "new_event_id",
     "trace_of",
 ]
