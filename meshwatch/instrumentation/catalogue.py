@@ -403,7 +403,7 @@ AUDIT_EVENTS_WRITTEN = MetricDef(
 AUDIT_EVENTS_DROPPED = MetricDef(
     "meshwatch_audit_events_dropped_total",
     _C,
-    "Events not persisted to the audit trail, by reason (queue_full, write_error).",
+    "Events not persisted to the audit trail, by reason (queue_full, write_error, closed).",
     ("reason",),
 )
 AUDIT_QUEUE_DEPTH = MetricDef(
