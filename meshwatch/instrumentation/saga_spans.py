@@ -244,6 +244,12 @@ class SagaSpanExporter:
                     self._steps.pop((evicted_id, step_id), None)
                 record_span_drop("open_saga_evicted")
             saga = self._sagas[saga_id] = _OpenSaga(event, at)
+        elif event.event_type is EventType.SAGA_CREATED:
+            # opened implicitly by an earlier step event: SAGA_CREATED knows better
+            saga.start = min(saga.start, at)
+            saga.agent_did = event.agent_did or saga.agent_did
+            saga.session_id = event.session_id or saga.session_id
+            saga.causal_trace_id = event.causal_trace_id or saga.causal_trace_id
         return saga
 
     def _start_step(self, saga_id: str, step_id: str, event: HypervisorEvent, at: float) -> None:

@@ -308,3 +308,14 @@ def test_no_dispatch_for_ring_events(bus: HypervisorEventBus, exporter: SagaSpan
     assert EventType.RING_BREACH_DETECTED not in bus._typed
     exporter.close()
     assert bus._typed == {}
+
+
+def test_late_saga_created_fills_in_the_implicit_saga(
+    bus: HypervisorEventBus, exporter: SagaSpanExporter
+) -> None:
+    emit(bus, EventType.SAGA_STEP_STARTED, 5, saga_id="late", step_id="a")
+    emit(bus, EventType.SAGA_CREATED, 4, agent="did:o", session="s9", saga_id="late")
+    emit(bus, EventType.SAGA_COMPLETED, 10, saga_id="late")
+    (span,) = exporter.completed_spans
+    assert span.duration_seconds == 6.0
+    assert (span.attributes["agent.did"], span.attributes["session.id"]) == ("did:o", "s9")
