@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 
 from meshwatch.cli import CommandError
@@ -85,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(record.to_dict(), ensure_ascii=False, default=str))
     elif records:
         print(_table(records))
+    else:
+        print("no stored events match", file=sys.stderr)
     return 0
 
 

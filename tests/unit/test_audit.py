@@ -9,6 +9,8 @@ import multiprocessing
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -193,6 +195,27 @@ def test_a_full_queue_drops_and_counts_and_close_flushes_the_rest(db: Path) -> N
     assert [r.payload["i"] for r in AuditReader(db).query()] == [4, 3, 2, 1, 0]
     trail.record(event(99))
     assert trail.dropped("closed") == 1
+
+
+def test_interpreter_exit_flushes_a_trail_that_was_never_closed(db: Path) -> None:
+    code = (
+        "import sys\n"
+        "from tests.unit.test_audit import event, PARKED\n"
+        "from meshwatch.instrumentation.audit import AuditTrail\n"
+        "trail = AuditTrail(sys.argv[1], **PARKED)\n"
+        "for i in range(500):\n"
+        "    trail.record(event(i))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(db)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert AuditReader(db).count() == 500
 
 
 def test_detach_stops_recording(trail: AuditTrail) -> None:
@@ -399,6 +422,27 @@ def test_cli_query_as_table_and_json(db: Path, capsys: pytest.CaptureFixture[str
     assert len(capsys.readouterr().out.splitlines()) == 2
     assert main(["audit", "query", "--db", str(db), "--trace", trace.trace_id, "--json"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 3
+
+
+def test_cli_filters_by_type_session_until_and_offset(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with AuditTrail(db) as trail:
+        for i in range(6):
+            kind = EventType.RING_BREACH_DETECTED if i % 2 else EventType.RING_ASSIGNED
+            trail.record(event(i, kind=kind, session=f"s{i % 3}"))
+
+    def found(*argv: str) -> list[int]:
+        assert main(["audit", "query", "--db", str(db), "--json", *argv]) == 0
+        return [json.loads(x)["payload"]["i"] for x in capsys.readouterr().out.splitlines()]
+
+    assert found("--type", "ring.breach_detected") == [5, 3, 1]
+    assert found("--session", "s0") == [3, 0]
+    assert found("--until", (T0 + timedelta(seconds=2)).isoformat()) == [1, 0]
+    assert found("--offset", "4") == [1, 0]
+    assert main(["audit", "query", "--db", str(db), "--session", "nope"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and "no stored events match" in captured.err
 
 
 def test_cli_relative_since(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
