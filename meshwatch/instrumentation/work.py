@@ -120,14 +120,19 @@ class _WorkStores:
             self.conflict_duration,
             self.dependency_wait,
         )
-        # conflict id -> (agent_did, perf_counter at start); insertion-ordered for eviction.
+        # (agent_did, conflict id) -> perf_counter at its start; oldest first, for eviction.
         self.open_conflicts: OrderedDict[tuple[str, str], float] = OrderedDict()
         self.conflicts_lock = threading.Lock()
 
 
 def _label(value: object) -> str:
     """A label value as a string: unhashable or odd values must not raise in the store."""
-    return value if type(value) is str else str(value)
+    if type(value) is str:
+        return value
+    try:
+        return str(value)
+    except Exception:  # a __str__ that raises
+        return f"<unprintable {type(value).__name__}>"
 
 
 def _exemplar(value: float) -> Exemplar | None:

@@ -227,6 +227,11 @@ def test_a_bad_value_is_dropped_and_counted_not_raised(record, reason: str) -> N
             assert family.samples == {}, f"{family.metric.name} observed a bad value"
 
 
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+
 junk = st.one_of(
     st.none(),
     st.booleans(),
@@ -235,6 +240,7 @@ junk = st.one_of(
     st.text(max_size=5),
     st.lists(st.integers(), max_size=2),
     st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+    st.just(Unprintable()),
 )
 
 
