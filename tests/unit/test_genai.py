@@ -11,7 +11,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import NoOpTracerProvider, SpanKind, StatusCode
 from prometheus_client import CollectorRegistry
 
 from meshwatch.instrumentation.context import current_trace, use_trace
@@ -261,3 +261,15 @@ def test_the_default_metrics_are_exposed_through_the_prometheus_adapter() -> Non
         f"{family}_count", {"agent_name": "exposed-agent", "error_type": ""}
     )
     assert count is not None and count >= 1
+
+
+def test_without_an_sdk_spans_are_no_ops_but_durations_still_count() -> None:
+    metrics = GenAIMetrics()
+    causal = CausalTraceId()
+    with (
+        use_trace(causal),
+        invoke_agent("bare", tracer_provider=NoOpTracerProvider(), metrics=metrics),
+    ):
+        headers = inject({})
+    assert headers["traceparent"].split("-")[1] == causal.trace_id_hex32
+    assert metrics.invoke_agent_duration.items()[("bare", "")].count == 1
