@@ -20,10 +20,21 @@ Direction = Literal["above", "below"]
 
 
 def check_tiers(key: str, cfg: ThresholdAlert, direction: Direction) -> None:
-    """A critical tier must lie beyond the warning threshold, on the alerting side."""
+    """A critical tier must lie beyond the base threshold, on top of a lesser severity.
+
+    Two rules with one name and the same severity would be duplicates
+    (``promtool check rules`` flags them), so a critical tier needs a base
+    tier of ``warning`` or ``info``.
+    """
     critical = cfg.critical_threshold
     if critical is None:
         return
+    if cfg.severity == "critical":
+        raise SettingsError(
+            f"alerts.{key}.critical_threshold",
+            "the alert's severity is already critical: lower its severity or drop "
+            "critical_threshold",
+        )
     beyond = critical > cfg.threshold if direction == "above" else critical < cfg.threshold
     if not beyond:
         side = "above" if direction == "above" else "below"

@@ -1,0 +1,93 @@
+"""Fixtures for the rule tests: rule files and their promtool tests rendered to a temp dir."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+
+from meshwatch import alerts
+from meshwatch.generated import write_tree
+from meshwatch.settings import Settings, settings_from_mapping
+
+#: Settings unlike the defaults in every way a rule reads: other thresholds, ``for``
+#: durations, severities, rate window, critical tiers, anomaly and forecast windows.
+CUSTOM = {
+    "alerts": {
+        "rate_window": "10m",
+        "runbook_base_url": "https://runbooks.example.com/meshwatch/",
+        "ring_breach_rate": {"threshold": 1.5, "for": "5m", "critical_threshold": None},
+        "elevation_too_long": {
+            "threshold": 120,
+            "for": "3m",
+            "critical_threshold": 600,
+            "severity": "info",
+        },
+        "governance_latency_high": {"threshold": 0.2, "critical_threshold": 1.0},
+        "governance_denial_ratio": {"threshold": 0.5, "critical_threshold": 0.9},
+        "trust_score_low": {"threshold": 500, "critical_threshold": 100},
+        "task_success_rate_low": {
+            "threshold": 0.9,
+            "critical_threshold": 0.5,
+            "severity": "warning",
+        },
+        "task_error_rate": {"threshold": 0.3, "critical_threshold": 1.0, "for": "2m"},
+        "queue_backlog_growing": {"threshold": 10, "for": "5m", "critical_threshold": 100},
+        "task_rate_anomaly": {"z_score": 4, "baseline_window": "2h", "for": "5m"},
+        "governance_latency_predicted": {"lookback": "30m", "horizon": "2h", "for": "5m"},
+        "saga_escalated": {"for": "1m", "severity": "warning"},
+        "target_down": {"for": "5m"},
+    }
+}
+#: Every threshold at zero (or a ratio bound), where "below" and "twice" stop working.
+EDGES = {
+    "alerts": {
+        name: {"threshold": 0}
+        for name in (
+            "elevation_too_long",
+            "governance_latency_high",
+            "governance_denial_ratio",
+            "rate_limit_surge",
+            "trust_score_low",
+            "saga_failure_ratio",
+            "saga_compensation_rate",
+            "task_duration_p95_high",
+            "queue_backlog_growing",
+        )
+    }
+    | {
+        "ring_breach_rate": {"threshold": 0, "critical_threshold": 1},
+        "task_error_rate": {"threshold": 0, "critical_threshold": None},
+        "task_success_rate_low": {"threshold": 1.0},
+    }
+}
+VARIANTS: Mapping[str, Mapping] = {"defaults": {}, "custom": CUSTOM, "edges": EDGES}
+
+
+def render_to(settings: Settings, out: Path) -> Path:
+    """Write the alerts' files for ``settings`` under ``out``; return the rules directory."""
+    write_tree(alerts.render(settings), out)
+    return out / alerts.RULES_DIR
+
+
+def run_promtool(promtool: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [promtool, *map(str, args)], capture_output=True, text=True, timeout=240, check=False
+    )
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """The rules directory rendered for a named settings variant (rendered once each)."""
+    cache: dict[str, Path] = {}
+
+    def get(variant: str) -> Path:
+        if variant not in cache:
+            out = tmp_path_factory.mktemp(variant) / "out"
+            render_to(settings_from_mapping(VARIANTS[variant]), out)
+            cache[variant] = out
+        return cache[variant]
+
+    return get
