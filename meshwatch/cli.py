@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "meshwatch.commands.up",
     "meshwatch.commands.down",
     "meshwatch.commands.status",
+    "meshwatch.commands.demo",
 )
 
 

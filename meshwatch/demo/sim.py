@@ -66,10 +66,31 @@ class Simulation:
         self.now = 0.0
         self._queue: list[tuple[float, int, _Task, Any]] = []
         self._order = itertools.count()
+        self._live: dict[int, _Task] = {}
 
     def spawn(self, process: Process, delay: float = 0.0) -> None:
         """Start ``process`` ``delay`` virtual seconds from now, in a fresh context."""
-        self._schedule(_Task(process), self.now + delay, None)
+        task = _Task(process)
+        self._live[id(task)] = task
+        self._schedule(task, self.now + delay, None)
+
+    @property
+    def live(self) -> int:
+        """Processes started and not yet finished (running, sleeping or waiting)."""
+        return len(self._live)
+
+    def close(self) -> None:
+        """End every live process now, each inside its own context.
+
+        Closing raises GeneratorExit at the process's ``yield``, so its ``with``
+        blocks exit where they were entered: spans end and context tokens are
+        reset in the context that set them. Left to the garbage collector, the
+        same cleanup would run later, in an arbitrary context.
+        """
+        live, self._live = self._live, {}
+        self._queue.clear()
+        for task in live.values():
+            task.context.run(task.process.close)
 
     def inbox(self) -> Inbox:
         return Inbox(self)
@@ -92,7 +113,11 @@ class Simulation:
             try:
                 waited_for = task.context.run(task.process.send, value)
             except StopIteration:
+                self._live.pop(id(task), None)
                 continue
+            except BaseException:
+                self._live.pop(id(task), None)
+                raise
             if isinstance(waited_for, Inbox):
                 waited_for._wait(task)
             else:

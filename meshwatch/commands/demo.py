@@ -1,0 +1,176 @@
+"""``meshwatch demo``: a simulated multi-agent fleet driving the real instrumentation.
+
+It serves ``/metrics`` on ``--addr:--metrics-port`` (loopback by default) and,
+with ``--otlp-endpoint``, exports spans over OTLP/HTTP (protobuf to
+``URL/v1/traces``). Within seconds of start every metric of the catalogue has
+series. ``--scenario incident`` drives the three tutorial alerts (see
+:mod:`meshwatch.demo.scenario`); ``--incident-duration`` ends the incident
+while the demo keeps serving, so the alerts can be seen to resolve.
+
+It stops on SIGINT or SIGTERM, or after ``--duration`` seconds, with exit code
+0: agent processes end, the server closes, spans and audit trails are flushed
+within a bounded time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from meshwatch.cli import CommandError
+from meshwatch.demo.runner import Demo, DemoConfig
+from meshwatch.demo.scenario import SCENARIOS, build_scenario
+from meshwatch.instrumentation.logs import configure_logging
+from meshwatch.settings.stack import DemoSettings, Ports
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set ``stop`` (instead of raising) until the block ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be installed from the main thread
+        return
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo until SIGINT/SIGTERM or the end of ``--duration``."""
+    try:
+        scenario = build_scenario(
+            args.scenario,
+            seed=args.seed,
+            incident_duration=args.incident_duration,
+            breach_rate=args.breach_rate,
+            elevation_backdate=args.elevation_backdate,
+        )
+        config = DemoConfig(
+            scenario,
+            metrics_port=args.metrics_port,
+            addr=args.addr,
+            duration=args.duration,
+            otlp_endpoint=args.otlp_endpoint,
+            audit_dir=Path(args.audit_dir) if args.audit_dir else None,
+        )
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    configure_logging(level=args.log_level)
+    stop = threading.Event()
+    demo = Demo(config)
+    with _stop_on_signals(stop):
+        try:
+            demo.start()
+        except OSError as error:
+            raise CommandError(
+                f"cannot serve /metrics on {args.addr}:{args.metrics_port}: {error.strerror or error}"
+            ) from None
+        try:
+            spans = f"; spans to {args.otlp_endpoint}" if args.otlp_endpoint else ""
+            print(
+                f"meshwatch demo: {scenario.name} scenario, seed {scenario.seed}, "
+                f"serving {demo.url}{spans}",
+                flush=True,
+            )
+            demo.run(stop)
+        finally:
+            demo.close()
+    print("meshwatch demo: stopped", flush=True)
+    return 0
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    defaults = DemoSettings()
+    parser = subparsers.add_parser(
+        "demo",
+        help="run a simulated multi-agent fleet that drives the real instrumentation",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=Ports().demo_metrics,
+        help="port of /metrics (0 picks a free one; default %(default)s)",
+    )
+    parser.add_argument(
+        "--addr", default="127.0.0.1", help="address of /metrics (default %(default)s)"
+    )
+    parser.add_argument(
+        "--duration",
+        type=_positive,
+        default=None,
+        help="stop after this many seconds (default: run until stopped)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=defaults.seed, help="random seed (default %(default)s)"
+    )
+    parser.add_argument(
+        "--scenario", choices=SCENARIOS, default=defaults.scenario, help="default %(default)s"
+    )
+    parser.add_argument(
+        "--otlp-endpoint",
+        default=None,
+        metavar="URL",
+        help="export spans over OTLP/HTTP to URL (base URL: /v1/traces is appended)",
+    )
+    incident = parser.add_argument_group("incident scenario")
+    incident.add_argument(
+        "--incident-duration",
+        type=_positive,
+        default=None,
+        metavar="SECONDS",
+        help="end the incident after this long and keep running healthy (default: never)",
+    )
+    incident.add_argument(
+        "--breach-rate",
+        type=_positive,
+        default=None,
+        metavar="PER_SECOND",
+        help="ring breaches per second by the rogue agent (default 5)",
+    )
+    incident.add_argument(
+        "--elevation-backdate",
+        type=_non_negative,
+        default=None,
+        metavar="SECONDS",
+        help="the stuck elevation began this long before start (default 330; 0 = now)",
+    )
+    parser.add_argument(
+        "--audit-dir",
+        default=None,
+        help="keep the audit databases here (default: a temporary directory, removed at exit)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="JSON log lines on stderr at this level (default %(default)s)",
+    )
+    parser.set_defaults(func=run)
+
+
+__all__ = ["add_parser", "run"]
