@@ -24,8 +24,6 @@ from meshwatch.settings import SEVERITIES, Duration, Severity
 RECORD_NAME_RE = re.compile(r"[a-z_]*:[a-z][a-z0-9_]*:[a-z][a-z0-9_]*")
 ALERT_NAME_RE = re.compile(r"[A-Z][A-Za-z0-9]*")
 LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-# Annotations every alert carries; the conventions pass adds runbook_url.
-REQUIRED_ANNOTATIONS = ("summary", "description", "runbook_url")
 
 
 def _frozen_labels(labels: Mapping[str, str], what: str) -> Mapping[str, str]:
@@ -180,7 +178,6 @@ class RuleGroup:
 
     name: str
     rules: tuple[Rule, ...]
-    interval: Duration | None = None
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9.-]*", self.name):
@@ -194,8 +191,4 @@ class RuleGroup:
             raise ValueError(f"rule group {self.name} records the same series twice")
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name}
-        if self.interval is not None:
-            out["interval"] = str(self.interval)
-        out["rules"] = [rule.to_dict() for rule in self.rules]
-        return out
+        return {"name": self.name, "rules": [rule.to_dict() for rule in self.rules]}

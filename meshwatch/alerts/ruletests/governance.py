@@ -20,6 +20,7 @@ from meshwatch.alerts.ruletests.model import (
 )
 from meshwatch.alerts.ruletests.subjects import AGENTS, TOOLS
 from meshwatch.alerts.ruletests.threshold import (
+    Signal,
     ThresholdProof,
     eval_minute,
     legible,
@@ -37,7 +38,7 @@ from meshwatch.settings import AlertsSettings
 P99 = {"quantile": "0.99"}
 
 
-def _latency(layout: Layout):
+def _latency(layout: Layout) -> Signal:
     def signal(value: float, at: int, subject: int) -> list[Series]:
         """p99 = ``value``, from evaluations split over two decisions (summed by ``le``)."""
         return [
@@ -107,7 +108,7 @@ def _latency_cases(s: AlertsSettings, tiers: list[AlertRule]) -> list[Case]:
     )
     found = threshold_cases(proof, cfg, tiers)
     at = eval_minute(proof, cfg.for_)
-    slow = legible(cfg.threshold * 2 if cfg.threshold > 0 else 0.01, 1, None)
+    slow = legible(cfg.threshold * 2 if cfg.threshold > 0 else 0.01, 1)
     coarse = _latency("coarse")
     found.append(
         Case(
@@ -129,7 +130,7 @@ def _latency_cases(s: AlertsSettings, tiers: list[AlertRule]) -> list[Case]:
         )
     )
     if cfg.threshold > 0:
-        fast = legible(cfg.threshold / 2, -1, None)
+        fast = legible(cfg.threshold / 2, -1)
         found.append(
             Case(
                 f"stays silent with a coarser bucket layout when the p99 latency is {fast:.4g}s",

@@ -43,7 +43,9 @@ SAMPLES = AT + 2
 REVIEWER = "did:mesh:reviewer"
 
 
-def _check(rule: RecordingRule, *expect: tuple[dict[str, str], float], round_to=None) -> ExprCheck:
+def _check(
+    rule: RecordingRule, *expect: tuple[dict[str, str], float], round_to: float | None = None
+) -> ExprCheck:
     """``rule``'s series at minute :data:`AT` are exactly ``expect`` (labels, value)."""
     samples = tuple(
         Sample({**labels, **rule.labels}, value, rule.record) for labels, value in expect

@@ -20,7 +20,12 @@ from meshwatch.alerts.ruletests.model import (
     num,
 )
 from meshwatch.alerts.ruletests.subjects import TASK_TYPE, agent
-from meshwatch.alerts.ruletests.threshold import ThresholdProof, eval_minute, threshold_cases
+from meshwatch.alerts.ruletests.threshold import (
+    Signal,
+    ThresholdProof,
+    eval_minute,
+    threshold_cases,
+)
 from meshwatch.instrumentation.catalogue import (
     QUEUE_LENGTH,
     TASK_DURATION,
@@ -58,7 +63,7 @@ def _durations(value: float, at: int, subject: int) -> list[Series]:
     return bucket_series(TASK_DURATION.name, labels, value, 0.95, at + 2)
 
 
-def _queue(slope_sign: int):
+def _queue(slope_sign: int) -> Signal:
     def signal(value: float, at: int, subject: int) -> list[Series]:
         """The queue reaches ``value`` at minute ``at``, moving by a small step each minute."""
         step = slope_sign * max(value, 1.0) / (4 * (at + 2))

@@ -63,7 +63,7 @@ def _beyond(level: float, bound: float | None) -> float | None:
     return level * 2 if level > 0 else 1.0
 
 
-def legible(value: float | None, away: int, bound: float | None) -> float | None:
+def legible(value: float, away: int, bound: float | None = None) -> float:
     """``value``, nudged 1% ``away`` (+1 up, -1 down) if it sits on a humanize boundary.
 
     Prometheus' ``humanize`` switches prefix at powers of 1000 and
@@ -72,7 +72,7 @@ def legible(value: float | None, away: int, bound: float | None) -> float | None
     printed ``1000m`` or ``9m 59s``. Off the boundary, the last bit no longer
     changes the text the case expects.
     """
-    if value is None or value == 0:
+    if value == 0:
         return value
     power = math.log10(abs(value)) / 3
     on_integer = abs(value - round(value)) <= 1e-9 * abs(value)
@@ -80,6 +80,10 @@ def legible(value: float | None, away: int, bound: float | None) -> float | None
         return value
     nudged = value * (1 + 0.01 * away)
     return value * 0.99 if bound is not None and nudged > bound else nudged
+
+
+def _legible(value: float | None, away: int, bound: float | None) -> float | None:
+    return None if value is None else legible(value, away, bound)
 
 
 def _values(
@@ -108,9 +112,9 @@ def threshold_cases(
     """Firing, two-tier and silent cases for ``proof``'s alert at ``cfg``'s thresholds."""
     base, both, safe = _values(cfg, proof.direction, proof.bound)
     up = 1 if proof.direction == "above" else -1
-    base = legible(base, up, proof.bound)
-    both = legible(both, up, proof.bound)
-    safe = legible(safe, -up, proof.bound)
+    base = _legible(base, up, proof.bound)
+    both = _legible(both, up, proof.bound)
+    safe = _legible(safe, -up, proof.bound)
     at = eval_minute(proof, cfg.for_)
     when = at_minute(at)
     side = proof.direction
