@@ -204,7 +204,9 @@ class DemoSettings:
     ``otlp_endpoint`` is where the demo exports spans: by default Tempo in
     compose mode and nowhere in native mode (Tempo needs Docker); set it to
     send spans to any OTLP/HTTP receiver. ``duration`` stops the demo after
-    that long (by default it runs until ``meshwatch down``).
+    that long (by default it runs until ``meshwatch down``);
+    ``incident_duration`` ends the incident scenario after that long while the
+    demo keeps running healthy, so its alerts can be seen to resolve.
     """
 
     enabled: bool = True
@@ -212,6 +214,7 @@ class DemoSettings:
     scenario: Literal["steady", "incident"] = "steady"
     otlp_endpoint: str | None = None
     duration: Duration | None = None
+    incident_duration: Duration | None = None
 
     def __post_init__(self) -> None:
         if self.otlp_endpoint is not None:
@@ -220,8 +223,10 @@ class DemoSettings:
                 "otlp_endpoint",
                 f"must be an http(s) URL of an OTLP/HTTP receiver, got {self.otlp_endpoint!r}",
             )
-        if self.duration is not None:
-            check(self.duration.seconds >= 1, "duration", "must be at least 1s")
+        for name in ("duration", "incident_duration"):
+            value = getattr(self, name)
+            if value is not None:
+                check(value.seconds >= 1, name, "must be at least 1s")
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,9 @@ settings say otherwise), so ``make up`` on a laptop never exposes Grafana or
 an unauthenticated Prometheus to the network. Data lives in named volumes;
 configuration is mounted read-only from the generated files beside this one.
 
-The demo workload serves ``/metrics`` on 127.0.0.1 only, so it joins the
-Prometheus container's network namespace (``network_mode: service:prometheus``):
-Prometheus scrapes it on localhost, it reaches Tempo by name, and its port is
-published through the Prometheus service. Its image is built from the
+The demo workload listens on the compose network (``--addr 0.0.0.0`` inside
+its container; the host sees it on ``bind_address`` like everything else),
+exports spans to Tempo, and is scraped by Prometheus. Its image is built from the
 meshwatch source tree this command runs from (``pip install`` of the
 project, so the first build needs the Python package index), or from the
 package index at this meshwatch version when no source tree is present.
@@ -29,6 +28,7 @@ from meshwatch.stack import (
     tempo_config,
 )
 from meshwatch.stack import secrets as stack_secrets
+from meshwatch.stack.demo import demo_arguments
 from meshwatch.stack.ports import CONTAINER_PORTS, DOCKER_HOST_ALIAS, endpoints, url_host
 from meshwatch.stack.yamlfile import yaml_file
 
@@ -82,31 +82,19 @@ def _healthy(*services: str) -> dict[str, dict[str, str]]:
 
 
 def demo_command(settings: Settings) -> list[str]:
-    """Arguments of ``meshwatch`` in the demo container."""
+    """Arguments of ``meshwatch`` in the demo container: listen on the compose network."""
     demo = settings.stack.demo
-    otlp = demo.otlp_endpoint or f"http://tempo:{CONTAINER_PORTS['otlp_http']}"
-    args = [
-        "demo",
-        "--metrics-port",
-        str(CONTAINER_PORTS["demo"]),
-        "--otlp-endpoint",
-        otlp,
-        "--seed",
-        str(demo.seed),
-        "--scenario",
-        demo.scenario,
-    ]
-    if demo.duration is not None:
-        args += ["--duration", str(int(demo.duration.seconds))]
-    return args
+    return demo_arguments(
+        demo,
+        metrics_port=CONTAINER_PORTS["demo"],
+        addr="0.0.0.0",
+        otlp_endpoint=demo.otlp_endpoint or f"http://tempo:{CONTAINER_PORTS['otlp_http']}",
+    )
 
 
 def compose_config(settings: Settings, source: Path | None) -> dict[str, Any]:
     """The docker-compose.yml document."""
     stack, ports, images = settings.stack, settings.stack.ports, settings.stack.images
-    prometheus_ports = [_published(settings, ports.prometheus, CONTAINER_PORTS["prometheus"])]
-    if stack.demo.enabled:
-        prometheus_ports.append(_published(settings, ports.demo_metrics, CONTAINER_PORTS["demo"]))
     secret_files = alertmanager_config.secret_files(settings)
     endpoint = endpoints(stack)
     alertmanager: dict[str, Any] = {
@@ -136,7 +124,7 @@ def compose_config(settings: Settings, source: Path | None) -> dict[str, Any]:
                 *prometheus_config.prometheus_flags(settings),
             ],
             "volumes": ["./prometheus:/etc/prometheus:ro", "prometheus-data:/prometheus"],
-            "ports": prometheus_ports,
+            "ports": [_published(settings, ports.prometheus, CONTAINER_PORTS["prometheus"])],
             "extra_hosts": _HOST_GATEWAY,
             "healthcheck": _wget_check(CONTAINER_PORTS["prometheus"], "/-/ready"),
             "restart": "unless-stopped",
@@ -179,7 +167,7 @@ def compose_config(settings: Settings, source: Path | None) -> dict[str, Any]:
             "build": {"context": context, "dockerfile_inline": demo_dockerfile(settings, source)},
             "image": f"{stack.project}-demo:{meshwatch.__version__}",
             "command": demo_command(settings),
-            "network_mode": "service:prometheus",
+            "ports": [_published(settings, ports.demo_metrics, CONTAINER_PORTS["demo"])],
             "healthcheck": {
                 "test": [
                     "CMD",

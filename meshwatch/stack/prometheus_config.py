@@ -47,9 +47,7 @@ def prometheus_flags(settings: Settings) -> list[str]:
     return [*PROMETHEUS_FLAGS, f"--rules.alert.resend-delay={delay}"]
 
 
-# The demo shares the Prometheus container's network namespace in compose
-# (it serves /metrics on 127.0.0.1 only), so Prometheus scrapes it on localhost.
-DEMO_COMPOSE_TARGET = f"localhost:{CONTAINER_PORTS['demo']}"
+DEMO_COMPOSE_TARGET = f"demo:{CONTAINER_PORTS['demo']}"
 
 
 def _job(name: str, targets: list[str], interval: str | None = None) -> dict[str, Any]:

@@ -90,7 +90,8 @@ def test_host_ports_come_from_settings_and_container_ports_stay_fixed() -> None:
         {"stack": {"ports": {"prometheus": 19090, "grafana": 13000, "demo_metrics": 18000}}}
     )
     services = _doc(settings, "docker-compose.yml")["services"]
-    assert services["prometheus"]["ports"] == ["127.0.0.1:19090:9090", "127.0.0.1:18000:8000"]
+    assert services["prometheus"]["ports"] == ["127.0.0.1:19090:9090"]
+    assert services["demo"]["ports"] == ["127.0.0.1:18000:8000"]
     assert services["grafana"]["ports"] == ["127.0.0.1:13000:3000"]
 
 
@@ -141,17 +142,22 @@ def test_alertmanager_runs_without_a_cluster_port() -> None:
     assert "--cluster.listen-address=" in command
 
 
-def test_demo_runs_in_prometheus_network_namespace_and_exports_to_tempo() -> None:
+def test_demo_listens_on_the_compose_network_and_exports_to_tempo() -> None:
     demo = _doc(Settings(), "docker-compose.yml")["services"]["demo"]
-    assert demo["network_mode"] == "service:prometheus"
-    assert "ports" not in demo, "its port is published by the prometheus service"
-    assert demo["command"][:5] == [
+    assert demo["command"] == [
         "demo",
         "--metrics-port",
         "8000",
+        "--addr",
+        "0.0.0.0",
         "--otlp-endpoint",
         "http://tempo:4318",
+        "--seed",
+        "42",
+        "--scenario",
+        "steady",
     ]
+    assert demo["ports"] == ["127.0.0.1:8000:8000"]
     assert demo["depends_on"]["tempo"] == {"condition": "service_healthy"}
     dockerfile = demo["build"]["dockerfile_inline"]
     assert dockerfile.startswith("FROM python:3.11-slim\n")
@@ -168,10 +174,31 @@ def test_demo_image_installs_from_this_source_tree() -> None:
 
 def test_demo_settings_reach_the_command_and_disabling_removes_it() -> None:
     settings = settings_from_mapping(
-        {"stack": {"demo": {"seed": 7, "scenario": "incident", "duration": "2m"}}}
+        {
+            "stack": {
+                "demo": {
+                    "seed": 7,
+                    "scenario": "incident",
+                    "duration": "2m",
+                    "incident_duration": "30s",
+                    "otlp_endpoint": "http://collector:4318",
+                }
+            }
+        }
     )
     command = _doc(settings, "docker-compose.yml")["services"]["demo"]["command"]
-    assert command[-6:] == ["--seed", "7", "--scenario", "incident", "--duration", "120"]
+    assert command[5:] == [
+        "--otlp-endpoint",
+        "http://collector:4318",
+        "--seed",
+        "7",
+        "--scenario",
+        "incident",
+        "--duration",
+        "120",
+        "--incident-duration",
+        "30",
+    ]
     off = settings_from_mapping({"stack": {"demo": {"enabled": False}}})
     compose = _doc(off, "docker-compose.yml")
     assert "demo" not in compose["services"]
@@ -196,7 +223,7 @@ def test_prometheus_scrapes_every_component_and_the_agents() -> None:
         "alertmanager": ["alertmanager:9093"],
         "tempo": ["tempo:3200"],
         "grafana": ["grafana:3000"],
-        "meshwatch-demo": ["localhost:8000"],
+        "meshwatch-demo": ["demo:8000"],
         # Loopback means the container itself inside compose: rewritten to the host.
         "agents": ["host.docker.internal:9464", "agents.internal:9464"],
     }

@@ -31,6 +31,7 @@ from types import TracebackType
 from meshwatch.generated import write_tree
 from meshwatch.settings import Settings
 from meshwatch.stack import prometheus_config
+from meshwatch.stack.demo import demo_arguments
 from meshwatch.stack.ports import connect_host, endpoints, url_host
 from meshwatch.stack.runner.health import ComponentStatus, probe, wait_for
 from meshwatch.stack.runner.native_config import ALERTMANAGER, PROMETHEUS, native_configs
@@ -181,23 +182,17 @@ class NativeStack:
                 "--cluster.listen-address=",
             ]
         demo = self.settings.stack.demo
-        argv = [
+        return [
             sys.executable,
             "-m",
             "meshwatch",
-            "demo",
-            "--metrics-port",
-            str(ports.demo_metrics),
-            "--seed",
-            str(demo.seed),
-            "--scenario",
-            demo.scenario,
+            *demo_arguments(
+                demo,
+                metrics_port=ports.demo_metrics,
+                otlp_endpoint=demo.otlp_endpoint,
+                audit_dir=str(wd.data / "demo-audit"),
+            ),
         ]
-        if demo.otlp_endpoint is not None:
-            argv += ["--otlp-endpoint", demo.otlp_endpoint]
-        if demo.duration is not None:
-            argv += ["--duration", str(int(demo.duration.seconds))]
-        return argv
 
     def _port(self, name: str) -> tuple[str, int]:
         if name == "demo":
