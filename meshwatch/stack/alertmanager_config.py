@@ -8,8 +8,11 @@
   alert counts as the empty value, so governance alerts group by ``agent_id``
   and the rest by ``agent_did`` without either getting in the other's way.
 * A critical alert inhibits the warning (and info) alert of the same name and
-  agent: the two-level alerts (``critical_threshold`` in the alert settings)
-  then notify once, at the level that holds.
+  the same subject: the two-level alerts (``critical_threshold`` in the alert
+  settings) then notify once, at the level that holds. The subject is the agent
+  and also the tool (``tool_name``) or scrape target (``job``, ``instance``) an
+  alert is about, so a critical for one tool or target never mutes a warning
+  for another.
 * Secrets are never written here. A receiver's secret is read by Alertmanager
   from a file (``*_file`` fields). In compose that file is mounted as a docker
   secret under :data:`SECRETS_DIR`; native mode points at the host path.
@@ -28,6 +31,7 @@ from meshwatch.stack.yamlfile import yaml_file
 PATH = "alertmanager/alertmanager.yml"
 SECRETS_DIR = "/run/secrets"
 GROUP_BY = ("alertname", "agent_did", "agent_id")
+INHIBIT_EQUAL = (*GROUP_BY, "tool_name", "job", "instance")
 RECEIVER_CRITICAL = "critical"
 RECEIVER_WARNING = "warning"
 
@@ -87,7 +91,7 @@ def _receiver(name: str, r: Receiver) -> dict[str, Any]:
 def alertmanager_config(settings: Settings) -> dict[str, Any]:
     """The alertmanager.yml document."""
     receivers = settings.stack.receivers
-    equal = list(GROUP_BY)
+    equal = list(INHIBIT_EQUAL)
     return {
         "route": {
             "receiver": RECEIVER_WARNING,

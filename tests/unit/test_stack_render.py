@@ -266,7 +266,14 @@ def test_a_critical_inhibits_the_warning_of_the_same_alert_and_agent() -> None:
     rules = _doc(Settings(), "alertmanager/alertmanager.yml")["inhibit_rules"]
     critical = next(r for r in rules if r["source_matchers"] == ['severity="critical"'])
     assert critical["target_matchers"] == ['severity=~"warning|info"']
-    assert critical["equal"] == ["alertname", "agent_did", "agent_id"]
+    assert critical["equal"] == [
+        "alertname",
+        "agent_did",
+        "agent_id",
+        "tool_name",
+        "job",
+        "instance",
+    ], "a critical for one agent, tool or target must not mute a warning for another"
 
 
 def test_default_receivers_are_webhooks_reachable_from_the_container() -> None:
