@@ -113,6 +113,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--metrics-port",
         type=int,
+        metavar="PORT",
         default=Ports().demo_metrics,
         help="port of /metrics (0 picks a free one; default %(default)s)",
     )
@@ -129,7 +130,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--seed", type=int, default=defaults.seed, help="random seed (default %(default)s)"
     )
     parser.add_argument(
-        "--scenario", choices=SCENARIOS, default=defaults.scenario, help="default %(default)s"
+        "--scenario",
+        choices=SCENARIOS,
+        default=defaults.scenario,
+        help="steady: a healthy fleet; incident: drives the three tutorial alerts (default %(default)s)",
     )
     parser.add_argument(
         "--otlp-endpoint",
@@ -162,6 +166,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--audit-dir",
         default=None,
+        metavar="DIR",
         help="keep the audit databases here (default: a temporary directory, removed at exit)",
     )
     parser.add_argument(

@@ -61,6 +61,8 @@ EXPORT_DELAY_MILLIS = 1000
 # The legacy crawler's work metrics keep this many series per metric; the rest
 # of its URL-labelled tasks fold into __overflow__ (and are counted).
 LEGACY_SERIES_CAP = 5
+# The demo never queries its bus: keep its retained log (and memory) small.
+BUS_RETENTION = 20_000
 AUDIT_MAX_ROWS = 200_000
 MIRROR_QUEUE_SIZE = 64
 MIRROR_MAX_ROWS = 20_000
@@ -150,7 +152,7 @@ class Demo:
                 )
                 for service in SERVICES
             }
-        bus = HypervisorEventBus()
+        bus = HypervisorEventBus(max_events=BUS_RETENTION)
         governance = GovernanceMetrics()
         work = AgentMetrics(ORCHESTRATOR.did)
         legacy_work = AgentMetrics(LEGACY.did, guard=CardinalityGuard(max_series=LEGACY_SERIES_CAP))

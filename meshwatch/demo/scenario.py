@@ -142,7 +142,7 @@ def build_scenario(
     given = {k: v for k, v in knobs.items() if v is not None}
     if name == "steady":
         if given:
-            raise ValueError(f"{', '.join(sorted(given))} only apply to the incident scenario")
+            raise ValueError(f"not for the steady scenario: {', '.join(sorted(given))}")
         return Scenario(seed=seed)
     return Scenario(seed=seed, incident=Incident(**given))
 

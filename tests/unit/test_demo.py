@@ -355,7 +355,7 @@ def test_the_incident_drives_the_three_alert_conditions_then_recovers() -> None:
 
 
 def test_scenario_knobs_are_validated() -> None:
-    with pytest.raises(ValueError, match="only apply to the incident"):
+    with pytest.raises(ValueError, match="not for the steady scenario: breach_rate"):
         build_scenario("steady", breach_rate=3.0)
     with pytest.raises(ValueError, match="unknown scenario"):
         build_scenario("chaos")  # type: ignore[arg-type]
@@ -691,3 +691,20 @@ def test_the_incident_ends_while_serving_and_duration_ends_the_demo(tmp_path: Pa
         assert rogue_now - after_incident < 5
         assert demo.process.wait(timeout=30) == 0, demo.log.read_text()
         assert not _port_open(demo.port)
+
+
+def test_a_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind((LOOPBACK, 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "meshwatch", "demo", "--metrics-port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"meshwatch demo: cannot serve /metrics on 127.0.0.1:{port}: Address already in use"
+    )
