@@ -1,11 +1,15 @@
 """``meshwatch check DIR``: validate generated output with the real tools, for CI pipelines.
 
+It checks the rule files against the settings, runs ``promtool check rules``
+and the generated rule unit tests (``promtool test rules``), and validates the
+stack's Prometheus and Alertmanager configuration (``promtool check config``,
+``amtool check-config``).
+
 Each check is a :class:`Check` in :data:`CHECKS`: a name and a function from
 the :class:`Target` (the output directory and the settings) to an
 :class:`Outcome`. Every check runs even after one fails, so a CI log shows all
 problems at once; the command exits 1 if any failed, printing the tool's own
-message. Adding a check (``promtool check config``, ``amtool check-config``)
-is one function and one entry in :data:`CHECKS`.
+message. Adding a check is one function and one entry in :data:`CHECKS`.
 """
 
 from __future__ import annotations
@@ -112,10 +116,34 @@ def _promtool_test_rules(target: Target) -> Outcome:
     return run_tool("promtool", "test", "rules", *files)
 
 
+def _generated(target: Target, relative: str) -> Path | Outcome:
+    """The generated file at ``relative``, or a failed outcome saying how to produce it."""
+    path = target.out_dir / relative
+    if path.is_file():
+        return path
+    return Outcome(False, f"missing: {relative}\nrun: meshwatch generate --out DIR")
+
+
+def _promtool_check_config(target: Target) -> Outcome:
+    from meshwatch.stack import prometheus_config
+
+    path = _generated(target, prometheus_config.PATH)
+    return path if isinstance(path, Outcome) else run_tool("promtool", "check", "config", path)
+
+
+def _amtool_check_config(target: Target) -> Outcome:
+    from meshwatch.stack import alertmanager_config
+
+    path = _generated(target, alertmanager_config.PATH)
+    return path if isinstance(path, Outcome) else run_tool("amtool", "check-config", path)
+
+
 CHECKS: tuple[Check, ...] = (
     Check("rule files match the settings", _rules_match_settings),
     Check("promtool check rules", _promtool_check_rules),
     Check("promtool test rules", _promtool_test_rules),
+    Check("promtool check config", _promtool_check_config),
+    Check("amtool check-config", _amtool_check_config),
 )
 
 
@@ -143,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "check",
-        help="validate generated output with promtool (rules and their unit tests)",
+        help="validate generated rules, rule tests and configs with promtool and amtool",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,15 +10,27 @@ import pytest
 from meshwatch.alerts import ALERTS_FILE, RULES_DIR, TESTS_DIR
 from meshwatch.cli import main
 from meshwatch.commands import check
+from meshwatch.commands.generate import render_all
+from meshwatch.generated import write_tree
+from meshwatch.settings import Settings
+from meshwatch.stack import alertmanager_config, prometheus_config
 
 pytestmark = pytest.mark.promtool
 
 
+@pytest.fixture(scope="module")
+def generated_defaults(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Everything ``meshwatch generate`` writes with default settings."""
+    target = tmp_path_factory.mktemp("generated") / "out"
+    write_tree(render_all(Settings()), target)
+    return target
+
+
 @pytest.fixture
-def out(rendered: Callable[[str], Path], tmp_path: Path, promtool: str) -> Path:
-    """A private copy of the default rules and tests (each test may break its own)."""
+def out(generated_defaults: Path, tmp_path: Path, promtool: str, amtool: str) -> Path:
+    """A private copy of the generated tree (each test may break its own)."""
     target = tmp_path / "out"
-    shutil.copytree(rendered("defaults"), target)
+    shutil.copytree(generated_defaults, target)
     return target
 
 
@@ -111,3 +122,35 @@ def test_a_missing_tool_fails_the_check_with_an_install_hint(
     outcome = check.run_tool("promtool", "--version")
     assert not outcome.ok
     assert "install the Debian package 'prometheus'" in outcome.detail
+
+
+def test_check_fails_with_promtools_message_on_a_broken_prometheus_config(
+    out: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = out / prometheus_config.PATH
+    config.write_text(
+        config.read_text().replace("scrape_interval: 15s", "scrape_interval: soon", 1)
+    )
+    assert main(["check", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "FAIL promtool check config" in captured.out
+    assert "soon" in captured.err
+
+
+def test_check_fails_with_amtools_message_on_a_broken_alertmanager_config(
+    out: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = out / alertmanager_config.PATH
+    config.write_text(config.read_text().replace("receiver: critical", "receiver: nobody"))
+    assert main(["check", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "FAIL amtool check-config" in captured.out
+    assert "nobody" in captured.err
+
+
+def test_check_fails_when_a_stack_config_is_missing(
+    out: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (out / alertmanager_config.PATH).unlink()
+    assert main(["check", str(out)]) == 1
+    assert f"missing: {alertmanager_config.PATH}" in capsys.readouterr().err
