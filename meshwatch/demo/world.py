@@ -160,7 +160,7 @@ class PagerBridge:
     """
 
     def __init__(self, bus: HypervisorEventBus, *, fail_every: int = 7) -> None:
-        self.delivered = 0
+        self.attempts = 0
         self._fail_every = fail_every
         self._subscriptions = [
             bus.subscribe(EventType.RING_BREACH_DETECTED, self.forward),
@@ -168,8 +168,8 @@ class PagerBridge:
         ]
 
     def forward(self, event: HypervisorEvent) -> None:
-        attempt = self.delivered
-        self.delivered += 1
+        attempt = self.attempts
+        self.attempts += 1
         if attempt % self._fail_every == 0:
             raise ConnectionError(f"pager gateway timed out forwarding {event.event_type.value}")
 
@@ -206,14 +206,9 @@ class World:
 
     # -- identity, sessions, rings ---------------------------------------------------
 
-    def new_session(self, agent: AgentSpec) -> str:
-        session = f"sess-{agent.name}-{self._ids.getrandbits(32):08x}"
-        self.sessions[agent.did] = session
-        return session
-
     def join(self, agent: AgentSpec) -> None:
-        """The agent's session starts and it is assigned its ring."""
-        self.new_session(agent)
+        """A new session of ``agent`` starts and it is assigned its ring."""
+        self.sessions[agent.did] = f"sess-{agent.name}-{self._ids.getrandbits(32):08x}"
         self.emit(EventType.SESSION_CREATED, agent, {"role": agent.name})
         self.emit(EventType.IDENTITY_VERIFIED, agent, {"method": "did-auth"})
         self.emit(EventType.RING_ASSIGNED, agent, {"ring": agent.ring})
