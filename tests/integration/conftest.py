@@ -11,11 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from _pytest.terminal import TerminalReporter
 
 from tests.integration.helpers.otlp_receiver import OtlpReceiver
 from tests.integration.helpers.report import terminal_summary
 from tests.integration.helpers.stack import LiveStack, running_stack
 from tests.integration.helpers.webhook_receiver import WebhookReceiver
+
+# The incident lasts this long, then the demo runs healthy: long enough for every
+# alert to fire and be delivered (and inhibition to be observed), short enough
+# for the resolved notifications to arrive within the tier's budget.
+INCIDENT_SECONDS = 40
 
 
 @pytest.fixture(scope="session")
@@ -50,11 +56,12 @@ def live_stack(
         webhook,
         scenario="incident",
         otlp_endpoint=otlp.endpoint,
+        demo_args=["--incident-duration", str(INCIDENT_SECONDS)],
     ) as stack:
         yield stack
 
 
 def pytest_terminal_summary(
-    terminalreporter: object, exitstatus: int, config: pytest.Config
+    terminalreporter: TerminalReporter, exitstatus: int, config: pytest.Config
 ) -> None:
     terminal_summary(config, terminalreporter)

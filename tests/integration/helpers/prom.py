@@ -80,14 +80,19 @@ class PrometheusAPI:
         """A range query's matrix: one item per series, each with ``values`` [(t, "v"), ...]."""
         return list(self._api("query_range", query=expr, start=start, end=end, step=step)["result"])
 
-    def value(self, expr: str) -> float | None:
+    def value(self, expr: str, *, at: float | None = None) -> float | None:
         """The value of a query that returns exactly one sample, or None when it returns none."""
-        result = self.query(expr)
+        result = self.query(expr, at=at)
         if not result:
             return None
         if len(result) > 1:
             raise APIError(f"{expr!r} returned {len(result)} series, expected one")
         return float(result[0]["value"][1])
+
+    def exemplars(self, expr: str, *, start: float, end: float) -> list[dict[str, Any]]:
+        """Exemplars of the series ``expr`` selects: each ``labels``, ``value``, ``timestamp``."""
+        series = self._api("query_exemplars", query=expr, start=start, end=end)
+        return [exemplar for item in series for exemplar in item["exemplars"]]
 
     def targets(self) -> list[dict[str, Any]]:
         """Active scrape targets with their ``health``, ``labels`` and ``lastError``."""
