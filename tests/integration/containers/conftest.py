@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ def docker_engine() -> None:
 
 
 @dataclass(frozen=True)
-class ComposeStack:
+class RunningCompose:
     """A running generated compose stack and how to reach it from the host."""
 
     settings: Settings
@@ -99,7 +100,7 @@ def container_settings_file(directory: Path) -> Path:
 @pytest.fixture(scope="session")
 def compose_stack(
     docker_engine: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ComposeStack]:
+) -> Iterator[RunningCompose]:
     """The generated stack (Prometheus, Alertmanager, Tempo, Grafana and the demo) under compose.
 
     ``docker compose up --wait`` returns once every healthcheck passes; the
@@ -114,7 +115,13 @@ def compose_stack(
     password = read_env_file(out_dir / ".env")[PASSWORD_VAR]
     compose = DockerCompose(out_dir, compose_file_name="docker-compose.yml", build=True, wait=True)
     try:
-        compose.start()
-        yield ComposeStack(settings, out_dir, password)
+        try:
+            compose.start()
+        except Exception:
+            # The failing healthcheck's container log is the explanation; pytest shows it.
+            stdout, stderr = compose.get_logs()
+            print(f"docker compose logs:\n{stdout}\n{stderr}", file=sys.stderr)
+            raise
+        yield RunningCompose(settings, out_dir, password)
     finally:
         compose.stop(down=True)

@@ -20,7 +20,7 @@ from meshwatch.dashboards import queries_of
 from meshwatch.dashboards.queries import PanelQuery
 from meshwatch.instrumentation.catalogue import GOVERNANCE_LATENCY
 from meshwatch.stack.grafana_provisioning import DATASOURCES_PATH, PROMETHEUS_UID
-from tests.integration.containers.conftest import ComposeStack
+from tests.integration.containers.conftest import RunningCompose
 from tests.integration.helpers.dashboards import (
     builtin_values,
     default_values,
@@ -39,14 +39,14 @@ DATA_TIMEOUT = 180.0
 
 
 @pytest.fixture(scope="module")
-def grafana(compose_stack: ComposeStack) -> GrafanaAPI:
+def grafana(compose_stack: RunningCompose) -> GrafanaAPI:
     api = GrafanaAPI(compose_stack.url("grafana"), auth=compose_stack.grafana_auth)
     wait_until(api.healthy, timeout=120, what="Grafana /api/health")
     return api
 
 
 @pytest.fixture(scope="module")
-def dashboards(compose_stack: ComposeStack) -> dict[str, dict[str, Any]]:
+def dashboards(compose_stack: RunningCompose) -> dict[str, dict[str, Any]]:
     return load_dashboards(compose_stack.out_dir / "grafana" / "dashboards")
 
 
@@ -61,21 +61,24 @@ def test_grafana_reports_healthy(grafana: GrafanaAPI) -> None:
     assert body["database"] == "ok"
 
 
-def test_anonymous_access_is_refused(compose_stack: ComposeStack, grafana: GrafanaAPI) -> None:
+def test_anonymous_access_is_refused(compose_stack: RunningCompose, grafana: GrafanaAPI) -> None:
     status, _ = HTTPJSON(compose_stack.url("grafana")).get("/api/datasources")
     assert status == 401
 
 
 def test_every_provisioned_datasource_passes_its_health_check(
-    compose_stack: ComposeStack, grafana: GrafanaAPI
+    compose_stack: RunningCompose, grafana: GrafanaAPI
 ) -> None:
     provisioned = yaml.safe_load((compose_stack.out_dir / DATASOURCES_PATH).read_text())
     uids = sorted(ds["uid"] for ds in provisioned["datasources"])
-    assert sorted(ds["uid"] for ds in grafana.datasources()) == uids
+    datasources = {ds["uid"]: ds for ds in grafana.datasources()}
+    assert sorted(datasources) == uids
 
-    def healthy(uid: str) -> bool:
-        status, body = grafana.datasource_health(uid)
-        return status == 200 and str(body.get("status", "")).upper() == "OK"
+    def healthy(uid: str) -> str:
+        ok, detail = grafana.datasource_healthy(datasources[uid])
+        if not ok:
+            raise AssertionError(detail)  # wait_until reports the last reason
+        return detail
 
     for uid in uids:
         wait_until(lambda uid=uid: healthy(uid), timeout=120, what=f"datasource {uid} healthy")
@@ -118,7 +121,7 @@ def test_a_dashboard_query_through_grafana_returns_data(
 
 
 def test_a_trace_exported_by_the_demo_is_found_in_tempo_by_id(
-    compose_stack: ComposeStack,
+    compose_stack: RunningCompose,
 ) -> None:
     tempo = HTTPJSON(compose_stack.url("tempo"))
 
@@ -142,7 +145,7 @@ def test_a_trace_exported_by_the_demo_is_found_in_tempo_by_id(
     assert spans, f"trace {trace_ids[0]} has no spans: {body}"
 
 
-def test_exemplars_link_latency_to_traces_tempo_holds(compose_stack: ComposeStack) -> None:
+def test_exemplars_link_latency_to_traces_tempo_holds(compose_stack: RunningCompose) -> None:
     """The exemplar trace ids Prometheus stores open real traces (the dashboard's exemplar dots)."""
     prometheus = HTTPJSON(compose_stack.url("prometheus"))
     tempo = HTTPJSON(compose_stack.url("tempo"))
@@ -175,7 +178,7 @@ def test_exemplars_link_latency_to_traces_tempo_holds(compose_stack: ComposeStac
 
 
 def test_service_graph_and_span_metrics_reach_prometheus(
-    compose_stack: ComposeStack, dashboards: dict[str, dict[str, Any]]
+    compose_stack: RunningCompose, dashboards: dict[str, dict[str, Any]]
 ) -> None:
     """Every dashboard query fed by Tempo's metrics generator returns data from Prometheus."""
     prometheus = PrometheusAPI(compose_stack.url("prometheus"))

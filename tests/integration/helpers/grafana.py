@@ -49,6 +49,11 @@ class HTTPJSON:
         return self.request("POST", path, body)
 
 
+# What Grafana's "Save & test" button requests, through the datasource proxy, for a
+# datasource whose plugin has no backend health check (Alertmanager's is frontend-only).
+PROXY_PROBES = {"alertmanager": "api/v2/status", "tempo": "api/echo"}
+
+
 class GrafanaAPI(HTTPJSON):
     """Grafana's HTTP API: health, datasources, dashboards and the query endpoint."""
 
@@ -64,6 +69,23 @@ class GrafanaAPI(HTTPJSON):
 
     def datasource_health(self, uid: str) -> tuple[int, Any]:
         return self.get(f"/api/datasources/uid/{urllib.parse.quote(uid)}/health")
+
+    def datasource_healthy(self, datasource: dict[str, Any]) -> tuple[bool, str]:
+        """Whether ``datasource`` passes the check Grafana's own "Save & test" runs, and why.
+
+        A backend plugin's health check must say OK. Only where Grafana answers
+        404 (the plugin implements no backend check) does the proxy probe the
+        UI would use stand in; a failing check is never overridden.
+        """
+        uid, kind = datasource["uid"], datasource["type"]
+        status, body = self.datasource_health(uid)
+        if status == 200 and str((body or {}).get("status", "")).upper() == "OK":
+            return True, "backend health check OK"
+        probe = PROXY_PROBES.get(kind)
+        if status != 404 or probe is None:
+            return False, f"health check: HTTP {status}: {body}"
+        proxied, answer = self.get(f"/api/datasources/proxy/uid/{urllib.parse.quote(uid)}/{probe}")
+        return proxied == 200, f"proxy {probe}: HTTP {proxied}: {str(answer)[:200]}"
 
     def dashboard(self, uid: str) -> tuple[int, Any]:
         return self.get(f"/api/dashboards/uid/{urllib.parse.quote(uid)}")
