@@ -116,6 +116,11 @@ class MetricSource(Protocol):
         ...
 
 
+def _as_key(values: Sequence[object]) -> LabelValues:
+    """Label values as the tuple of strings a store keys its series by."""
+    return tuple(v if type(v) is str else str(v) for v in values)
+
+
 class _Store:
     """Common part of the stores: label handling and the cardinality guard."""
 
@@ -146,12 +151,17 @@ class _Store:
     def _admit(
         self, values: Sequence[object], existing: Mapping[LabelValues, object]
     ) -> LabelValues:
-        """Map raw label values to the key they are stored under. Call under the lock."""
+        """Map raw label values to the key they are stored under. Call under the lock.
+
+        The writers try one dict lookup first, for a tuple that already is a
+        key (the hot path); only a new label set, or another sequence type such
+        as a list (unhashable, so never looked up), is normalised here.
+        """
         if len(values) != len(self.label_names):
             raise ValueError(
                 f"{self.metric.name} takes labels {self.label_names}, got {len(values)} values"
             )
-        key = tuple(v if type(v) is str else str(v) for v in values)
+        key = _as_key(values)
         guard = self.guard
         if guard.drop_session_id and self._session_index >= 0:
             key = (*key[: self._session_index], "", *key[self._session_index + 1 :])
@@ -186,12 +196,16 @@ class CounterStore(_Store):
             raise ValueError(f"{self.metric.name}: counters only go up, got {amount!r}")
         with self._lock:
             data = self._data
-            key = label_values if label_values in data else self._admit(label_values, data)
+            if type(label_values) is tuple and label_values in data:
+                key = label_values
+            else:
+                key = self._admit(label_values, data)
             data[key] = data.get(key, 0.0) + amount  # type: ignore[index,call-overload]
 
     def get(self, label_values: Sequence[object] = ()) -> float:
+        key = _as_key(label_values)
         with self._lock:
-            return self._data.get(tuple(label_values), 0.0)  # type: ignore[arg-type]
+            return self._data.get(key, 0.0)
 
     def items(self) -> dict[LabelValues, float]:
         with self._lock:
@@ -216,22 +230,30 @@ class GaugeStore(_Store):
     def set(self, label_values: Sequence[object], value: float) -> None:
         with self._lock:
             data = self._data
-            key = label_values if label_values in data else self._admit(label_values, data)
+            if type(label_values) is tuple and label_values in data:
+                key = label_values
+            else:
+                key = self._admit(label_values, data)
             data[key] = float(value)  # type: ignore[index]
 
     def inc(self, label_values: Sequence[object] = (), amount: float = 1.0) -> None:
         with self._lock:
             data = self._data
-            key = label_values if label_values in data else self._admit(label_values, data)
+            if type(label_values) is tuple and label_values in data:
+                key = label_values
+            else:
+                key = self._admit(label_values, data)
             data[key] = data.get(key, 0.0) + amount  # type: ignore[index,call-overload]
 
     def remove(self, label_values: Sequence[object]) -> None:
+        key = _as_key(label_values)
         with self._lock:
-            self._data.pop(tuple(str(v) for v in label_values), None)
+            self._data.pop(key, None)
 
     def get(self, label_values: Sequence[object] = ()) -> float | None:
+        key = _as_key(label_values)
         with self._lock:
-            return self._data.get(tuple(label_values))  # type: ignore[arg-type]
+            return self._data.get(key)
 
     def items(self) -> dict[LabelValues, float]:
         with self._lock:
@@ -278,7 +300,7 @@ class HistogramStore(_Store):
         index = bisect.bisect_left(self.bounds, value)
         with self._lock:
             data = self._data
-            series = data.get(label_values)  # type: ignore[call-overload]
+            series = data.get(label_values) if type(label_values) is tuple else None
             if series is None:
                 key = self._admit(label_values, data)
                 series = data.get(key)

@@ -98,3 +98,19 @@ def test_gauge_set_inc_remove() -> None:
 def test_guard_rejects_nonsense() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         CardinalityGuard(max_series=0)
+
+
+def test_label_values_may_be_any_sequence_and_are_read_back_as_strings() -> None:
+    counter = CounterStore(c.RING_BREACHES)
+    counter.inc(["did:a", "s1"])  # a list is not hashable: it must not reach the dict as is
+    counter.inc(("did:a", "s1"))
+    assert counter.items() == {("did:a", "s1"): 2.0}
+    gauge = GaugeStore(c.RING_CURRENT)
+    gauge.set([7], 2)
+    assert gauge.get((7,)) == gauge.get(["7"]) == 2.0
+    gauge.remove([7])
+    assert gauge.get(("7",)) is None
+    histogram = HistogramStore(c.GOVERNANCE_LATENCY)
+    histogram.observe(["allowed"], 0.001)
+    histogram.observe(("allowed",), 0.001)
+    assert histogram.items()[("allowed",)].count == 2
