@@ -7,8 +7,9 @@ registry, because several components report into the same metric
 (``meshwatch_events_dropped_total{component,reason}``): one store per metric
 means one family in the exposition, whichever collectors exist.
 
-:data:`DROPS` is the :class:`~meshwatch.instrumentation.values.MetricSource`
-to register with an exporter. :class:`RateLimitedLog` keeps a flood of bad
+:data:`DROPS` is their :class:`~meshwatch.instrumentation.values.MetricSource`;
+``MeshwatchCollector`` (and so ``serve_metrics``) exposes it by default, as
+part of its self-metrics. :class:`RateLimitedLog` keeps a flood of bad
 events from flooding the log: the first occurrence of a key is logged at
 WARNING, repeats within the interval only at DEBUG, with a suppressed count
 reported on the next warning.

@@ -97,9 +97,10 @@ class MeshwatchCollector(Collector):
     >>> registry.register(collector)  # doctest: +SKIP
 
     ``include_self_metrics`` adds :data:`SELF_METRICS` (series overflow, dropped
-    events and spans, scrape errors). Those counters are process-wide, so when
-    two collectors share one registry exactly one of them may include them;
-    the other passes ``include_self_metrics=False``.
+    events and spans, scrape errors); ``DROPS`` given as a source as well is
+    then read once. Those counters are process-wide, so when two collectors
+    share one registry exactly one of them may include them; the other passes
+    ``include_self_metrics=False``.
 
     When several sources report the same metric (two buses, each with its own
     ``RingMetricsCollector``), their series are merged into one family: counter
@@ -147,8 +148,13 @@ class MeshwatchCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """Build one family per catalogue metric from a fresh read of every source."""
         sources = self._sources
-        if self.include_self_metrics and not any(s is SELF_METRICS for s in sources):
-            sources = (*sources, SELF_METRICS)
+        if self.include_self_metrics:
+            # SELF_METRICS already holds DROPS: reading a DROPS source as well
+            # would sum every drop twice.
+            sources = (
+                *(s for s in sources if s is not DROPS and s is not SELF_METRICS),
+                SELF_METRICS,
+            )
         grouped: dict[str, list[MetricFamilySnapshot]] = {}
         for source in sources:
             try:

@@ -24,8 +24,8 @@ Bad values never raise into the agent's code: a NaN duration, a negative size, a
 confidence outside 0..1 is dropped, counted in
 ``meshwatch_events_dropped_total{component="agent_metrics"}`` and logged at debug
 level, so a buggy caller cannot take the agent down or flood its logs. The drop
-counter is the process-wide one in :mod:`meshwatch.instrumentation.drops`
-(register :data:`~meshwatch.instrumentation.drops.DROPS` with the exporter).
+counter is the process-wide one in :mod:`meshwatch.instrumentation.drops`,
+which the Prometheus adapter exposes by default.
 
 Task durations carry the current trace id as an exemplar (the active
 OpenTelemetry span when the OTel adapter is configured, else the causal trace

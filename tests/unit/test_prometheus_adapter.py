@@ -25,6 +25,7 @@ from meshwatch.instrumentation import (
 from meshwatch.instrumentation.catalogue import (
     BUS_RETAINED_EVENTS,
     DEPENDENCY_WAIT_DURATION,
+    EVENTS_DROPPED,
     GOVERNANCE_ACTIVE_AGENTS,
     GOVERNANCE_LATENCY,
     RING_BREACHES,
@@ -34,6 +35,7 @@ from meshwatch.instrumentation.catalogue import (
     SERIES_OVERFLOW,
     SPANS_EXPORTED,
 )
+from meshwatch.instrumentation.drops import DROPS, event_drops, record_event_drop
 from meshwatch.instrumentation.prometheus import (
     MeshwatchCollector,
     PrometheusExporter,
@@ -243,6 +245,14 @@ def test_a_source_added_twice_is_read_once_and_can_be_removed() -> None:
         collector.remove_source(source)
     with pytest.raises(TypeError, match="metric_families"):
         collector.add_source(object())  # type: ignore[arg-type]
+
+
+def test_drops_given_as_a_source_beside_the_self_metrics_are_counted_once() -> None:
+    record_event_drop("adapter_test", "bad_payload")
+    key = (EVENTS_DROPPED.name, (("component", "adapter_test"), ("reason", "bad_payload")))
+    expected = event_drops("adapter_test", "bad_payload")
+    assert samples(scrape(DROPS, include_self_metrics=True))[key] == expected
+    assert samples(scrape(DROPS, include_self_metrics=False))[key] == expected
 
 
 def test_a_raising_source_is_skipped_counted_and_never_blanks_the_scrape() -> None:
