@@ -1,0 +1,156 @@
+"""The dashboard tables of docs/guide/importing-dashboards.md, generated from the dashboards.
+
+Ops teams read those tables to know which file is which dashboard and which
+metrics their agents must export for each one. Writing them by hand would let
+them drift from the dashboards; instead :func:`render` builds them from the
+dashboard models (:func:`meshwatch.dashboards.dashboard_models`) and their
+queries (:func:`meshwatch.dashboards.panel_queries`), following recording rules
+down to the catalogue metrics they are computed from, and the doc test
+compares the page with it (``MESHWATCH_UPDATE_GOLDEN=1`` rewrites the page).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import meshwatch.instrumentation
+from meshwatch.alerts.recording import RECORDING_RULES
+from meshwatch.dashboards import dashboard_models, metric_names, panel_queries, source_of
+from meshwatch.dashboards.queries import Source
+from meshwatch.instrumentation.catalogue import CATALOGUE, MetricDef
+from meshwatch.settings import Settings
+
+#: What an agent uses to produce the metrics a module of meshwatch.instrumentation declares.
+PRODUCERS = {
+    "ring_metrics": "`RingMetricsCollector` (`instrument(bus)`)",
+    "saga_metrics": "`SagaMetricsCollector` (`instrument(bus)`)",
+    "governance": "`GovernanceMetrics`",
+    "work": "`AgentMetrics`",
+    "genai": "`invoke_agent`/`execute_tool` (serve `GENAI_METRICS`)",
+    "bus": "`HypervisorEventBus`",
+    "audit": "`AuditTrail`",
+    "otel": "`configure_tracing` (serve `SPAN_EXPORT_METRICS`)",
+    "drops": "meshwatch itself (always served)",
+    "values": "meshwatch itself (always served)",
+    "prometheus": "meshwatch itself (always served)",
+}
+STACK_SOURCES: dict[Source, str] = {
+    "prometheus": "Prometheus",
+    "alertmanager": "Alertmanager (scraped)",
+    "tempo": "Tempo (scraped)",
+    "tempo-metrics-generator": "Tempo's metrics generator (remote write)",
+}
+_DATASOURCES = {"prometheus": "Prometheus (`$datasource`)", "tempo": "Tempo (`$tempo`)"}
+_LABEL_VALUES = re.compile(r"label_values\(\s*(?P<selector>[^,]+),")
+
+
+def producers() -> dict[str, str]:
+    """Catalogue metric name -> who produces it, from the modules that use each MetricDef."""
+    found: dict[str, str] = {}
+    package = meshwatch.instrumentation
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name == "catalogue":
+            continue
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, MetricDef) and value.name not in found:
+                if info.name not in PRODUCERS:
+                    raise KeyError(
+                        f"say in PRODUCERS who uses meshwatch.instrumentation.{info.name}"
+                    )
+                found[value.name] = PRODUCERS[info.name]
+    return found
+
+
+_RECORDED = {rule.record: rule for rule in RECORDING_RULES}
+
+
+def _catalogue_metrics(names: Iterable[str], seen: frozenset[str] = frozenset()) -> set[MetricDef]:
+    """The catalogue metrics behind series names, through recording rules (recursively)."""
+    metrics: set[MetricDef] = set()
+    for name in names:
+        if name in CATALOGUE:
+            metrics.add(CATALOGUE.get(name))
+        elif name in _RECORDED and name not in seen:
+            rules = [r for r in RECORDING_RULES if r.record == name]
+            for rule in rules:
+                metrics |= _catalogue_metrics(metric_names(rule.expr), seen | {name})
+    return metrics
+
+
+def _datasources(model: dict[str, Any]) -> str:
+    kinds = [t["query"] for t in model["templating"]["list"] if t["type"] == "datasource"]
+    return ", ".join(_DATASOURCES[k] for k in kinds)
+
+
+def files_table(settings: Settings) -> str:
+    rows = ["| file | dashboard | what it answers | datasources |", "|---|---|---|---|"]
+    for model in dashboard_models(settings):
+        rows.append(
+            f"| `{model['uid']}.json` | {model['title']} | {model['description']} "
+            f"| {_datasources(model)} |"
+        )
+    return "\n".join(rows)
+
+
+def _variable_metrics(model: dict[str, Any]) -> set[str]:
+    """Series the dashboard's query variables read (``label_values(metric, label)``)."""
+    names: set[str] = set()
+    for variable in model["templating"]["list"]:
+        query = variable.get("query")
+        if variable["type"] == "query" and isinstance(query, str):
+            for match in _LABEL_VALUES.finditer(query):
+                names |= metric_names(match.group("selector"))
+    return names
+
+
+def metrics_sections(settings: Settings) -> str:
+    by_dashboard: dict[str, set[str]] = {}
+    for query in panel_queries(settings):
+        by_dashboard.setdefault(query.dashboard_uid, set()).update(query.metrics)
+    made_by = producers()
+    sections = []
+    for model in dashboard_models(settings):
+        names = by_dashboard.get(model["uid"], set()) | _variable_metrics(model)
+        recorded = sorted(n for n in names if source_of(n) == "recording")
+        ours = sorted(_catalogue_metrics(names), key=lambda m: m.name)
+        stack: dict[str, list[str]] = {}
+        for name in sorted(names):
+            source = source_of(name)
+            if source in STACK_SOURCES:
+                stack.setdefault(STACK_SOURCES[source], []).append(f"`{name}`")
+        lines = [
+            f"#### `{model['uid']}.json`: {model['title']}",
+            "",
+            "| metric your agents export | type | produced by |",
+            "|---|---|---|",
+            *(f"| `{m.name}` | {m.type.value} | {made_by[m.name]} |" for m in ours),
+        ]
+        if recorded:
+            lines += [
+                "",
+                "Recording rules it reads (load `meshwatch-recording.yml`): "
+                + ", ".join(f"`{r}`" for r in recorded)
+                + ".",
+            ]
+        if stack:
+            lines += [
+                "",
+                "From the monitoring stack: "
+                + "; ".join(f"{who}: {', '.join(names)}" for who, names in stack.items())
+                + ".",
+            ]
+        sections.append("\n".join(lines))
+    return "\n\n".join(sections)
+
+
+GENERATORS = {"dashboard-files": files_table, "dashboard-metrics": metrics_sections}
+
+
+def render(name: str, settings: Settings | None = None) -> str:
+    """The text of generated region ``name`` (ending in a newline, as the page holds it)."""
+    return GENERATORS[name](settings or Settings()) + "\n"
