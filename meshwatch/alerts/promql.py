@@ -28,6 +28,23 @@ def sum_rate(labels: Sequence[str], series: str, window: str) -> str:
     return sum_by(labels, rate(series, window))
 
 
+def at_least_events(
+    expr: str, on: Sequence[str], per_second: str, window: Duration, min_events: int
+) -> str:
+    """``expr`` only where ``per_second`` amounted to at least ``min_events`` over ``window``.
+
+    The minimum-volume guard of a ratio alert: ``per_second`` is the ratio's
+    denominator rate, and ``rate * window_seconds`` the events it counted in
+    the window. ``and on(labels)`` keeps ``expr``'s labels and value exactly
+    (the guard only filters), matching each result with the volume of the same
+    ``on`` labels: per agent, or fleet-wide with none. ``min_events`` 0 is no
+    guard at all.
+    """
+    if min_events <= 0:
+        return expr
+    return f"{expr} and on({', '.join(on)}) ({per_second}) * {window.seconds:g} >= {min_events}"
+
+
 def duration(seconds: float) -> Duration:
     """A Prometheus duration for ``seconds``, in the largest whole units (``1h15m``)."""
     if seconds < 0:

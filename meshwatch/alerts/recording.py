@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from meshwatch.alerts.model import RecordingRule
-from meshwatch.alerts.promql import duration, sum_rate
+from meshwatch.alerts.promql import duration, sum_by, sum_rate
 from meshwatch.instrumentation.catalogue import (
     GOVERNANCE_BLOCKED,
     GOVERNANCE_DECISIONS,
@@ -74,9 +74,12 @@ def _ratio(part: str, rest: str) -> str:
     so the ratio is 1.0 or 0.0 for such agents instead of silently absent
     (which would hide exactly the agent that fails everything).
     """
-    part_or_zero = f"({part} or {rest} * 0)"
-    rest_or_zero = f"({rest} or {part} * 0)"
-    return f"{part_or_zero} / ({part_or_zero} + {rest_or_zero})"
+    return f"({part} or {rest} * 0) / ({_total(part, rest)})"
+
+
+def _total(one: str, other: str) -> str:
+    """``one + other``, where a missing side counts as zero (see :func:`_ratio`)."""
+    return f"({one} or {other} * 0) + ({other} or {one} * 0)"
 
 
 def _share(part: str, whole: str) -> str:
@@ -175,6 +178,27 @@ SAGA_COMPENSATION_RATE = _windowed(
     "agent_did:agent_hypervisor_saga_compensations:rate5m",
     lambda w: sum_rate(("agent_did",), SAGA_COMPENSATIONS.name, w),
 )
+
+# --- Ratio denominators -------------------------------------------------------------
+# The volume each ratio is computed over, as a function of the rate window. Ratio
+# alerts guard on it (``alerts.<ratio>.min_events``): a ratio over three events pages
+# on noise. Built from the recorded rates above, so no extra series is recorded.
+
+
+def governance_decisions_per_second(window: str) -> str:
+    """Policy decisions per second, fleet-wide: the denial ratio's denominator."""
+    return sum_by((), GOVERNANCE_DECISION_RATE.at(window))
+
+
+def tasks_ended_per_second(window: str) -> str:
+    """Tasks ended (completed + failed) per second per agent: both task ratios' denominator."""
+    return _total(TASK_COMPLETION_RATE.at(window), TASK_FAILURE_RATE.at(window))
+
+
+def sagas_ended_per_second(window: str) -> str:
+    """Sagas ended (any outcome) per second per agent: the saga failure ratio's denominator."""
+    return sum_by(("agent_did",), SAGA_RATE.at(window))
+
 
 # --- Anomaly baseline of each agent's task start rate ---------------------------------
 TASK_START_RATE_BASELINE_MEAN = "agent_did:agent_tasks_started:rate5m_baseline_mean"

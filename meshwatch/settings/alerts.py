@@ -7,7 +7,10 @@ name; ``meshwatch.yaml`` overrides any subset, for example::
     alerts:
       runbook_base_url: https://runbooks.example.com/meshwatch
       ring_breach_rate: {threshold: 1.0, for: 5m}
-      task_error_rate: {severity: critical}
+      task_error_rate: {severity: critical, min_events: 50}
+
+Ratio alerts (``RatioAlert``) also take ``min_events``: the fewest events the
+ratio's denominator must count over ``rate_window`` before the alert may fire.
 """
 
 from __future__ import annotations
@@ -43,6 +46,36 @@ class ThresholdAlert:
                 "critical_threshold",
                 f"must not be negative, got {self.critical_threshold}",
             )
+
+
+@dataclass(frozen=True)
+class RatioAlert(ThresholdAlert):
+    """A threshold on a ratio of rates (failed / ended tasks), guarded by a minimum volume.
+
+    A ratio over a handful of events is noise, not a signal: an agent that ended
+    two tasks and failed one has a 50% error ratio. The alert fires only where
+    the ratio's denominator (ended tasks, policy decisions, ended sagas) counted
+    at least ``min_events`` over ``alerts.rate_window``. It is a count over the
+    window, not a per-second rate, so it means the same thing ("at least 10
+    tasks ended in the window") whatever ``rate_window`` is; the rule compares
+    ``rate * window_seconds`` with it. ``0`` turns the guard off.
+
+    The thresholds are ratios, so they may not exceed 1: an alert above 1.0
+    could never fire.
+    """
+
+    min_events: int = 10
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.threshold <= 1, "threshold", f"is a ratio, at most 1, got {self.threshold}")
+        if self.critical_threshold is not None:
+            check(
+                self.critical_threshold <= 1,
+                "critical_threshold",
+                f"is a ratio, at most 1, got {self.critical_threshold}",
+            )
+        check(self.min_events >= 0, "min_events", f"must not be negative, got {self.min_events}")
 
 
 @dataclass(frozen=True)
@@ -87,13 +120,24 @@ def _t(threshold: float, for_: str, severity: Severity = "warning", critical: fl
     )
 
 
+def _r(threshold: float, for_: str, severity: Severity = "warning", critical: float | None = None):
+    return field(default_factory=lambda: RatioAlert(threshold, Duration(for_), severity, critical))
+
+
 def _e(for_: str, severity: Severity = "warning"):
     return field(default_factory=lambda: EventAlert(Duration(for_), severity))
 
 
 @dataclass(frozen=True)
 class AlertsSettings:
-    """Every alert's knobs. Thresholds are in base units (seconds, ratios 0-1, per second)."""
+    """Every alert's knobs. Thresholds are in base units (seconds, ratios 0-1, per second).
+
+    The ratio alerts (``governance_denial_ratio``, ``saga_failure_ratio``,
+    ``task_error_rate``, ``task_success_rate_low``) default to ``min_events: 10``:
+    ten decisions, ended sagas or ended tasks in the rate window before a ratio
+    means anything. Raise it for busy agents whose blips should not page; lower
+    it for agents that do only a few, important, tasks per window.
+    """
 
     runbook_base_url: str = "https://github.com/meshwatch/meshwatch/blob/main/docs/runbooks"
     rate_window: Duration = Duration("5m")
@@ -103,16 +147,16 @@ class AlertsSettings:
     elevation_too_long: ThresholdAlert = _t(300.0, "1m")
     governance_latency_high: ThresholdAlert = _t(0.05, "5m")
     # Governance.
-    governance_denial_ratio: ThresholdAlert = _t(0.25, "10m")
+    governance_denial_ratio: RatioAlert = _r(0.25, "10m")
     rate_limit_surge: ThresholdAlert = _t(1.0, "5m")
     trust_score_low: ThresholdAlert = _t(300.0, "5m")
     # Sagas.
-    saga_failure_ratio: ThresholdAlert = _t(0.2, "10m")
+    saga_failure_ratio: RatioAlert = _r(0.2, "10m")
     saga_compensation_rate: ThresholdAlert = _t(0.1, "10m")
     saga_escalated: EventAlert = _e("0s", "critical")
     # Agent work.
-    task_error_rate: ThresholdAlert = _t(0.10, "5m", "warning", critical=0.25)
-    task_success_rate_low: ThresholdAlert = _t(0.80, "10m", "critical")
+    task_error_rate: RatioAlert = _r(0.10, "5m", "warning", critical=0.25)
+    task_success_rate_low: RatioAlert = _r(0.80, "10m", "critical")
     task_duration_p95_high: ThresholdAlert = _t(30.0, "10m")
     queue_backlog_growing: ThresholdAlert = _t(50.0, "15m")
     # Forecast and anomaly.
@@ -129,13 +173,6 @@ class AlertsSettings:
             "runbook_base_url",
             f"must be an http(s) URL, got {self.runbook_base_url!r}",
         )
-        check(
-            self.task_success_rate_low.threshold <= 1,
-            "task_success_rate_low.threshold",
-            "is a ratio and must be at most 1",
-        )
-        for name in ("governance_denial_ratio", "saga_failure_ratio", "task_error_rate"):
-            check(getattr(self, name).threshold <= 1, f"{name}.threshold", "is a ratio, at most 1")
 
     def runbook_url(self, alertname: str) -> str:
         """Where the runbook of ``alertname`` lives (docs/runbooks/<alertname>.md)."""

@@ -13,7 +13,8 @@ from meshwatch.generated import write_tree
 from meshwatch.settings import Settings, settings_from_mapping
 
 #: Settings unlike the defaults in every way a rule reads: other thresholds, ``for``
-#: durations, severities, rate window, critical tiers, anomaly and forecast windows.
+#: durations, severities, rate window, critical tiers, anomaly and forecast windows,
+#: minimum volumes of ratio alerts.
 CUSTOM = {
     "alerts": {
         "rate_window": "10m",
@@ -33,7 +34,13 @@ CUSTOM = {
             "critical_threshold": 0.5,
             "severity": "warning",
         },
-        "task_error_rate": {"threshold": 0.3, "critical_threshold": 1.0, "for": "2m"},
+        "task_error_rate": {
+            "threshold": 0.3,
+            "critical_threshold": 1.0,
+            "for": "2m",
+            "min_events": 25,
+        },
+        "saga_failure_ratio": {"min_events": 4},
         "queue_backlog_growing": {"threshold": 10, "for": "5m", "critical_threshold": 100},
         "task_rate_anomaly": {"z_score": 4, "baseline_window": "2h", "for": "5m"},
         "governance_latency_predicted": {"lookback": "30m", "horizon": "2h", "for": "5m"},
@@ -41,17 +48,16 @@ CUSTOM = {
         "target_down": {"for": "5m"},
     }
 }
-#: Every threshold at zero (or a ratio bound), where "below" and "twice" stop working.
+#: Every threshold at zero (or a ratio bound), where "below" and "twice" stop working;
+#: a ratio alert without its volume guard (``min_events: 0``) and one at the least guard.
 EDGES = {
     "alerts": {
         name: {"threshold": 0}
         for name in (
             "elevation_too_long",
             "governance_latency_high",
-            "governance_denial_ratio",
             "rate_limit_surge",
             "trust_score_low",
-            "saga_failure_ratio",
             "saga_compensation_rate",
             "task_duration_p95_high",
             "queue_backlog_growing",
@@ -61,6 +67,8 @@ EDGES = {
         "ring_breach_rate": {"threshold": 0, "critical_threshold": 1},
         "task_error_rate": {"threshold": 0, "critical_threshold": None},
         "task_success_rate_low": {"threshold": 1.0},
+        "governance_denial_ratio": {"threshold": 0, "min_events": 0},
+        "saga_failure_ratio": {"threshold": 0, "min_events": 1},
     }
 }
 VARIANTS: Mapping[str, Mapping] = {"defaults": {}, "custom": CUSTOM, "edges": EDGES}

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from meshwatch import alerts
+from meshwatch.alerts.conventions import ALERT_SETTINGS
 from meshwatch.alerts.recording import recording_rules
 from meshwatch.alerts.ruletests import RECORDING_TESTS, alert_cases, unit_test_suite
 from meshwatch.alerts.ruletests.model import AlertCheck, ExprCheck
 from meshwatch.settings import settings_from_mapping
+from meshwatch.settings.alerts import RatioAlert
 from tests.rules.conftest import VARIANTS
 
 
@@ -30,6 +32,26 @@ def test_an_alert_its_settings_make_unable_to_fire_keeps_only_its_silent_cases()
     assert all(
         any(c.fires for c in found) for name, found in cases.items() if name != "TrustScoreLow"
     )
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_guarded_ratio_alert_has_cases_on_both_sides_of_its_minimum(variant: str) -> None:
+    settings = settings_from_mapping(VARIANTS[variant]).alerts
+    cases = alert_cases(settings)
+    guarded = {
+        name: cfg
+        for name, key in ALERT_SETTINGS.items()
+        if isinstance(cfg := getattr(settings, key), RatioAlert)
+    }
+    assert len(guarded) == 4
+    for name, cfg in guarded.items():
+        below = [c for c in cases[name] if f"below the minimum {cfg.min_events}" in c.name]
+        past = [c for c in cases[name] if f"past the minimum {cfg.min_events}" in c.name]
+        if cfg.min_events == 0:  # no guard, nothing to prove
+            assert below == past == [], name
+            continue
+        assert len(below) == 1 and below[0].silent and not below[0].fires, name
+        assert len(past) == 1 and past[0].fires, name
 
 
 def test_firing_cases_expect_exact_labels_and_every_annotation() -> None:

@@ -17,6 +17,7 @@ from meshwatch.alerts.render import to_yaml
 from meshwatch.instrumentation.catalogue import CATALOGUE
 from meshwatch.settings import (
     AnomalyAlert,
+    Duration,
     EventAlert,
     PredictiveAlert,
     Settings,
@@ -24,6 +25,7 @@ from meshwatch.settings import (
     ThresholdAlert,
     settings_from_mapping,
 )
+from meshwatch.settings.alerts import RatioAlert
 from tests.rules.conftest import CUSTOM, VARIANTS
 
 RUNBOOKS = Path(__file__).resolve().parents[2] / "docs" / "runbooks"
@@ -175,6 +177,48 @@ def test_settings_flow_into_thresholds_durations_severities_and_links() -> None:
     assert "offset 10m" in recording, "the baseline ends for (5m) + 5m ago"
 
 
+def _ratio_settings(settings: Settings) -> dict[str, RatioAlert]:
+    """Alert name -> its RatioAlert settings entry, for every ratio alert."""
+    entries = {name: getattr(settings.alerts, key) for name, key in ALERT_SETTINGS.items()}
+    return {name: cfg for name, cfg in entries.items() if isinstance(cfg, RatioAlert)}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_ratio_alert_needs_its_minimum_volume(variant: str) -> None:
+    """An alert reading a ratio is a RatioAlert, and its rules guard on min_events events.
+
+    The guard multiplies the denominator rate by the window's seconds, so
+    ``min_events`` is a count over ``rate_window`` whatever the window is.
+    """
+    settings = settings_from_mapping(VARIANTS[variant])
+    ratios = _ratio_settings(settings)
+    seconds = Duration(settings.alerts.rate_window).seconds
+    # At the default window the rules read the recorded ratios by name.
+    reading_a_ratio = {r["alert"] for r in _alert_rules(Settings()) if "ratio_rate5m" in r["expr"]}
+    assert (
+        reading_a_ratio
+        == set(ratios)
+        == {
+            "AgentTaskErrorRateHigh",
+            "AgentTaskSuccessRateLow",
+            "GovernanceDenialRatioHigh",
+            "SagaFailureRatioHigh",
+        }
+    )
+    for rule in _alert_rules(settings):
+        cfg = ratios.get(rule["alert"])
+        if cfg is None:
+            continue
+        guard = f") * {seconds:g} >= {cfg.min_events}"
+        if cfg.min_events == 0:
+            assert guard not in rule["expr"] and " and on(" not in rule["expr"], rule["alert"]
+            continue
+        assert rule["expr"].endswith(guard), rule["alert"]
+        on = "on() (" if rule["alert"] == "GovernanceDenialRatioHigh" else "on(agent_did) ("
+        assert f" and {on}" in rule["expr"], rule["alert"]
+        assert f"needs at least {cfg.min_events} " in rule["annotations"]["description"]
+
+
 def test_the_default_rate_window_reads_recorded_series() -> None:
     breach = next(r for r in _alert_rules(Settings()) if r["alert"] == "HighRingBreachRate")
     assert breach["expr"] == "agent_did:agent_hypervisor_ring_breaches:rate5m > 0.5"
@@ -219,12 +263,37 @@ def test_disabling_every_alert_keeps_the_recording_rules() -> None:
             {"alerts": {"task_success_rate_low": {"critical_threshold": 0.5}}},
             "alerts.task_success_rate_low.critical_threshold",
         ),
+        (
+            {"alerts": {"saga_failure_ratio": {"threshold": 1.5}}},
+            "alerts.saga_failure_ratio.threshold",
+        ),
+        (
+            {"alerts": {"task_error_rate": {"critical_threshold": 1.5}}},
+            "alerts.task_error_rate.critical_threshold",
+        ),
+        (
+            {"alerts": {"governance_denial_ratio": {"min_events": -1}}},
+            "alerts.governance_denial_ratio.min_events",
+        ),
+        (
+            {"alerts": {"task_success_rate_low": {"min_events": 2.5}}},
+            "alerts.task_success_rate_low.min_events",
+        ),
+        (
+            {"alerts": {"rate_limit_surge": {"min_events": 10}}},
+            "alerts.rate_limit_surge.min_events",
+        ),
     ],
     ids=[
         "unknown-disabled-name",
         "critical-below-warning",
         "critical-above-a-floor",
         "critical-on-critical",
+        "ratio-above-one",
+        "ratio-critical-above-one",
+        "negative-min-events",
+        "fractional-min-events",
+        "min-events-on-a-rate-alert",
     ],
 )
 def test_inconsistent_alert_settings_are_errors_naming_the_key(data: dict, key: str) -> None:

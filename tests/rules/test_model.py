@@ -8,7 +8,7 @@ import pytest
 
 from meshwatch.alerts import recording
 from meshwatch.alerts.model import AlertRule, RecordingRule, RuleGroup
-from meshwatch.alerts.promql import duration, sum_by, sum_rate
+from meshwatch.alerts.promql import at_least_events, duration, sum_by, sum_rate
 from meshwatch.alerts.ruletests.model import Case, ExprCheck, Sample, num
 from meshwatch.alerts.ruletests.templates import (
     expand,
@@ -94,6 +94,13 @@ def test_promql_helpers() -> None:
     ]
     with pytest.raises(ValueError):
         duration(-1)
+
+
+def test_the_volume_guard_filters_on_the_given_labels_and_counts_events_in_the_window() -> None:
+    guarded = at_least_events("r > 0.1", ("agent_did",), "a + b", Duration("10m"), 10)
+    assert guarded == "r > 0.1 and on(agent_did) (a + b) * 600 >= 10"
+    assert at_least_events("r > 0.1", (), "x", Duration("5m"), 3).endswith("on() (x) * 300 >= 3")
+    assert at_least_events("r > 0.1", ("agent_did",), "x", Duration("5m"), 0) == "r > 0.1"
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ last tests here show they discriminate: run against rules built differently, the
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -84,6 +85,49 @@ def test_cases_fail_against_rules_with_another_threshold(
     assert "fires warning when an agent's breach rate over its sessions is 1.25" in output
 
 
+RATIO_ALERTS = (
+    "AgentTaskErrorRateHigh",
+    "AgentTaskSuccessRateLow",
+    "GovernanceDenialRatioHigh",
+    "SagaFailureRatioHigh",
+)
+GUARD = re.compile(r" and on\([a-z_]*\) \(.*\) \* 300 >= 10$", re.MULTILINE)
+
+
+def _failed_case_names(output: str) -> set[str]:
+    return set(re.findall(r"^\s*name: (.*),$", output, re.MULTILINE))
+
+
+@pytest.mark.parametrize("mistake", ["no-guard", "higher-minimum"])
+@pytest.mark.parametrize("alertname", RATIO_ALERTS)
+def test_ratio_cases_catch_a_missing_or_different_volume_guard(
+    promtool: str, rendered: Callable[[str], Path], tmp_path: Path, alertname: str, mistake: str
+) -> None:
+    """Exactly the cases around the minimum fail, so the others prove the threshold alone.
+
+    Without the guard, the low-volume agent pages (and, for a per-agent ratio,
+    so does the low-volume agent beside the one that should fire). With a
+    minimum of 20 instead of 10, the case with 15 events stays silent.
+    """
+    rules = _copy(rendered("defaults"), tmp_path)
+    path = rules / "meshwatch-alerts.yml"
+    text = path.read_text()
+    assert len(GUARD.findall(text)) == 5  # 4 alerts, one of them with a critical tier
+    if mistake == "no-guard":
+        path.write_text(GUARD.sub("", text))
+    else:
+        path.write_text(text.replace("* 300 >= 10\n", "* 300 >= 20\n"))
+    failed = _failed_case_names(_failing_cases(promtool, rules / "tests" / f"{alertname}.test.yml"))
+    below = {n for n in failed if n.startswith("stays silent") and "below the minimum 10" in n}
+    past = {n for n in failed if n.startswith("fires") and "past the minimum 10" in n}
+    if mistake == "higher-minimum":
+        assert failed == past and len(past) == 1
+    elif alertname == "GovernanceDenialRatioHigh":  # fleet-wide: no second subject
+        assert failed == below and len(below) == 1
+    else:
+        assert failed == below | past and len(below) == len(past) == 1
+
+
 @pytest.mark.parametrize(
     ("rules_file", "find", "replace", "test_name", "case"),
     [
@@ -94,6 +138,14 @@ def test_cases_fail_against_rules_with_another_threshold(
             "ElevationTooLong",
             "stays silent after an elevation of 3600s that already ended",
             id="elevation-without-the-still-elevated-guard",
+        ),
+        pytest.param(
+            "meshwatch-alerts.yml",
+            " and on(agent_did) (",
+            " and on() (",
+            "AgentTaskErrorRateHigh",
+            "and not for one with only 5",
+            id="volume-guard-pooled-over-agents",
         ),
         pytest.param(
             "meshwatch-recording.yml",

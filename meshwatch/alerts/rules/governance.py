@@ -15,7 +15,9 @@ from meshwatch.alerts.recording import (
     GOVERNANCE_DENIAL_RATIO,
     GOVERNANCE_LATENCY_P99,
     GOVERNANCE_RATE_LIMIT_RATE,
+    governance_decisions_per_second,
 )
+from meshwatch.alerts.rules.ratios import guarded, volume_note
 from meshwatch.alerts.rules.tiers import comparison, percent, tiered
 from meshwatch.instrumentation.catalogue import GOVERNANCE_TRUST_SCORE
 from meshwatch.settings import AlertsSettings
@@ -39,12 +41,19 @@ def alerts(s: AlertsSettings) -> list[AlertRule]:
     def denials(threshold: float, note: str) -> AlertRule:
         return AlertRule(
             alert="GovernanceDenialRatioHigh",
-            expr=f"{GOVERNANCE_DENIAL_RATIO.at(window)} > {threshold:g}",
+            expr=guarded(
+                f"{GOVERNANCE_DENIAL_RATIO.at(window)} > {threshold:g}",
+                s.governance_denial_ratio,
+                (),
+                governance_decisions_per_second(window),
+                window,
+            ),
             for_=s.governance_denial_ratio.for_,
             summary="Governance is blocking an unusual share of tool calls",
             description=(
                 "{{ $value | humanizePercentage }} of governance policy decisions over the last "
                 f"{window} blocked a tool call, above {percent(threshold)}{note}."
+                + volume_note(s.governance_denial_ratio, "policy decisions")
             ),
         )
 

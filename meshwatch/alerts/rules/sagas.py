@@ -12,7 +12,12 @@ from __future__ import annotations
 
 from meshwatch.alerts.model import AlertRule
 from meshwatch.alerts.promql import sum_by
-from meshwatch.alerts.recording import SAGA_COMPENSATION_RATE, SAGA_FAILURE_RATIO
+from meshwatch.alerts.recording import (
+    SAGA_COMPENSATION_RATE,
+    SAGA_FAILURE_RATIO,
+    sagas_ended_per_second,
+)
+from meshwatch.alerts.rules.ratios import guarded, volume_note
 from meshwatch.alerts.rules.tiers import percent, tiered
 from meshwatch.instrumentation.catalogue import SAGA_ESCALATIONS
 from meshwatch.settings import AlertsSettings
@@ -24,13 +29,20 @@ def alerts(s: AlertsSettings) -> list[AlertRule]:
     def failures(threshold: float, note: str) -> AlertRule:
         return AlertRule(
             alert="SagaFailureRatioHigh",
-            expr=f"{SAGA_FAILURE_RATIO.at(window)} > {threshold:g}",
+            expr=guarded(
+                f"{SAGA_FAILURE_RATIO.at(window)} > {threshold:g}",
+                s.saga_failure_ratio,
+                ("agent_did",),
+                sagas_ended_per_second(window),
+                window,
+            ),
             for_=s.saga_failure_ratio.for_,
             summary="Sagas run by {{ $labels.agent_did }} are failing",
             description=(
                 "{{ $value | humanizePercentage }} of the sagas agent {{ $labels.agent_did }} "
                 f"ran over the last {window} failed or escalated instead of completing, "
                 f"above {percent(threshold)}{note}."
+                + volume_note(s.saga_failure_ratio, "ended sagas")
             ),
         )
 

@@ -2,7 +2,9 @@
 
 Ratios are per agent over ended tasks (completed + failed), from recording
 rules that count a missing counter series as zero, so an agent whose every
-task fails still has a ratio. The anomaly alert has no hand-set rate threshold:
+task fails still has a ratio. Both ratio alerts also need the agent to have
+ended ``min_events`` tasks in the window (:mod:`meshwatch.alerts.rules.ratios`):
+one failure among an agent's first two tasks is not an incident. The anomaly alert has no hand-set rate threshold:
 it compares each agent's task start rate with its own baseline by z-score
 (recording rules in :mod:`meshwatch.alerts.recording`).
 """
@@ -17,7 +19,9 @@ from meshwatch.alerts.recording import (
     TASK_START_RATE_ZSCORE,
     TASK_SUCCESS_RATIO,
     baseline_offset,
+    tasks_ended_per_second,
 )
+from meshwatch.alerts.rules.ratios import guarded, volume_note
 from meshwatch.alerts.rules.tiers import comparison, percent, tiered
 from meshwatch.instrumentation.catalogue import QUEUE_LENGTH
 from meshwatch.settings import AlertsSettings
@@ -25,28 +29,44 @@ from meshwatch.settings import AlertsSettings
 
 def alerts(s: AlertsSettings) -> list[AlertRule]:
     window = s.rate_window
+    ended = tasks_ended_per_second(window)
+    by_agent = ("agent_did",)
 
     def errors(threshold: float, note: str) -> AlertRule:
         return AlertRule(
             alert="AgentTaskErrorRateHigh",
-            expr=f"{TASK_ERROR_RATIO.at(window)} > {threshold:g}",
+            expr=guarded(
+                f"{TASK_ERROR_RATIO.at(window)} > {threshold:g}",
+                s.task_error_rate,
+                by_agent,
+                ended,
+                window,
+            ),
             for_=s.task_error_rate.for_,
             summary="Agent {{ $labels.agent_did }} is failing tasks",
             description=(
                 "{{ $value | humanizePercentage }} of the tasks agent {{ $labels.agent_did }} "
                 f"ended over the last {window} failed, above {percent(threshold)}{note}."
+                + volume_note(s.task_error_rate, "ended tasks")
             ),
         )
 
     def successes(threshold: float, note: str) -> AlertRule:
         return AlertRule(
             alert="AgentTaskSuccessRateLow",
-            expr=f"{TASK_SUCCESS_RATIO.at(window)} {comparison('below')} {threshold:g}",
+            expr=guarded(
+                f"{TASK_SUCCESS_RATIO.at(window)} {comparison('below')} {threshold:g}",
+                s.task_success_rate_low,
+                by_agent,
+                ended,
+                window,
+            ),
             for_=s.task_success_rate_low.for_,
             summary="Agent {{ $labels.agent_did }} completes too few of its tasks",
             description=(
                 "Agent {{ $labels.agent_did }} completed only {{ $value | humanizePercentage }} "
                 f"of the tasks it ended over the last {window}, below {percent(threshold)}{note}."
+                + volume_note(s.task_success_rate_low, "ended tasks")
             ),
         )
 

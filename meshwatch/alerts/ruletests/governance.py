@@ -22,8 +22,10 @@ from meshwatch.alerts.ruletests.subjects import AGENTS, TOOLS
 from meshwatch.alerts.ruletests.threshold import (
     Signal,
     ThresholdProof,
+    Volume,
     eval_minute,
     legible,
+    ratio_proof,
     threshold_cases,
 )
 from meshwatch.instrumentation.catalogue import (
@@ -65,15 +67,20 @@ def _latency(layout: Layout) -> Signal:
     return signal
 
 
-def _denials(value: float, at: int, subject: int) -> list[Series]:
-    """One decision per second, ``value`` of them blocking the call."""
+def _denials(value: float, at: int, subject: int, per_second: float) -> list[Series]:
+    """``per_second`` decisions each second, ``value`` of them blocking the call."""
     tool = {"tool_name": TOOLS[0]}
+    blocked = value * per_second
     return [
         Series(
-            GOVERNANCE_DECISIONS.name, {"decision": "allowed", **tool}, counter(1 - value, at + 2)
+            GOVERNANCE_DECISIONS.name,
+            {"decision": "allowed", **tool},
+            counter(per_second - blocked, at + 2),
         ),
-        Series(GOVERNANCE_DECISIONS.name, {"decision": "blocked", **tool}, counter(value, at + 2)),
-        Series(GOVERNANCE_BLOCKED.name, tool, counter(value, at + 2)),
+        Series(
+            GOVERNANCE_DECISIONS.name, {"decision": "blocked", **tool}, counter(blocked, at + 2)
+        ),
+        Series(GOVERNANCE_BLOCKED.name, tool, counter(blocked, at + 2)),
     ]
 
 
@@ -177,14 +184,17 @@ def cases(s: AlertsSettings, rules: Mapping[str, list[AlertRule]]) -> dict[str, 
         )
     proofs = (
         (
-            ThresholdProof(
+            ratio_proof(
                 "GovernanceDenialRatioHigh",
                 "above",
                 "the share of blocked decisions",
-                _denials,
+                Volume(
+                    "policy decisions",
+                    _denials,
+                    s.rate_window,
+                    s.governance_denial_ratio.min_events,
+                ),
                 lambda _: {},
-                warmup=s.rate_window,
-                bound=1.0,
                 per_subject=False,
             ),
             s.governance_denial_ratio,

@@ -16,16 +16,25 @@ from meshwatch.alerts.ruletests.model import (
     minutes,
 )
 from meshwatch.alerts.ruletests.subjects import agent
-from meshwatch.alerts.ruletests.threshold import ThresholdProof, threshold_cases
+from meshwatch.alerts.ruletests.threshold import (
+    ThresholdProof,
+    Volume,
+    ratio_proof,
+    threshold_cases,
+)
 from meshwatch.instrumentation.catalogue import SAGA_COMPENSATIONS, SAGA_ESCALATIONS, SAGAS
 from meshwatch.settings import AlertsSettings
 
 
-def _outcomes(value: float, at: int, subject: int) -> list[Series]:
-    """One saga per second ends; ``value`` of them fail or escalate (half each)."""
+def _outcomes(value: float, at: int, subject: int, per_second: float) -> list[Series]:
+    """``per_second`` sagas end each second; ``value`` of them fail or escalate (half each)."""
     shares = {"completed": 1 - value, "failed": value / 2, "escalated": value / 2}
     return [
-        Series(SAGAS.name, {**agent(subject), "outcome": outcome}, counter(share, at + 2))
+        Series(
+            SAGAS.name,
+            {**agent(subject), "outcome": outcome},
+            counter(share * per_second, at + 2),
+        )
         for outcome, share in shares.items()
     ]
 
@@ -72,14 +81,12 @@ def cases(s: AlertsSettings, rules: Mapping[str, list[AlertRule]]) -> dict[str, 
     out: dict[str, list[Case]] = {}
     proofs = (
         (
-            ThresholdProof(
+            ratio_proof(
                 "SagaFailureRatioHigh",
                 "above",
                 "the share of an agent's sagas not completing",
-                _outcomes,
+                Volume("ended sagas", _outcomes, s.rate_window, s.saga_failure_ratio.min_events),
                 agent,
-                warmup=s.rate_window,
-                bound=1.0,
             ),
             s.saga_failure_ratio,
         ),

@@ -21,9 +21,12 @@ from meshwatch.alerts.ruletests.model import (
 )
 from meshwatch.alerts.ruletests.subjects import TASK_TYPE, agent
 from meshwatch.alerts.ruletests.threshold import (
+    ScaledSignal,
     Signal,
     ThresholdProof,
+    Volume,
     eval_minute,
+    ratio_proof,
     threshold_cases,
 )
 from meshwatch.instrumentation.catalogue import (
@@ -33,29 +36,35 @@ from meshwatch.instrumentation.catalogue import (
     TASKS_FAILED,
     TASKS_STARTED,
 )
-from meshwatch.settings import AlertsSettings, ThresholdAlert
+from meshwatch.settings import AlertsSettings
+from meshwatch.settings.alerts import RatioAlert
 
 #: Baseline task starts per minute, repeating: a rate that varies a little, as real ones do.
 BASELINE_PATTERN = (40.0, 60.0, 80.0)
 
 
 def _outcomes(
-    failed_share: float, at: int, subject: int, *, completed: bool = True
+    failed_share: float, at: int, subject: int, per_second: float, *, completed: bool = True
 ) -> list[Series]:
-    """One task per second ends; ``failed_share`` of them fail."""
+    """``per_second`` tasks end each second; ``failed_share`` of them fail."""
     labels = {**agent(subject), "task_type": TASK_TYPE}
-    series = [Series(TASKS_FAILED.name, labels, counter(failed_share, at + 2))]
+    failed = failed_share * per_second
+    series = [Series(TASKS_FAILED.name, labels, counter(failed, at + 2))]
     if completed:
-        series.append(Series(TASKS_COMPLETED.name, labels, counter(1 - failed_share, at + 2)))
+        series.append(Series(TASKS_COMPLETED.name, labels, counter(per_second - failed, at + 2)))
     return series
 
 
-def _errors(value: float, at: int, subject: int) -> list[Series]:
-    return _outcomes(value, at, subject)
+def _errors(value: float, at: int, subject: int, per_second: float) -> list[Series]:
+    return _outcomes(value, at, subject, per_second)
 
 
-def _successes(value: float, at: int, subject: int) -> list[Series]:
-    return _outcomes(1 - value, at, subject)
+def _successes(value: float, at: int, subject: int, per_second: float) -> list[Series]:
+    return _outcomes(1 - value, at, subject, per_second)
+
+
+def _ended_tasks(s: AlertsSettings, cfg: RatioAlert, signal: ScaledSignal) -> Volume:
+    return Volume("ended tasks", signal, s.rate_window, cfg.min_events)
 
 
 def _durations(value: float, at: int, subject: int) -> list[Series]:
@@ -131,12 +140,13 @@ def _anomaly_cases(s: AlertsSettings, rule: AlertRule) -> list[Case]:
 
 
 def _no_completed_series_case(
-    s: AlertsSettings, name: str, cfg: ThresholdAlert, value: float, tiers: list[AlertRule]
+    s: AlertsSettings, name: str, cfg: RatioAlert, value: float, tiers: list[AlertRule]
 ) -> Case | None:
     """An agent whose every task fails exports no ``completed`` counter series at all.
 
     A plain ``failed / (failed + completed)`` has no result for it, so the
-    agent failing everything would be the one never alerted on.
+    agent failing everything would be the one never alerted on. Its volume
+    (failed alone) must still pass the minimum-volume guard.
     """
     at = minutes(s.rate_window) + minutes(cfg.for_) + 3
     limits = (cfg.threshold, cfg.critical_threshold)
@@ -150,7 +160,7 @@ def _no_completed_series_case(
         return None
     return Case(
         "fires when every task of an agent fails and it has no completed series at all",
-        tuple(_outcomes(1.0, at, 0, completed=False)),
+        tuple(_outcomes(1.0, at, 0, _ended_tasks(s, cfg, _errors).plenty, completed=False)),
         (AlertCheck(at_minute(at), name, expect),),
     )
 
@@ -183,26 +193,22 @@ def cases(s: AlertsSettings, rules: Mapping[str, list[AlertRule]]) -> dict[str, 
     out: dict[str, list[Case]] = {}
     proofs = (
         (
-            ThresholdProof(
+            ratio_proof(
                 "AgentTaskErrorRateHigh",
                 "above",
                 "the share of an agent's tasks failing",
-                _errors,
+                _ended_tasks(s, s.task_error_rate, _errors),
                 agent,
-                warmup=s.rate_window,
-                bound=1.0,
             ),
             s.task_error_rate,
         ),
         (
-            ThresholdProof(
+            ratio_proof(
                 "AgentTaskSuccessRateLow",
                 "below",
                 "the share of an agent's tasks completing",
-                _successes,
+                _ended_tasks(s, s.task_success_rate_low, _successes),
                 agent,
-                warmup=s.rate_window,
-                bound=1.0,
             ),
             s.task_success_rate_low,
         ),

@@ -7,8 +7,14 @@ fires both tiers, a value on the safe side fires nothing. Where a second
 subject (another agent, tool) sits on the safe side in the same case, the
 case also proves the alert names only the offending one.
 
+A ratio alert also gets two cases around its minimum-volume guard
+(``min_events``): at a ratio that would fire, it stays silent with too few
+events in the window and fires with enough. Its other cases run at a volume
+well past the minimum, so they prove the threshold, not the guard.
+
 A case the settings make impossible is left out rather than faked: a ratio
-alert whose threshold is already 1 can never fire, so it has no firing case.
+alert whose threshold is already 1 can never fire, so it has no firing case,
+and one with ``min_events`` 0 has no guard to prove.
 """
 
 from __future__ import annotations
@@ -32,6 +38,35 @@ from meshwatch.settings import Duration, ThresholdAlert
 #: Builds the input series that make the alert's expression equal ``value`` for
 #: ``subject`` (0 or 1) at minute ``eval_minute``.
 Signal = Callable[[float, int, int], Sequence[Series]]
+#: A ratio's :data:`Signal` with its denominator's events per second as a fourth argument.
+ScaledSignal = Callable[[float, int, int, float], Sequence[Series]]
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A ratio alert's denominator: what it counts and how to drive it at a chosen rate.
+
+    ``counted`` names the events for case names ("ended tasks"); ``window``
+    and ``min_events`` are the alert's rate window and minimum-volume setting.
+    """
+
+    counted: str
+    signal: ScaledSignal
+    window: Duration
+    min_events: int
+
+    def per_second(self, events: float) -> float:
+        """The rate at which ``events`` happen over the window."""
+        return events / self.window.seconds
+
+    @property
+    def plenty(self) -> float:
+        """One event a second, or more where the minimum needs it: well past the guard."""
+        return max(1.0, self.per_second(3 * self.min_events))
+
+    def at_rate(self, per_second: float) -> Signal:
+        """The proof's :data:`Signal` with ``per_second`` events of the denominator."""
+        return lambda value, at, subject: self.signal(value, at, subject, per_second)
 
 
 @dataclass(frozen=True)
@@ -43,7 +78,8 @@ class ThresholdProof:
     defined (a rate window). ``bound`` is the largest value the measure can
     take (1 for ratios). ``subject_labels`` are the labels the expression
     result carries for a subject; with ``per_subject`` false the measure is
-    fleet-wide and there is no second subject.
+    fleet-wide and there is no second subject. A ratio alert's ``volume`` adds
+    the cases of its minimum-volume guard (build it with :func:`ratio_proof`).
     """
 
     alert: str
@@ -54,6 +90,30 @@ class ThresholdProof:
     warmup: Duration | None = None
     bound: float | None = None
     per_subject: bool = True
+    volume: Volume | None = None
+
+
+def ratio_proof(
+    alert: str,
+    direction: Direction,
+    measure: str,
+    volume: Volume,
+    subject_labels: Callable[[int], Mapping[str, str]],
+    *,
+    per_subject: bool = True,
+) -> ThresholdProof:
+    """The proof of a ratio alert: bounded by 1, warmed up over the window, at plenty of volume."""
+    return ThresholdProof(
+        alert,
+        direction,
+        measure,
+        volume.at_rate(volume.plenty),
+        subject_labels,
+        warmup=volume.window,
+        bound=1.0,
+        per_subject=per_subject,
+        volume=volume,
+    )
 
 
 def _beyond(level: float, bound: float | None) -> float | None:
@@ -157,4 +217,55 @@ def threshold_cases(
                 (AlertCheck(when, proof.alert),),
             )
         )
+    if proof.volume is not None:
+        worst, crossed = (both, tiers) if both is not None and len(tiers) > 1 else (base, tiers[:1])
+        if worst is not None:
+            cases.extend(_volume_cases(proof, proof.volume, worst, crossed, safe, at))
     return cases
+
+
+def _volume_cases(
+    proof: ThresholdProof,
+    volume: Volume,
+    value: float,
+    tiers: Sequence[AlertRule],
+    safe: float | None,
+    at: int,
+) -> list[Case]:
+    """At a ratio ``value`` that fires ``tiers``: silent below ``min_events``, firing past it.
+
+    Each case has a second subject (for a per-subject ratio) on the other side
+    of the guard, so a guard that pooled volume across subjects (``on()``
+    instead of ``on(agent_did)``) fails: in the silent case the other subject
+    has plenty of events at a safe ratio; in the firing case it has the same
+    bad ratio over too few events, and must not be named.
+    """
+    if volume.min_events <= 0:
+        return []
+    few, enough = volume.min_events / 2, volume.min_events * 3 / 2
+    when = at_minute(at)
+    below, past = volume.at_rate(volume.per_second(few)), volume.at_rate(volume.per_second(enough))
+    other = proof.per_subject
+    quiet = list(below(value, at, 0))
+    if other and safe is not None:
+        quiet.extend(volume.at_rate(volume.plenty)(safe, at, 1))
+    loud = [*past(value, at, 0), *(below(value, at, 1) if other else ())]
+    measured = f"{proof.measure} is {value:.4g}"
+    minimum = f"the minimum {volume.min_events}"
+    only = f", and not for one with only {few:g}" if other else ""
+    labels = proof.subject_labels(0)
+    severities = " and ".join(str(rule.severity) for rule in tiers)
+    return [
+        Case(
+            f"stays silent when {measured} but only {few:g} {volume.counted} in "
+            f"{volume.window}, below {minimum}",
+            tuple(quiet),
+            (AlertCheck(when, proof.alert),),
+        ),
+        Case(
+            f"fires {severities} when {measured} over {enough:g} {volume.counted} in "
+            f"{volume.window}, past {minimum}{only}",
+            tuple(loud),
+            (AlertCheck(when, proof.alert, tuple(fired(r, labels, value) for r in tiers)),),
+        ),
+    ]
