@@ -6,10 +6,10 @@ latency, task metrics, logs) can attach the trace without threading it
 through every signature. Asyncio tasks and ``contextvars.copy_context()``
 inherit it; plain threads start empty, as with OpenTelemetry's context.
 
-Exemplars need a 32-hex trace id. When OpenTelemetry is in use, the active
-OTel span is the better answer (it is the trace Tempo holds), but this module
-must not import OpenTelemetry: the OTel adapter registers a provider with
-:func:`register_trace_id_provider` instead. :func:`current_trace_id_hex` asks
+Exemplars (:func:`trace_exemplar`) need a 32-hex trace id. When
+OpenTelemetry is in use, the active OTel span is the better answer (it is the
+trace Tempo holds), but this module must not import OpenTelemetry: the OTel
+adapter registers a provider with :func:`register_trace_id_provider` instead. :func:`current_trace_id_hex` asks
 the providers first, then falls back to the causal trace in context.
 """
 
@@ -18,12 +18,14 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
 from meshwatch.instrumentation.drops import RateLimitedLog
 from meshwatch.instrumentation.trace import CausalTraceId
+from meshwatch.instrumentation.values import EXEMPLAR_TRACE_ID_LABEL, Exemplar
 
 _log = RateLimitedLog(logging.getLogger(__name__))
 _CURRENT: ContextVar[CausalTraceId | None] = ContextVar("meshwatch_causal_trace", default=None)
@@ -113,10 +115,23 @@ def current_trace_id_hex() -> str | None:
     return None if trace is None else trace.trace_id_hex32
 
 
+def trace_exemplar(value: float) -> Exemplar | None:
+    """An exemplar of ``value`` naming the current trace, or None outside any trace.
+
+    What latency and duration observations attach, so a slow bucket on a
+    dashboard links to the trace that caused it.
+    """
+    trace_id = current_trace_id_hex()
+    if trace_id is None:
+        return None
+    return Exemplar({EXEMPLAR_TRACE_ID_LABEL: trace_id}, value, time.time())
+
+
 __all__ = [
     "current_trace",
     "current_trace_id_hex",
     "register_trace_id_provider",
+    "trace_exemplar",
     "unregister_trace_id_provider",
     "use_trace",
 ]

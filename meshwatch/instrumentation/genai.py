@@ -68,6 +68,7 @@ from meshwatch.instrumentation.context import current_trace, use_trace
 from meshwatch.instrumentation.otel import otel_attributes_of, parent_context
 from meshwatch.instrumentation.trace import CausalTraceId
 from meshwatch.instrumentation.values import (
+    EXEMPLAR_TRACE_ID_LABEL,
     CardinalityGuard,
     Exemplar,
     HistogramStore,
@@ -175,7 +176,7 @@ def _genai_span(
         finally:
             elapsed = time.perf_counter() - start
             exemplar = (
-                Exemplar({"trace_id": f"{ids.trace_id:032x}"}, elapsed, time.time())
+                Exemplar({EXEMPLAR_TRACE_ID_LABEL: f"{ids.trace_id:032x}"}, elapsed, time.time())
                 if ids.is_valid and ids.trace_flags.sampled
                 else None
             )

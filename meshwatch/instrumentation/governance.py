@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -42,15 +41,15 @@ from meshwatch.instrumentation.catalogue import (
     GOVERNANCE_RATE_LIMIT_HITS,
     GOVERNANCE_TRUST_SCORE,
 )
-from meshwatch.instrumentation.context import current_trace_id_hex
+from meshwatch.instrumentation.context import trace_exemplar
 from meshwatch.instrumentation.drops import RateLimitedLog, record_event_drop
 from meshwatch.instrumentation.values import (
     CardinalityGuard,
     CounterStore,
-    Exemplar,
     GaugeStore,
     HistogramStore,
     MetricFamilySnapshot,
+    finite_number,
 )
 
 COMPONENT = "governance"
@@ -58,7 +57,6 @@ DECISION_ALLOWED = "allowed"
 DECISION_BLOCKED = "blocked"
 DECISION_RATE_LIMITED = "rate_limited"
 DEFAULT_AUDIT_EVENT_TYPE = "policy_decision"
-TRACE_ID_EXEMPLAR_LABEL = "trace_id"
 
 TrustScores = Mapping[str, float] | Iterable[tuple[float, Mapping[str, Any]]]
 TrustScoreCallback = Callable[[], TrustScores]
@@ -66,14 +64,6 @@ ActiveAgentsCallback = Callable[[], float]
 
 _log = logging.getLogger(__name__)
 _callback_log = RateLimitedLog(_log)
-
-
-def _number(value: object) -> float | None:
-    """A finite real number as float, else None (bools are not numbers here)."""
-    if type(value) is bool or not isinstance(value, int | float):
-        return None
-    result = float(value)
-    return result if math.isfinite(result) else None
 
 
 class GovernanceMetrics:
@@ -135,7 +125,7 @@ class GovernanceMetrics:
                 self._drop("invalid_latency", evaluation_ms)
                 return
         else:
-            ms = _number(evaluation_ms)
+            ms = finite_number(evaluation_ms)
             if ms is None or ms < 0:
                 self._drop("invalid_latency", evaluation_ms)
                 return
@@ -159,13 +149,7 @@ class GovernanceMetrics:
             self._blocked.inc(tool)
             if rate_limited:
                 self._rate_limited.inc(tool)
-        trace_id = current_trace_id_hex()
-        exemplar = (
-            None
-            if trace_id is None
-            else Exemplar({TRACE_ID_EXEMPLAR_LABEL: trace_id}, seconds, time.time())
-        )
-        self._latency.observe((decision, *agent), seconds, exemplar)
+        self._latency.observe((decision, *agent), seconds, trace_exemplar(seconds))
 
     def record_audit_event(
         self, event_type: str = DEFAULT_AUDIT_EVENT_TYPE, count: int = 1
@@ -252,7 +236,7 @@ class GovernanceMetrics:
             record_event_drop(COMPONENT, "invalid_trust_score")
             return
         for agent_id, score in pairs:
-            value = _number(score)
+            value = finite_number(score)
             if type(agent_id) is not str or value is None:
                 record_event_drop(COMPONENT, "invalid_trust_score")
                 continue
@@ -274,7 +258,7 @@ class GovernanceMetrics:
             result = self._call(callback)
             if result is None:
                 continue
-            value = _number(result)
+            value = finite_number(result)
             if value is None:
                 record_event_drop(COMPONENT, "invalid_active_agents")
                 continue

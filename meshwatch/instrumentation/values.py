@@ -72,6 +72,22 @@ def configure_cardinality(
     return _default_guard
 
 
+# The exemplar label naming a trace; Grafana's Prometheus datasource maps it to Tempo.
+EXEMPLAR_TRACE_ID_LABEL = "trace_id"
+
+
+def finite_number(value: object) -> float | None:
+    """``value`` as a finite float, or None when it is not a usable measurement.
+
+    Bools are not numbers here (``True`` as a latency is a caller's bug), and
+    NaN or infinity would poison a histogram's sum for good.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
 @dataclass(frozen=True, slots=True)
 class Exemplar:
     """A trace reference attached to one histogram bucket (OpenMetrics exemplar)."""
@@ -339,6 +355,7 @@ def overflow_snapshot() -> MetricFamilySnapshot:
 
 
 __all__ = [
+    "EXEMPLAR_TRACE_ID_LABEL",
     "OVERFLOW",
     "CardinalityGuard",
     "CounterStore",
@@ -350,5 +367,6 @@ __all__ = [
     "MetricSource",
     "configure_cardinality",
     "default_guard",
+    "finite_number",
     "overflow_snapshot",
 ]

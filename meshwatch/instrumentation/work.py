@@ -38,7 +38,6 @@ This module is pure standard library (no prometheus_client, no opentelemetry).
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections import OrderedDict
@@ -62,15 +61,15 @@ from meshwatch.instrumentation.catalogue import (
     TASKS_FAILED,
     TASKS_STARTED,
 )
-from meshwatch.instrumentation.context import current_trace_id_hex
+from meshwatch.instrumentation.context import trace_exemplar
 from meshwatch.instrumentation.drops import record_event_drop
 from meshwatch.instrumentation.values import (
     CardinalityGuard,
     CounterStore,
-    Exemplar,
     GaugeStore,
     HistogramStore,
     MetricFamilySnapshot,
+    finite_number,
 )
 
 logger = logging.getLogger(__name__)
@@ -135,22 +134,6 @@ def _label(value: object) -> str:
         return f"<unprintable {type(value).__name__}>"
 
 
-def _exemplar(value: float) -> Exemplar | None:
-    """The current trace as an exemplar, so a slow task on a dashboard links to its trace."""
-    trace_id = current_trace_id_hex()
-    if trace_id is None:
-        return None
-    return Exemplar({"trace_id": trace_id}, value, time.time())
-
-
-def _number(value: object) -> float | None:
-    """``value`` as a finite float, or None when it is not a usable measurement."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
 class TaskTimer:
     """``with metrics.task(...)``: counts the start, the outcome and the duration.
 
@@ -182,7 +165,7 @@ class TaskTimer:
         elapsed = _perf_counter() - self._start
         stores = self._stores
         (stores.tasks_completed if exc_type is None else stores.tasks_failed).inc(self._key)
-        stores.task_duration.observe(self._key, elapsed, _exemplar(elapsed))
+        stores.task_duration.observe(self._key, elapsed, trace_exemplar(elapsed))
         return False
 
     async def __aenter__(self) -> TaskTimer:
@@ -258,17 +241,17 @@ class AgentMetrics:
     def task_finished(self, task_type: str, duration_seconds: float, *, ok: bool = True) -> None:
         """Record a task's outcome and duration measured by the caller."""
         key = (self.agent_did, _label(task_type))
-        seconds = _number(duration_seconds)
+        seconds = finite_number(duration_seconds)
         stores = self._stores
         (stores.tasks_completed if ok else stores.tasks_failed).inc(key)
         if seconds is None or seconds < 0:
             self._drop("invalid_duration", duration_seconds)
             return
-        stores.task_duration.observe(key, seconds, _exemplar(seconds))
+        stores.task_duration.observe(key, seconds, trace_exemplar(seconds))
 
     def record_task_quality(self, task_type: str, score: float) -> None:
         """A finished task's quality score, 0 (worst) to 1 (best)."""
-        value = _number(score)
+        value = finite_number(score)
         if value is None or not 0.0 <= value <= 1.0:
             self._drop("invalid_quality", score)
             return
@@ -276,7 +259,7 @@ class AgentMetrics:
 
     def set_queue_length(self, length: int) -> None:
         """Tasks waiting in this agent's queue now."""
-        value = _number(length)
+        value = finite_number(length)
         if value is None or value < 0:
             self._drop("invalid_queue_length", length)
             return
@@ -298,13 +281,13 @@ class AgentMetrics:
         decision_type = _label(decision_type)
         stores.decisions.inc((self.agent_did, decision_type))
         if confidence is not None:
-            value = _number(confidence)
+            value = finite_number(confidence)
             if value is None or not 0.0 <= value <= 1.0:
                 self._drop("invalid_confidence", confidence)
             else:
                 stores.decision_confidence.observe((decision_type,), value)
         if options_considered is not None:
-            count = _number(options_considered)
+            count = finite_number(options_considered)
             if count is None or count < 0:
                 self._drop("invalid_options", options_considered)
             else:
@@ -328,7 +311,7 @@ class AgentMetrics:
             self._observe_size(message_type, size_bytes)
 
     def _observe_size(self, message_type: str, size_bytes: object) -> None:
-        size = _number(size_bytes)
+        size = finite_number(size_bytes)
         if size is None or size < 0:
             self._drop("invalid_size", size_bytes)
             return
@@ -381,7 +364,7 @@ class AgentMetrics:
     # --- dependencies -----------------------------------------------------------------
     def dependency_wait(self, seconds: float) -> None:
         """Time this agent spent waiting on another agent's output."""
-        value = _number(seconds)
+        value = finite_number(seconds)
         if value is None or value < 0:
             self._drop("invalid_duration", seconds)
             return

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from meshwatch.generated import GeneratedFile
+from meshwatch.instrumentation.values import EXEMPLAR_TRACE_ID_LABEL
 from meshwatch.settings import Settings
 from meshwatch.stack.ports import CONTAINER_PORTS
 from meshwatch.stack.yamlfile import yaml_file
@@ -23,7 +24,7 @@ DASHBOARDS_PROVIDER_PATH = "grafana/provisioning/dashboards/meshwatch.yml"
 # Where the compose service mounts the generated grafana/dashboards/ directory.
 DASHBOARDS_MOUNT = "/etc/meshwatch/dashboards"
 # Exemplar label names that carry a trace id: OpenTelemetry-style and Tempo's own.
-EXEMPLAR_TRACE_ID_LABELS = ("trace_id", "traceID")
+EXEMPLAR_TRACE_ID_LABELS = (EXEMPLAR_TRACE_ID_LABEL, "traceID")
 
 
 def datasources(settings: Settings) -> dict[str, Any]:
