@@ -554,8 +554,16 @@ class AuditTrail(AuditReader):
             raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
 
         writer = open_database(path, create=True)
-        tune_writer(writer, synchronous)
-        super().__init__(path, _conn=_connect(Path(path), read_only=True))
+        try:
+            tune_writer(writer, synchronous)
+            reader = _connect(Path(path), read_only=True)
+        except sqlite3.Error as exc:  # e.g. locked by another writer past busy_timeout
+            writer.close()
+            raise AuditDatabaseError(path, f"cannot open the audit database ({exc})") from None
+        except BaseException:
+            writer.close()
+            raise
+        super().__init__(path, _conn=reader)
 
         self.queue_size = queue_size
         self.batch_size = batch_size
@@ -687,7 +695,7 @@ class AuditTrail(AuditReader):
                     self._drain(conn)  # whatever raced with close()
                     break
         finally:
-            self._release_markers()
+            self._abandon_queue()
             conn.close()
 
     def _drain(self, conn: sqlite3.Connection) -> None:
@@ -759,11 +767,22 @@ class AuditTrail(AuditReader):
                 "audit-retention", "audit: retention on %s failed", self.path, exc_info=True
             )
 
-    def _release_markers(self) -> None:
-        """Wake any flush() waiting on a writer that is gone."""
-        for item in list(self._queue):
+    def _abandon_queue(self) -> None:
+        """Empty the queue of a writer that is gone: wake flush() waiters, count lost events.
+
+        Events still queued here were recorded while close() ran (after the
+        final drain); they are dropped with reason ``closed`` like those
+        recorded after it, so ``written`` plus the drops accounts for every event.
+        """
+        queue, lost = self._queue, 0
+        while queue:
+            item = queue.popleft()
             if type(item) is _FlushMarker:
                 item.done.set()
+            else:
+                lost += 1
+        if lost:
+            self._dropped.inc(("closed",), lost)
 
 
 __all__ = [
