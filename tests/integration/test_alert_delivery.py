@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.helpers.poll import wait_until
+from tests.integration.helpers.poll import WaitTimeout, wait_until
 from tests.integration.helpers.prom import PrometheusAPI
 from tests.integration.helpers.stack import GROUP_WAIT, INTERVAL, LiveStack
 from tests.integration.helpers.webhook_receiver import DeliveredAlert
@@ -143,9 +143,13 @@ def test_the_critical_breach_inhibits_the_warning_for_the_same_agent(live_stack:
                 return alert
         return None
 
-    warning = wait_until(
-        inhibited_warning, timeout=FIRE_TIMEOUT, what=f"warning {BREACH} for {agent} inhibited"
-    )
+    try:
+        warning = wait_until(
+            inhibited_warning, timeout=FIRE_TIMEOUT, what=f"warning {BREACH} for {agent} inhibited"
+        )
+    except WaitTimeout:
+        assert_no_warning_while_critical(live_stack, agent)  # the clearer failure, if it leaked
+        raise
     # Give the warning's group every chance to notify: its group_wait and two
     # group_intervals past the moment Alertmanager got it.
     settle = _seconds(GROUP_WAIT) + 2 * _seconds(INTERVAL) + 1
