@@ -12,6 +12,7 @@ import yaml
 from meshwatch.generated import GeneratedFile, write_tree
 from meshwatch.settings import Settings, settings_from_mapping
 from meshwatch.stack import render
+from meshwatch.stack.runner.native import NativeStack
 from meshwatch.stack.runner.native_config import native_configs
 
 RULE = "groups:\n  - name: meshwatch-test\n    rules:\n      - alert: AnyTargetDown\n        expr: up == 0\n"
@@ -49,6 +50,19 @@ def test_prometheus_addresses_point_at_host_ports_and_compose_only_jobs_are_drop
         "127.0.0.1:19093"
     ]
     assert doc["rule_files"] == [str(tmp_path / "stack" / "prometheus" / "rules" / "*.yml")]
+
+
+def test_every_native_component_is_scraped_where_it_listens_on_the_bind_address(
+    tmp_path: Path,
+) -> None:
+    settings = settings_from_mapping(
+        {"stack": {"bind_address": "::", "ports": {"prometheus": 19090, "demo_metrics": 18000}}}
+    )
+    targets = _targets(_native(settings, tmp_path)["prometheus.yml"])
+    assert targets["prometheus"] == ["[::1]:19090"]
+    assert targets["meshwatch-demo"] == ["[::1]:18000"]
+    argv = NativeStack(settings, tmp_path / "work")._argv("demo")
+    assert argv[argv.index("--addr") + 1] == "::"
 
 
 def test_everything_but_addresses_is_the_generated_document(tmp_path: Path) -> None:

@@ -189,15 +189,11 @@ class NativeStack:
             *demo_arguments(
                 demo,
                 metrics_port=ports.demo_metrics,
+                addr=self._listen_host,
                 otlp_endpoint=demo.otlp_endpoint,
                 audit_dir=str(wd.data / "demo-audit"),
             ),
         ]
-
-    def _port(self, name: str) -> tuple[str, int]:
-        if name == "demo":
-            return "127.0.0.1", self.settings.stack.ports.demo_metrics
-        return self._listen_host, self._endpoints[name].host_port
 
     # -- start -----------------------------------------------------------------
 
@@ -258,7 +254,7 @@ class NativeStack:
         return self.status()
 
     def _spawn(self, name: str) -> None:
-        host, port = self._port(name)
+        host, port = self._listen_host, self._endpoints[name].host_port
         if not _port_free(host, port):
             raise StackError(
                 f"port {port} on {host}, needed by {name}, is already in use by another program: "

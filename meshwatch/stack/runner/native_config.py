@@ -53,7 +53,7 @@ def native_prometheus(doc: dict[str, Any], settings: Settings, stack_dir: Path) 
     addresses = {
         f"localhost:{CONTAINER_PORTS['prometheus']}": f"{host}:{stack.ports.prometheus}",
         f"alertmanager:{CONTAINER_PORTS['alertmanager']}": f"{host}:{stack.ports.alertmanager}",
-        prometheus_config.DEMO_COMPOSE_TARGET: f"127.0.0.1:{stack.ports.demo_metrics}",
+        prometheus_config.DEMO_COMPOSE_TARGET: f"{host}:{stack.ports.demo_metrics}",
         **{in_container_target(t): t for t in stack.agent_targets},
     }
     native = _replace_values(doc, addresses)
