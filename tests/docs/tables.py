@@ -1,12 +1,17 @@
-"""The dashboard tables of docs/guide/importing-dashboards.md, generated from the dashboards.
+"""The tables of the guide that are generated from the code they describe.
 
-Ops teams read those tables to know which file is which dashboard and which
-metrics their agents must export for each one. Writing them by hand would let
-them drift from the dashboards; instead :func:`render` builds them from the
-dashboard models (:func:`meshwatch.dashboards.dashboard_models`) and their
-queries (:func:`meshwatch.dashboards.panel_queries`), following recording rules
-down to the catalogue metrics they are computed from, and the doc test
-compares the page with it (``MESHWATCH_UPDATE_GOLDEN=1`` rewrites the page).
+* ``dashboard-files`` and ``dashboard-metrics`` (docs/guide/importing-dashboards.md):
+  which file is which dashboard, and which metrics the agents must export for
+  each one, built from the dashboard models
+  (:func:`meshwatch.dashboards.dashboard_models`) and their queries
+  (:func:`meshwatch.dashboards.panel_queries`), following recording rules down
+  to the catalogue metrics they are computed from.
+* ``stack-urls`` (docs/guide/local-dashboards.md): what ``make up`` starts, in
+  which mode, and where, from the endpoints and native components the runner
+  itself uses.
+
+Written by hand, they would drift; :func:`render` builds them and the doc test
+compares the pages with it (``MESHWATCH_UPDATE_GOLDEN=1`` rewrites the pages).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from meshwatch.dashboards import dashboard_models, metric_names, panel_queries, 
 from meshwatch.dashboards.queries import Source
 from meshwatch.instrumentation.catalogue import CATALOGUE, MetricDef
 from meshwatch.settings import Settings
+from meshwatch.stack.ports import endpoints
+from meshwatch.stack.runner.native import NATIVE_COMPONENTS
 
 #: What an agent uses to produce the metrics a module of meshwatch.instrumentation declares.
 PRODUCERS = {
@@ -148,7 +155,37 @@ def metrics_sections(settings: Settings) -> str:
     return "\n\n".join(sections)
 
 
-GENERATORS = {"dashboard-files": files_table, "dashboard-metrics": metrics_sections}
+#: What a user does with each component of the stack.
+USES = {
+    "grafana": "the dashboards; log in as `admin` with the password from `.env`",
+    "prometheus": "queries, `/alerts` (rule states), `/targets` (what is scraped)",
+    "alertmanager": "notifications, grouping, silences",
+    "tempo": "the trace API Grafana reads (search traces from Grafana)",
+    "demo": "the simulated fleet's `/metrics`",
+}
+
+
+def stack_urls_table(settings: Settings) -> str:
+    stack = settings.stack
+    rows = ["| component | URL | runs in | what it is for |", "|---|---|---|---|"]
+    for name, endpoint in endpoints(stack).items():
+        url = endpoint.host_url(stack) + ("/metrics" if name == "demo" else "")
+        modes = "compose and native" if name in NATIVE_COMPONENTS else "compose only"
+        rows.append(f"| {name} | {url} | {modes} | {USES[name]} |")
+    host = endpoints(stack)["tempo"].host_url(stack).rsplit(":", 1)[0]
+    rows.append(
+        f"| OTLP (Tempo) | {host}:{stack.ports.otlp_http} (HTTP), "
+        f"{host.removeprefix('http://')}:{stack.ports.otlp_grpc} (gRPC) | compose only "
+        "| where your agents send spans |"
+    )
+    return "\n".join(rows)
+
+
+GENERATORS = {
+    "dashboard-files": files_table,
+    "dashboard-metrics": metrics_sections,
+    "stack-urls": stack_urls_table,
+}
 
 
 def render(name: str, settings: Settings | None = None) -> str:
