@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from _pytest.terminal import TerminalReporter
 
 from tests.integration.helpers.otlp_receiver import OtlpReceiver
 from tests.integration.helpers.report import terminal_summary
@@ -21,7 +20,7 @@ from tests.integration.helpers.webhook_receiver import WebhookReceiver
 # The incident lasts this long, then the demo runs healthy: long enough for every
 # alert to fire and be delivered (and inhibition to be observed), short enough
 # for the resolved notifications to arrive within the tier's budget.
-INCIDENT_SECONDS = 40
+INCIDENT_SECONDS = 35
 
 
 @pytest.fixture(scope="session")
@@ -62,6 +61,6 @@ def live_stack(
 
 
 def pytest_terminal_summary(
-    terminalreporter: TerminalReporter, exitstatus: int, config: pytest.Config
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
 ) -> None:
     terminal_summary(config, terminalreporter)

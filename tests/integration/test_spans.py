@@ -143,7 +143,9 @@ def test_genai_spans_carry_the_semantic_convention_names_and_attributes(
     # A failed call says why, as the conventions ask: error.type and an ERROR status.
     tools = [s for s in otlp.spans() if s.attributes.get(OPERATION) == "execute_tool"]
     failed = [s for s in tools if s.status_code == Status.STATUS_CODE_ERROR]
-    assert failed, "no failed tool call exported (the incident's rogue agent is always denied)"
+    assert failed, (
+        "no failed tool call exported (the demo forces its first denied and failing calls)"
+    )
     for span in tools:
         assert (span.status_code == Status.STATUS_CODE_ERROR) == ("error.type" in span.attributes)
 

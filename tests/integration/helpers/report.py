@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from _pytest.terminal import TerminalReporter
 
 #: Dashboard panels this tier cannot check (fed by Tempo or drawn by Grafana alone).
 NOT_CHECKABLE_PANELS = pytest.StashKey[list[str]]()
@@ -19,7 +18,7 @@ _SECTIONS = (
 )
 
 
-def terminal_summary(config: pytest.Config, reporter: TerminalReporter) -> None:
+def terminal_summary(config: pytest.Config, reporter: pytest.TerminalReporter) -> None:
     """Print what no native test could check, so the report says so, not only the code."""
     for key, title in _SECTIONS:
         lines = config.stash.get(key, [])
