@@ -1,10 +1,9 @@
 """The metric catalogue: every metric meshwatch exposes, declared exactly once.
 
 Collectors, the Prometheus adapter, alert rules and dashboards all take metric
-names from here. A test (tests/unit/test_catalogue_is_the_only_spelling.py)
-fails if a metric name is spelled as a string literal anywhere else in
-``meshwatch/``, so renaming a metric is a one-line change that every consumer
-follows.
+names from here. A test (tests/unit/test_catalogue.py) fails if a metric name
+is spelled as a string literal anywhere else in ``meshwatch/``, so renaming a
+metric is a one-line change that every consumer follows.
 
 Naming follows Prometheus conventions: base units (seconds, bytes) in the name,
 counters end in ``_total``, and every label set is bounded. Labels that carry an

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from meshwatch.alerts.external_metrics import TEMPO_SPANMETRICS_CALLS
 from meshwatch.generated import GeneratedFile
 from meshwatch.instrumentation.values import EXEMPLAR_TRACE_ID_LABEL
 from meshwatch.settings import Settings
@@ -61,7 +62,8 @@ def datasources(settings: Settings) -> dict[str, Any]:
                 "queries": [
                     {
                         "name": "Span rate",
-                        "query": "sum(rate(traces_spanmetrics_calls_total{$$__tags}[5m]))",
+                        # $$ is a literal $ (Grafana expands $VARS in provisioning files).
+                        "query": f"sum(rate({TEMPO_SPANMETRICS_CALLS.name}{{$$__tags}}[5m]))",
                     }
                 ],
             },
