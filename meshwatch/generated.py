@@ -56,6 +56,7 @@ def write_tree(files: Iterable[GeneratedFile], out_dir: Path) -> list[Path]:
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"{out_dir} exists and is not a directory")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    old: Path | None = None
     try:
         written = []
         for f in files:
@@ -67,14 +68,18 @@ def write_tree(files: Iterable[GeneratedFile], out_dir: Path) -> list[Path]:
             os.chmod(target, f.mode)
             written.append(out_dir / f.path)
         os.chmod(tmp, 0o755)
-        old = None
         if out_dir.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
             os.rename(out_dir, old / "tree")
         os.rename(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        return written
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            # The old tree was moved aside but the new one never took its place.
+            if (old / "tree").exists() and not out_dir.exists():
+                os.rename(old / "tree", out_dir)
+            shutil.rmtree(old, ignore_errors=True)
         raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return written

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -42,6 +43,26 @@ def test_a_failure_leaves_the_old_tree_untouched(tmp_path: Path) -> None:
     assert (out / "keep.txt").read_text() == "keep"
     assert not (out / "a.txt").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_failed_swap_puts_the_old_tree_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    write_tree([GeneratedFile("keep.txt", "keep")], out)
+    real_rename = os.rename
+
+    def rename(src: str | Path, dst: str | Path) -> None:
+        if Path(src).name.startswith(".out.tmp-"):  # the new tree taking the old one's place
+            raise OSError("disk full")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(OSError, match="disk full"):
+        write_tree([GeneratedFile("new.txt", "new")], out)
+    monkeypatch.undo()
+    assert (out / "keep.txt").read_text() == "keep"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"], "no temporary directories left"
 
 
 @pytest.mark.parametrize("bad", ["/etc/passwd", "../escape", ""])
