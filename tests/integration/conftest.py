@@ -55,7 +55,7 @@ def live_stack(
         webhook,
         scenario="incident",
         otlp_endpoint=otlp.endpoint,
-        demo_args=["--incident-duration", str(INCIDENT_SECONDS)],
+        incident_duration=INCIDENT_SECONDS,
     ) as stack:
         yield stack
 

@@ -59,24 +59,6 @@ PORT_NAMES = (
 FAST_ALERTS = ("ring_breach_rate", "elevation_too_long", "governance_latency_high", "target_down")
 
 
-class IntegrationNativeStack(NativeStack):
-    """NativeStack with extra ``meshwatch demo`` flags appended to the demo's command line.
-
-    ``demo_args`` carry what the settings deliberately do not (the incident's
-    length); everything else is the runner ``make up`` uses, unchanged.
-    """
-
-    def __init__(self, *args: Any, demo_args: Sequence[str] = (), **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._demo_args = tuple(demo_args)
-
-    def _argv(self, name: str) -> list[str]:
-        argv = super()._argv(name)
-        if name == "demo":
-            argv.extend(self._demo_args)
-        return argv
-
-
 @dataclass(frozen=True)
 class LiveStack:
     """A running native stack and clients of each of its parts."""
@@ -116,6 +98,7 @@ def settings_document(
     otlp_endpoint: str | None,
     duration: int | None,
     seed: int,
+    incident_duration: int | None = None,
     group_wait: str = GROUP_WAIT,
 ) -> dict[str, Any]:
     """The meshwatch.yaml of a test stack, as data.
@@ -129,6 +112,8 @@ def settings_document(
         demo["otlp_endpoint"] = otlp_endpoint
     if duration is not None:
         demo["duration"] = f"{duration}s"
+    if incident_duration is not None:
+        demo["incident_duration"] = f"{incident_duration}s"
     return {
         "alerts": {"rate_window": RATE_WINDOW, **{key: {"for": ALERT_FOR} for key in FAST_ALERTS}},
         "stack": {
@@ -160,14 +145,14 @@ def running_stack(
     otlp_endpoint: str | None = None,
     duration: int | None = None,
     seed: int = 7,
-    demo_args: Sequence[str] = (),
+    incident_duration: int | None = None,
     agent_targets: Sequence[str] = (),
     group_wait: str = GROUP_WAIT,
 ) -> Iterator[LiveStack]:
     """Start a native stack from a test settings file; always stop it and check for orphans.
 
-    ``demo_args`` are appended to the demo's command line; ``agent_targets``
-    are extra ``host:port`` scrape targets (job ``agents``); ``group_wait`` is
+    ``incident_duration`` ends the demo's incident after that many seconds
+    (the ``stack.demo.incident_duration`` setting); ``agent_targets`` are extra ``host:port`` scrape targets (job ``agents``); ``group_wait`` is
     Alertmanager's (shorter where no inhibition is tested). On exit, a process
     that outlived ``stop()`` is killed and reported as an AssertionError, so a
     leak fails the run instead of haunting the next.
@@ -181,13 +166,14 @@ def running_stack(
         otlp_endpoint=otlp_endpoint,
         duration=duration,
         seed=seed,
+        incident_duration=incident_duration,
         group_wait=group_wait,
     )
     document["stack"]["agent_targets"] = list(agent_targets)
     settings_file = directory / "meshwatch.yaml"
     settings_file.write_text(yaml.safe_dump(document, sort_keys=True), encoding="utf-8")
     settings = load_settings(settings_file)
-    native = IntegrationNativeStack(settings, settings.stack.workdir, demo_args=demo_args)
+    native = NativeStack(settings, settings.stack.workdir)
     workdir = str(native.workdir.root)
     needles = (workdir, f"--metrics-port {settings.stack.ports.demo_metrics}")
     recorded: set[int] = set()
