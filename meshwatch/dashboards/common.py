@@ -383,22 +383,15 @@ def agent_variable(metric: MetricDef, label: str = "agent_did") -> Template:
     ``.*`` also matches series without the label, so "All" keeps governance
     series whose optional ``agent_id`` label is switched off.
     """
-    return AllByDefault(
-        name="agent",
-        label="Agent",
-        query=f"label_values({metric.name}, {label})",
-        dataSource=PROMETHEUS,
-        type="query",
-        includeAll=True,
-        multi=True,
-        allValue=".*",
-        refresh=REFRESH_ON_TIME_RANGE_CHANGE,
-        sort=SORT_ALPHA_IGNORE_CASE_ASC,
-    )
+    return label_variable("agent", "Agent", metric.name, label)
 
 
 def label_variable(name: str, label: str, metric: str, label_name: str) -> Template:
-    """A multi-select variable over the values of ``label_name`` on series ``metric``."""
+    """A multi-select variable over the values of ``label_name`` on series ``metric``.
+
+    All is selected by default and means ``.*``, which also matches series
+    that lack the label, so no panel goes blank until a value is chosen.
+    """
     return AllByDefault(
         name=name,
         label=label,
