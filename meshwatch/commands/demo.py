@@ -24,6 +24,7 @@ from pathlib import Path
 from meshwatch.cli import CommandError
 from meshwatch.demo.runner import Demo, DemoConfig
 from meshwatch.demo.scenario import SCENARIOS, build_scenario
+from meshwatch.instrumentation.audit import AuditDatabaseError
 from meshwatch.instrumentation.logs import configure_logging
 from meshwatch.settings.stack import DemoSettings, Ports
 
@@ -70,7 +71,11 @@ def run(args: argparse.Namespace) -> int:
     with _stop_on_signals(stop):
         try:
             demo.start()
+        except AuditDatabaseError as error:
+            raise CommandError(f"audit trail: {error}") from None
         except OSError as error:
+            if error.filename is not None:  # the audit directory, not the socket
+                raise CommandError(f"{error.filename}: {error.strerror or error}") from None
             raise CommandError(
                 f"cannot serve /metrics on {args.addr}:{args.metrics_port}: {error.strerror or error}"
             ) from None

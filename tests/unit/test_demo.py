@@ -720,3 +720,21 @@ def test_a_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines()[-1] == (
         f"meshwatch demo: cannot serve /metrics on 127.0.0.1:{port}: Address already in use"
     )
+
+
+DEMO_COMMAND = (sys.executable, "-m", "meshwatch", "demo")
+
+
+def test_an_unusable_audit_dir_is_a_one_line_error_about_the_directory(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "audit"
+    not_a_dir.write_text("a file where the audit directory should be")
+    result = subprocess.run(
+        [*DEMO_COMMAND, "--metrics-port", "0", "--audit-dir", str(not_a_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"meshwatch demo: {not_a_dir}: File exists"
+    ), "the error names the directory, not the /metrics port"
