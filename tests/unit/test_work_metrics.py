@@ -7,7 +7,7 @@ import math
 import traceback
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
@@ -244,6 +244,7 @@ junk = st.one_of(
 )
 
 
+@settings(deadline=None)  # no per-example time limit: speed belongs in benchmarks/
 @given(label=junk, value=junk)
 def test_no_input_raises_into_the_agent(label: object, value: object) -> None:
     metrics = AgentMetrics(DID)
