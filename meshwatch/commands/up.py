@@ -20,7 +20,6 @@ from meshwatch.stack.runner import (
     NativeStack,
     StackError,
     Workdir,
-    demo_available,
     docker_available,
 )
 from meshwatch.stack.runner.compose import ENGINE_PROBE_TIMEOUT
@@ -59,14 +58,6 @@ def choose_mode(requested: str) -> str:
     return "native"
 
 
-def _demo_note(settings: Settings) -> None:
-    if settings.stack.demo.enabled and not demo_available():
-        print(
-            "meshwatch up: this meshwatch has no `meshwatch demo` command yet, "
-            "so the demo workload is not started"
-        )
-
-
 def _up_native(settings: Settings, workdir: Workdir, timeout: float) -> list[ComponentStatus]:
     stack = NativeStack(settings, workdir.root, say=lambda m: print(f"meshwatch up: {m}"))
     statuses = stack.start(timeout=timeout)
@@ -82,10 +73,7 @@ def _up_native(settings: Settings, workdir: Workdir, timeout: float) -> list[Com
 
 
 def _up_compose(settings: Settings, workdir: Workdir, timeout: float) -> list[ComponentStatus]:
-    services = None
-    if settings.stack.demo.enabled and not demo_available():
-        services = [s for s in ComposeStack(settings, workdir.root).services if s != "demo"]
-    stack = ComposeStack(settings, workdir.root, services=services)
+    stack = ComposeStack(settings, workdir.root)
     statuses = stack.start(timeout=timeout)
     print(f"meshwatch is up under docker compose (project {settings.stack.project}):")
     print_statuses(statuses)
@@ -102,7 +90,6 @@ def run(args: argparse.Namespace) -> int:
     workdir = Workdir.for_settings(settings, args.workdir)
     mode = choose_mode(args.mode)
     timeout = args.timeout if args.timeout is not None else DEFAULT_TIMEOUT[mode]
-    _demo_note(settings)
     try:
         if mode == "native":
             statuses = _up_native(settings, workdir, timeout)
