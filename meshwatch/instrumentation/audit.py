@@ -396,7 +396,14 @@ class AuditReader:
         accepts. Raises ValueError for a negative limit or offset.
         """
         sql, params = self._select(
-            agent_did, event_type, session_id, trace_id, since, until, limit, offset
+            agent_did=agent_did,
+            event_type=event_type,
+            session_id=session_id,
+            trace_id=trace_id,
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
         )
         return [_record(row) for row in self._run(sql, params)]
 
@@ -423,28 +430,20 @@ class AuditReader:
 
     def query_plan(self, **filters: Any) -> list[str]:
         """SQLite's plan for :meth:`query` with these filters (to check index use)."""
-        sql, params = self._select(
-            filters.get("agent_did"),
-            filters.get("event_type"),
-            filters.get("session_id"),
-            filters.get("trace_id"),
-            filters.get("since"),
-            filters.get("until"),
-            filters.get("limit", 100),
-            filters.get("offset", 0),
-        )
+        sql, params = self._select(**filters)
         return [str(row[-1]) for row in self._run("EXPLAIN QUERY PLAN " + sql, params)]
 
     @staticmethod
     def _select(
-        agent_did: str | None,
-        event_type: EventType | str | None,
-        session_id: str | None,
-        trace_id: str | None,
-        since: datetime | float | None,
-        until: datetime | float | None,
-        limit: int,
-        offset: int,
+        *,
+        agent_did: str | None = None,
+        event_type: EventType | str | None = None,
+        session_id: str | None = None,
+        trace_id: str | None = None,
+        since: datetime | float | None = None,
+        until: datetime | float | None = None,
+        limit: int = 100,
+        offset: int = 0,
     ) -> tuple[str, list[object]]:
         for name, value in (("limit", limit), ("offset", offset)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
