@@ -257,6 +257,20 @@ class HypervisorEvent:
         )
 
 
+def payload_id(payload: Mapping[str, Any], key: str) -> str | None:
+    """An identifier from an event payload: a non-empty str, or an int as text, else None.
+
+    Emitters spell ids as strings or numbers (``saga_id=7``); both must name the
+    same saga in every collector, and anything else (None, "", a dict) is no id.
+    """
+    value = payload.get(key)
+    if type(value) is str:
+        return value or None
+    if type(value) is int:
+        return str(value)
+    return None
+
+
 def trace_of(event: HypervisorEvent) -> CausalTraceId | None:
     """The event's causal trace id parsed, or None when absent or malformed."""
     if event.causal_trace_id is None:
@@ -285,5 +299,6 @@ __all__ = [
     "EventType",
     "HypervisorEvent",
     "ReadOnlyPayload",
+    "payload_id",
     "trace_of",
 ]

@@ -23,8 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 from meshwatch.instrumentation.bus import HypervisorEventBus
 from meshwatch.instrumentation.catalogue import (
@@ -35,7 +34,7 @@ from meshwatch.instrumentation.catalogue import (
     SAGAS,
 )
 from meshwatch.instrumentation.drops import record_event_drop
-from meshwatch.instrumentation.events import EventType, HypervisorEvent
+from meshwatch.instrumentation.events import EventType, HypervisorEvent, payload_id
 from meshwatch.instrumentation.values import (
     CardinalityGuard,
     CounterStore,
@@ -61,15 +60,6 @@ _STEP_OUTCOME = {
     EventType.SAGA_STEP_FAILED: OUTCOME_FAILED,
 }
 _log = logging.getLogger(__name__)
-
-
-def _ident(payload: Mapping[str, Any], key: str) -> str | None:
-    value = payload.get(key)
-    if type(value) is str:
-        return value or None
-    if type(value) is int:
-        return str(value)
-    return None
 
 
 class SagaMetricsCollector:
@@ -110,11 +100,11 @@ class SagaMetricsCollector:
         self._subscriptions.clear()
 
     def _ids(self, event: HypervisorEvent, *, need_step: bool) -> tuple[str, str | None] | None:
-        saga_id = _ident(event.payload, "saga_id")
+        saga_id = payload_id(event.payload, "saga_id")
         if saga_id is None:
             self._drop(event, "missing_saga_id")
             return None
-        step_id = _ident(event.payload, "step_id")
+        step_id = payload_id(event.payload, "step_id")
         if need_step and step_id is None:
             self._drop(event, "missing_step_id")
             return None

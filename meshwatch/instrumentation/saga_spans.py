@@ -38,7 +38,7 @@ from typing import Any
 
 from meshwatch.instrumentation.bus import HypervisorEventBus
 from meshwatch.instrumentation.drops import RateLimitedLog, record_event_drop, record_span_drop
-from meshwatch.instrumentation.events import EventType, HypervisorEvent
+from meshwatch.instrumentation.events import EventType, HypervisorEvent, payload_id
 from meshwatch.instrumentation.protocols import SpanSink
 
 COMPONENT = "saga_spans"
@@ -91,16 +91,6 @@ class SagaSpanRecord:
     @property
     def duration_seconds(self) -> float:
         return self.end_time - self.start_time
-
-
-def _ident(payload: Mapping[str, Any], key: str) -> str | None:
-    """A usable identifier from the payload: a non-empty str, or an int as text."""
-    value = payload.get(key)
-    if type(value) is str:
-        return value or None
-    if type(value) is int:
-        return str(value)
-    return None
 
 
 def _attr(value: object) -> str | bool | int | float:
@@ -204,7 +194,7 @@ class SagaSpanExporter:
 
     def _on_event(self, event: HypervisorEvent) -> None:
         payload = event.payload
-        saga_id = _ident(payload, "saga_id")
+        saga_id = payload_id(payload, "saga_id")
         if saga_id is None:
             self._drop(event, "missing_saga_id")
             return
@@ -218,7 +208,7 @@ class SagaSpanExporter:
             if end is not None:
                 record = self._end_saga(saga_id, event, at, *end)
             else:
-                step_id = _ident(payload, "step_id")
+                step_id = payload_id(payload, "step_id")
                 if step_id is None and event_type is not EventType.SAGA_COMPENSATING:
                     record = None
                 elif event_type is EventType.SAGA_STEP_STARTED:
@@ -263,7 +253,7 @@ class SagaSpanExporter:
             if old is not None:
                 old.step_ids.discard(old_step)
             record_span_drop("open_step_evicted")
-        self._steps[key] = (at, _ident(event.payload, "step_action"))
+        self._steps[key] = (at, payload_id(event.payload, "step_action"))
         saga.step_ids.add(step_id)
 
     def _finish_step(
@@ -273,7 +263,7 @@ class SagaSpanExporter:
         payload = event.payload
         event_type = event.event_type
         saga = self._sagas.get(saga_id)
-        action = _ident(payload, "step_action")
+        action = payload_id(payload, "step_action")
         start = at
         if step_id is not None:
             opened = self._steps.pop((saga_id, step_id), None)
