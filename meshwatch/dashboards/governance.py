@@ -17,8 +17,12 @@ Questions it answers:
 * Which alerts are firing now?
 
 Hypervisor (ring) metrics label agents ``agent_did``; governance metrics label
-them ``agent_id`` (only when the per-agent label is enabled). ``$agent`` filters
-both; its "All" value ``.*`` also matches series without the label.
+them ``agent_id``. Trust scores always carry ``agent_id``; decision and latency
+series carry it only when agents enable ``GovernanceMetrics(per_agent_labels=True)``
+(off by default, because per-agent histograms are expensive). The setting
+``dashboards.governance_per_agent_labels`` mirrors that switch: when it is off
+the decision and latency panels show the whole fleet and say so, rather than
+filtering on a label that does not exist and going blank for a single agent.
 """
 
 from __future__ import annotations
@@ -138,6 +142,7 @@ def _ring_panels(settings: Settings, grid: Grid) -> None:
 
 def _elevation_and_policy_panels(settings: Settings, grid: Grid) -> None:
     alerts = settings.alerts
+    matchers, fleet_note = _governance_agent_filter(settings)
     elevated = f"max by (agent_did) ({RING_ELEVATED.name}) == 1"
     grid.row("Elevation, policy decisions and trust")
     grid.add(
@@ -164,10 +169,10 @@ def _elevation_and_policy_panels(settings: Settings, grid: Grid) -> None:
         piechart(
             "Policy decisions: allowed vs blocked",
             "Governance decisions over the dashboard's time range, by outcome "
-            "(rate-limited calls are blocked by the rate limiter, not by a rule).",
+            "(rate-limited calls are blocked by the rate limiter, not by a rule)." + fleet_note,
             [
                 prom(
-                    f"sum by (decision) (increase({sel(GOVERNANCE_DECISIONS.name, AGENT_ID)}[$__range]))",
+                    f"sum by (decision) (increase({sel(GOVERNANCE_DECISIONS.name, *matchers)}[$__range]))",
                     "{{decision}}",
                     instant=True,
                 )
@@ -200,16 +205,32 @@ def _elevation_and_policy_panels(settings: Settings, grid: Grid) -> None:
     )
 
 
+def _governance_agent_filter(settings: Settings) -> tuple[tuple[str, ...], str]:
+    """Matchers that narrow decision/latency series to ``$agent``, and a note for panels.
+
+    Empty (with a note saying the panel covers every agent) unless the agents
+    emit the per-agent ``agent_id`` label on those series.
+    """
+    if settings.dashboards.governance_per_agent_labels:
+        return (AGENT_ID,), ""
+    return (), (
+        " All agents: $agent does not apply, because agents emit these series without "
+        "agent_id unless per_agent_labels is on (then set "
+        "dashboards.governance_per_agent_labels)."
+    )
+
+
 def _evaluation_panels(settings: Settings, grid: Grid) -> None:
     alerts = settings.alerts
-    bucket = sel(GOVERNANCE_LATENCY.name + "_bucket", AGENT_ID)
+    matchers, fleet_note = _governance_agent_filter(settings)
+    bucket = sel(GOVERNANCE_LATENCY.name + "_bucket", *matchers)
     grid.row("Policy evaluation")
     grid.add(
         timeseries(
             "Governance evaluation latency",
             "p50, p95 and p99 of policy evaluation time across all tools. The dashed line "
             "is the GovernanceLatencyHigh threshold (on p99); exemplar dots open the trace "
-            "of a slow evaluation in Tempo.",
+            "of a slow evaluation in Tempo." + fleet_note,
             [
                 prom(quantile(0.5, bucket), "p50"),
                 prom(quantile(0.95, bucket), "p95"),

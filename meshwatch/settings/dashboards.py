@@ -16,6 +16,11 @@ class DashboardSettings:
     refresh: Duration = Duration("30s")
     time_from: str = "now-1h"
     timezone: str = "utc"
+    # Mirror of GovernanceMetrics(per_agent_labels=...): governance decision and
+    # latency series carry ``agent_id`` only when the agents switch it on. With
+    # it off, filtering those panels by $agent would blank them for any single
+    # agent, so they show the fleet (and say so) instead.
+    governance_per_agent_labels: bool = False
 
     def __post_init__(self) -> None:
         check(

@@ -429,3 +429,28 @@ def test_a_runbook_link_to_an_unknown_alert_is_refused() -> None:
 
     with pytest.raises(ValueError, match="no alert is named HighRingBreachRates"):
         runbooks(Settings(), "HighRingBreachRate", "HighRingBreachRates")
+
+
+@pytest.mark.parametrize("per_agent", [False, True], ids=["fleet-labels", "per-agent-labels"])
+def test_governance_agent_filter_follows_the_per_agent_label_setting(per_agent: bool) -> None:
+    """Decision and latency panels filter on agent_id only when agents emit it.
+
+    Trust scores always carry agent_id, so that gauge always filters.
+    """
+    from meshwatch.dashboards import panel_queries
+    from meshwatch.instrumentation.catalogue import (
+        GOVERNANCE_DECISIONS,
+        GOVERNANCE_LATENCY,
+        GOVERNANCE_TRUST_SCORE,
+    )
+    from meshwatch.settings import settings_from_mapping
+
+    settings = settings_from_mapping({"dashboards": {"governance_per_agent_labels": per_agent}})
+    exprs = [
+        q.expr for q in panel_queries(settings) if q.dashboard_uid.endswith("governance") and q.expr
+    ]
+    optional = [e for e in exprs if GOVERNANCE_DECISIONS.name in e or GOVERNANCE_LATENCY.name in e]
+    trust = [e for e in exprs if GOVERNANCE_TRUST_SCORE.name in e]
+    assert optional and trust
+    assert all(('agent_id=~"$agent"' in e) == per_agent for e in optional)
+    assert all('agent_id=~"$agent"' in e for e in trust)
