@@ -84,10 +84,16 @@ def find_binary(component: str) -> str:
     )
 
 
-def _reap(pid: int) -> None:
-    child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:
-        del _CHILDREN[pid]
+def _reap_exited() -> None:
+    """Collect the exit status of every child that has ended.
+
+    A child can end outside :meth:`NativeStack.stop` (killed by a fault test,
+    or a demo that ran its ``--duration``); polling them all, not only the one
+    being stopped, keeps none of them as a zombie until this process exits.
+    """
+    for pid, child in list(_CHILDREN.items()):
+        if child.poll() is not None:
+            del _CHILDREN[pid]
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -161,7 +167,7 @@ class NativeStack:
         record = ProcessRecord.load(self.workdir.pid_file(name))
         if record is None:
             return None
-        _reap(record.pid)
+        _reap_exited()
         return record if is_ours(record) else None
 
     def _argv(self, name: str) -> list[str]:
@@ -278,6 +284,7 @@ class NativeStack:
                 cwd=self.workdir.root,
                 start_new_session=True,
             )
+        _reap_exited()
         _CHILDREN[child.pid] = child
         ProcessRecord(
             name=name,
@@ -342,7 +349,7 @@ class NativeStack:
         return stopped
 
     def _stop_record(self, record: ProcessRecord, timeout: float) -> bool:
-        _reap(record.pid)
+        _reap_exited()
         if pid_alive(record.pid) and not is_ours(record):
             return False  # the pid, and so the group id, now belongs to another process
         if not group_members(record.pgid):
@@ -353,7 +360,7 @@ class NativeStack:
                 os.killpg(record.pgid, sig)
 
             def gone() -> tuple[bool, str]:
-                _reap(record.pid)
+                _reap_exited()
                 return not group_members(record.pgid), ""
 
             if wait_for(gone, timeout=wait, interval=0.05)[0]:
