@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "meshwatch.commands.down",
     "meshwatch.commands.status",
     "meshwatch.commands.demo",
+    "meshwatch.commands.alert_sink",
 )
 
 

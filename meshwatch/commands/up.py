@@ -4,6 +4,9 @@ With a Docker engine answering, the whole stack runs under docker compose.
 Without one, native mode runs the real Prometheus and Alertmanager binaries
 and the demo on the host; Grafana and Tempo need Docker, so their part is
 said plainly, with where the dashboards are for import elsewhere.
+
+Receivers without a URL of their own (the default) post to the built-in alert
+sink, which runs in both modes; ``up`` says where to read what it received.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from collections.abc import Sequence
 from meshwatch.cli import CommandError
 from meshwatch.settings import Settings, load_settings
 from meshwatch.stack import secrets as stack_secrets
+from meshwatch.stack.alert_sink import NOTIFICATIONS_PATH
+from meshwatch.stack.ports import ALERT_SINK, endpoints
 from meshwatch.stack.runner import (
     ComponentStatus,
     ComposeStack,
@@ -25,6 +30,8 @@ from meshwatch.stack.runner import (
 from meshwatch.stack.runner.compose import ENGINE_PROBE_TIMEOUT
 
 DEFAULT_TIMEOUT = {"native": 120.0, "compose": 300.0}
+# The page of each component worth opening, after its base URL.
+STATUS_PAGES = {"demo": "/metrics", ALERT_SINK: NOTIFICATIONS_PATH}
 
 
 def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +47,7 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
 def print_statuses(statuses: Sequence[ComponentStatus]) -> None:
     width = max((len(s.name) for s in statuses), default=0)
     for s in statuses:
-        url = s.url + ("/metrics" if s.name == "demo" else "")
+        url = s.url + STATUS_PAGES.get(s.name, "")
         state = "ready" if s.ready else f"NOT READY ({s.detail})"
         print(f"  {s.name.ljust(width)}  {url}  {state}")
 
@@ -63,6 +70,11 @@ def _up_native(settings: Settings, workdir: Workdir, timeout: float) -> list[Com
     statuses = stack.start(timeout=timeout)
     print(f"meshwatch is up in native mode (working directory {workdir.root}):")
     print_statuses(statuses)
+    if ALERT_SINK in stack.components():
+        print(
+            "  Alert notifications of receivers without a URL are appended to "
+            f"{workdir.notifications_file}"
+        )
     dashboards = workdir.stack / "grafana" / "dashboards"
     print(
         "Grafana and Tempo need Docker, so they are not running in native mode.\n"
@@ -77,6 +89,13 @@ def _up_compose(settings: Settings, workdir: Workdir, timeout: float) -> list[Co
     statuses = stack.start(timeout=timeout)
     print(f"meshwatch is up under docker compose (project {settings.stack.project}):")
     print_statuses(statuses)
+    if ALERT_SINK in stack.services:
+        print(
+            "  Alert notifications of receivers without a URL: "
+            f"{endpoints(settings.stack)[ALERT_SINK].host_url(settings.stack)}"
+            f"{NOTIFICATIONS_PATH} (and `docker compose -p {settings.stack.project} "
+            f"logs {ALERT_SINK}`)"
+        )
     print(
         f"  Grafana login: user {stack_secrets.ADMIN_USER}, password "
         f"{stack_secrets.PASSWORD_VAR} in {workdir.stack / stack_secrets.PATH}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 from meshwatch.settings.loader import Duration, check
@@ -41,6 +41,7 @@ class Ports:
     otlp_grpc: int = 4317
     otlp_http: int = 4318
     demo_metrics: int = 8000
+    alert_sink: int = 9099
 
     def __post_init__(self) -> None:
         seen: dict[int, str] = {}
@@ -64,7 +65,7 @@ class Receiver:
 
     ``webhook`` takes ``url`` (or ``url_file`` when the URL carries a token;
     Alertmanager reads webhook ``url_file`` from version 0.26 on), and without
-    either posts to a local placeholder (:data:`DEFAULT_WEBHOOK`); ``slack``
+    either posts to the built-in alert sink (:attr:`posts_to_sink`); ``slack``
     needs ``url_file`` (the webhook URL is a secret) and ``channel``; ``email``
     needs ``to``, ``from``, ``smarthost`` and optionally ``username`` with
     ``password_file``; ``pagerduty`` needs ``routing_key_file``.
@@ -120,6 +121,15 @@ class Receiver:
         if self.kind == "email" and self.password_file is not None:
             check(self.username is not None, "username", "is required with password_file")
 
+    @property
+    def posts_to_sink(self) -> bool:
+        """True for a webhook without a URL: it posts to the built-in alert sink.
+
+        The sink's address depends on where Alertmanager runs (the compose
+        service, or loopback in native mode), so the stack fills it in.
+        """
+        return self.kind == "webhook" and self.url is None and self.url_file is None
+
     def secret_files(self) -> dict[str, str]:
         """The secret files this receiver reads, by settings field name."""
         return {
@@ -129,17 +139,14 @@ class Receiver:
         }
 
 
-# Where an unconfigured webhook receiver posts: a local placeholder, one path per severity.
-DEFAULT_WEBHOOK = "http://127.0.0.1:9099/{severity}"
-
-
 @dataclass(frozen=True)
 class Receivers:
     """One receiver per severity; ``info`` alerts go to ``warning``'s receiver.
 
-    The defaults are webhooks without a URL rather than webhooks with one, so
-    that switching ``kind`` in meshwatch.yaml (which keeps the other defaults
-    of the section) does not drag a webhook URL into a Slack receiver.
+    The defaults are webhooks without a URL (they post to the built-in alert
+    sink) rather than webhooks with one, so that switching ``kind`` in
+    meshwatch.yaml (which keeps the other defaults of the section) does not
+    drag a webhook URL into a Slack receiver.
     """
 
     critical: Receiver = field(default_factory=Receiver)
@@ -149,13 +156,8 @@ class Receivers:
     repeat_interval: Duration = Duration("4h")
 
     def by_severity(self) -> dict[str, Receiver]:
-        """``{"critical": ..., "warning": ...}`` with placeholder webhook URLs filled in."""
-        result = {}
-        for severity, receiver in (("critical", self.critical), ("warning", self.warning)):
-            if receiver.kind == "webhook" and receiver.url is None and receiver.url_file is None:
-                receiver = replace(receiver, url=DEFAULT_WEBHOOK.format(severity=severity))
-            result[severity] = receiver
-        return result
+        """``{"critical": ..., "warning": ...}`` as configured (URL-less webhooks post to the sink)."""
+        return {"critical": self.critical, "warning": self.warning}
 
 
 @dataclass(frozen=True)
@@ -240,6 +242,12 @@ class StackSettings:
     how often Prometheus re-sends a firing alert to Alertmanager (so an
     Alertmanager that was down catches up within that delay); unset, it is
     Prometheus' own default of one minute.
+
+    ``alert_sink`` runs the built-in alert sink (``meshwatch alert-sink``,
+    on ``ports.alert_sink``) beside Alertmanager whenever a receiver has no
+    URL of its own, so a fresh stack's notifications land in a file instead
+    of failing. Turned off, such receivers still post to that port on the
+    host, where you may run the sink (or anything else) yourself.
     """
 
     bind_address: str = "127.0.0.1"
@@ -255,6 +263,14 @@ class StackSettings:
     grafana_admin_password: str | None = None
     images: Images = field(default_factory=Images)
     demo: DemoSettings = field(default_factory=DemoSettings)
+    alert_sink: bool = True
+
+    @property
+    def runs_alert_sink(self) -> bool:
+        """True when ``meshwatch up`` runs the alert sink: it is on and a receiver posts to it."""
+        return self.alert_sink and any(
+            r.posts_to_sink for r in self.receivers.by_severity().values()
+        )
 
     def __post_init__(self) -> None:
         try:

@@ -13,6 +13,10 @@
   and also the tool (``tool_name``) or scrape target (``job``, ``instance``) an
   alert is about, so a critical for one tool or target never mutes a warning
   for another.
+* A webhook receiver without a URL (the default) posts to the built-in alert
+  sink, the ``alert-sink`` service of the compose file (see
+  :func:`meshwatch.stack.ports.alert_sink_url`), so a fresh stack's
+  notifications are delivered and readable instead of failing.
 * Secrets are never written here. A receiver's secret is read by Alertmanager
   from a file (``*_file`` fields). In compose that file is mounted as a docker
   secret under :data:`SECRETS_DIR`; native mode points at the host path.
@@ -23,9 +27,9 @@ from __future__ import annotations
 from typing import Any
 
 from meshwatch.generated import GeneratedFile
-from meshwatch.settings import Receiver, Settings
+from meshwatch.settings import Receiver, Settings, StackSettings
 from meshwatch.settings.stack import SECRET_FILE_FIELDS
-from meshwatch.stack.ports import in_container_url
+from meshwatch.stack.ports import alert_sink_url, in_container_url
 from meshwatch.stack.yamlfile import yaml_file
 
 PATH = "alertmanager/alertmanager.yml"
@@ -58,13 +62,15 @@ def secret_files(settings: Settings) -> dict[str, str]:
     return files
 
 
-def _receiver(name: str, r: Receiver) -> dict[str, Any]:
+def _receiver(stack: StackSettings, name: str, r: Receiver) -> dict[str, Any]:
     def secret(field_name: str) -> str:
         return f"{SECRETS_DIR}/{secret_name(name, field_name)}"
 
     config: dict[str, Any] = {"send_resolved": r.send_resolved}
     if r.kind == "webhook":
-        if r.url is not None:
+        if r.posts_to_sink:
+            config["url"] = alert_sink_url(stack, name, in_compose=True)
+        elif r.url is not None:
             config["url"] = in_container_url(r.url)
         else:
             config["url_file"] = secret("url_file")
@@ -117,7 +123,8 @@ def alertmanager_config(settings: Settings) -> dict[str, Any]:
             },
         ],
         "receivers": [
-            _receiver(name, receiver) for name, receiver in receivers.by_severity().items()
+            _receiver(settings.stack, name, receiver)
+            for name, receiver in receivers.by_severity().items()
         ],
     }
 

@@ -1,4 +1,4 @@
-"""``docker-compose.yml``: the four servers and the demo, from the same settings.
+"""``docker-compose.yml``: the four servers, the demo and the alert sink, from the same settings.
 
 Every published port is bound to ``stack.bind_address`` (127.0.0.1 unless the
 settings say otherwise), so ``make up`` on a laptop never exposes Grafana or
@@ -11,6 +11,11 @@ exports spans to Tempo, and is scraped by Prometheus. Its image is built from th
 meshwatch source tree this command runs from (``pip install`` of the
 project, so the first build needs the Python package index), or from the
 package index at this meshwatch version when no source tree is present.
+
+The alert sink (``meshwatch alert-sink``) runs from that same image whenever a
+receiver has no URL of its own; Alertmanager posts to it on the compose
+network, and it keeps what it receives in a named volume (readable on the host
+at ``/notifications`` of its published port).
 """
 
 from __future__ import annotations
@@ -28,13 +33,23 @@ from meshwatch.stack import (
     tempo_config,
 )
 from meshwatch.stack import secrets as stack_secrets
+from meshwatch.stack.alert_sink import NOTIFICATIONS_FILE, READY_PATH
 from meshwatch.stack.demo import demo_arguments
-from meshwatch.stack.ports import CONTAINER_PORTS, DOCKER_HOST_ALIAS, endpoints, url_host
+from meshwatch.stack.ports import (
+    ALERT_SINK,
+    CONTAINER_PORTS,
+    DOCKER_HOST_ALIAS,
+    endpoints,
+    url_host,
+)
 from meshwatch.stack.yamlfile import yaml_file
 
 PATH = "docker-compose.yml"
 SERVICES = ("prometheus", "alertmanager", "tempo", "grafana")
 DEMO_SERVICE = "demo"
+ALERT_SINK_SERVICE = ALERT_SINK
+# Where the alert sink's container keeps its notifications (a named volume).
+ALERT_SINK_DATA = "/var/lib/meshwatch"
 _HOST_GATEWAY = [f"{DOCKER_HOST_ALIAS}:host-gateway"]
 
 
@@ -50,7 +65,11 @@ def source_dir() -> Path | None:
 
 
 def demo_dockerfile(settings: Settings, source: Path | None) -> str:
-    """The demo image: the python image with meshwatch installed, run as an unprivileged user."""
+    """The image of the demo and the alert sink: the python image with meshwatch installed.
+
+    It runs as an unprivileged user, who owns :data:`ALERT_SINK_DATA` (a new
+    named volume mounted there takes that ownership, so the sink can write).
+    """
     base = settings.stack.images.python
     if source is not None:
         install = [
@@ -60,7 +79,19 @@ def demo_dockerfile(settings: Settings, source: Path | None) -> str:
         ]
     else:
         install = [f"RUN pip install --no-cache-dir meshwatch=={meshwatch.__version__}"]
-    return "\n".join([f"FROM {base}", *install, "USER nobody", 'ENTRYPOINT ["meshwatch"]', ""])
+    data = f"RUN mkdir -p {ALERT_SINK_DATA} && chown nobody:nogroup {ALERT_SINK_DATA}"
+    return "\n".join(
+        [f"FROM {base}", *install, data, "USER nobody", 'ENTRYPOINT ["meshwatch"]', ""]
+    )
+
+
+def _meshwatch_image(settings: Settings, source: Path | None) -> dict[str, Any]:
+    """``build`` and ``image`` of a service running meshwatch (the demo, the alert sink)."""
+    context = str(source) if source is not None else "."
+    return {
+        "build": {"context": context, "dockerfile_inline": demo_dockerfile(settings, source)},
+        "image": f"{settings.stack.project}-meshwatch:{meshwatch.__version__}",
+    }
 
 
 def _published(settings: Settings, host_port: int, container_port: int) -> str:
@@ -73,6 +104,22 @@ def _wget_check(port: int, path: str) -> dict[str, Any]:
         "interval": "5s",
         "timeout": "3s",
         "retries": 30,
+        "start_period": "10s",
+    }
+
+
+def _python_check(port: int, path: str, retries: int) -> dict[str, Any]:
+    """A healthcheck for the meshwatch image, which has Python but no wget."""
+    return {
+        "test": [
+            "CMD",
+            "python",
+            "-c",
+            f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}{path}', timeout=3)",
+        ],
+        "interval": "5s",
+        "timeout": "4s",
+        "retries": retries,
         "start_period": "10s",
     }
 
@@ -90,6 +137,19 @@ def demo_command(settings: Settings) -> list[str]:
         addr="0.0.0.0",
         otlp_endpoint=demo.otlp_endpoint or f"http://tempo:{CONTAINER_PORTS['otlp_http']}",
     )
+
+
+def alert_sink_command() -> list[str]:
+    """Arguments of ``meshwatch`` in the alert sink's container: listen on the compose network."""
+    return [
+        "alert-sink",
+        "--port",
+        str(CONTAINER_PORTS[ALERT_SINK]),
+        "--addr",
+        "0.0.0.0",
+        "--log",
+        f"{ALERT_SINK_DATA}/{NOTIFICATIONS_FILE}",
+    ]
 
 
 def compose_config(settings: Settings, source: Path | None) -> dict[str, Any]:
@@ -114,6 +174,9 @@ def compose_config(settings: Settings, source: Path | None) -> dict[str, Any]:
     }
     if secret_files:
         alertmanager["secrets"] = sorted(secret_files)
+    if stack.runs_alert_sink:
+        # Notifications sent before the sink listens would fail (and page).
+        alertmanager["depends_on"] = _healthy(ALERT_SINK_SERVICE)
     services: dict[str, Any] = {
         "prometheus": {
             "image": images.prometheus,
@@ -162,38 +225,31 @@ def compose_config(settings: Settings, source: Path | None) -> dict[str, Any]:
         },
     }
     if stack.demo.enabled:
-        context = str(source) if source is not None else "."
         services[DEMO_SERVICE] = {
-            "build": {"context": context, "dockerfile_inline": demo_dockerfile(settings, source)},
-            "image": f"{stack.project}-demo:{meshwatch.__version__}",
+            **_meshwatch_image(settings, source),
             "command": demo_command(settings),
             "ports": [_published(settings, ports.demo_metrics, CONTAINER_PORTS["demo"])],
-            "healthcheck": {
-                "test": [
-                    "CMD",
-                    "python",
-                    "-c",
-                    "import urllib.request; urllib.request.urlopen("
-                    f"'http://127.0.0.1:{CONTAINER_PORTS['demo']}/metrics', timeout=3)",
-                ],
-                "interval": "5s",
-                "timeout": "4s",
-                "retries": 12,
-                "start_period": "10s",
-            },
+            "healthcheck": _python_check(CONTAINER_PORTS["demo"], "/metrics", retries=12),
             "depends_on": _healthy("prometheus", "tempo"),
             "restart": "unless-stopped",
         }
-    doc: dict[str, Any] = {
-        "name": stack.project,
-        "services": services,
-        "volumes": {
-            "prometheus-data": {},
-            "alertmanager-data": {},
-            "tempo-data": {},
-            "grafana-data": {},
-        },
+    volumes: dict[str, Any] = {
+        "prometheus-data": {},
+        "alertmanager-data": {},
+        "tempo-data": {},
+        "grafana-data": {},
     }
+    if stack.runs_alert_sink:
+        services[ALERT_SINK_SERVICE] = {
+            **_meshwatch_image(settings, source),
+            "command": alert_sink_command(),
+            "volumes": [f"alert-sink-data:{ALERT_SINK_DATA}"],
+            "ports": [_published(settings, ports.alert_sink, CONTAINER_PORTS[ALERT_SINK])],
+            "healthcheck": _python_check(CONTAINER_PORTS[ALERT_SINK], READY_PATH, retries=12),
+            "restart": "unless-stopped",
+        }
+        volumes["alert-sink-data"] = {}
+    doc: dict[str, Any] = {"name": stack.project, "services": services, "volumes": volumes}
     if secret_files:
         doc["secrets"] = {name: {"file": path} for name, path in sorted(secret_files.items())}
     return doc

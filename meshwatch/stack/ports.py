@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from meshwatch.settings import StackSettings
 
 DOCKER_HOST_ALIAS = "host.docker.internal"
+ALERT_SINK = "alert-sink"
 _LOOPBACK_NAMES = ("localhost",)
 
 # Fixed ports inside the compose network (and the images' defaults).
@@ -30,6 +31,7 @@ CONTAINER_PORTS: dict[str, int] = {
     "otlp_grpc": 4317,
     "otlp_http": 4318,
     "demo": 8000,
+    ALERT_SINK: 9099,
 }
 
 
@@ -60,11 +62,29 @@ def endpoints(stack: StackSettings) -> dict[str, Endpoint]:
         "tempo": (p.tempo, "/ready"),
         "grafana": (p.grafana, "/api/health"),
         "demo": (p.demo_metrics, "/metrics"),
+        ALERT_SINK: (p.alert_sink, "/-/ready"),
     }
     return {
         name: Endpoint(name, name, CONTAINER_PORTS[name], port, path)
         for name, (port, path) in host_ports.items()
     }
+
+
+def alert_sink_url(stack: StackSettings, receiver: str, *, in_compose: bool) -> str:
+    """Where a receiver without a URL posts: the built-in alert sink's ``/<receiver>``.
+
+    Inside compose that is the ``alert-sink`` service when the stack runs one,
+    or else the sink port on the user's machine (``host.docker.internal``),
+    where the user may run ``meshwatch alert-sink`` themselves. On the host
+    (native mode) it is the sink's own address, like every other component's.
+    """
+    if in_compose and stack.runs_alert_sink:
+        base = f"http://{ALERT_SINK}:{CONTAINER_PORTS[ALERT_SINK]}"
+    elif in_compose:
+        base = f"http://{DOCKER_HOST_ALIAS}:{stack.ports.alert_sink}"
+    else:
+        base = endpoints(stack)[ALERT_SINK].host_url(stack)
+    return f"{base}/{receiver}"
 
 
 def connect_host(bind_address: str) -> str:

@@ -27,6 +27,7 @@ from meshwatch.alerts.recording import RECORDING_RULES
 from meshwatch.dashboards import dashboard_models, metric_names, panel_queries, source_of
 from meshwatch.dashboards.queries import Source
 from meshwatch.instrumentation.catalogue import CATALOGUE, MetricDef
+from meshwatch.commands.up import STATUS_PAGES
 from meshwatch.settings import Settings
 from meshwatch.stack.ports import endpoints
 from meshwatch.stack.runner.native import NATIVE_COMPONENTS
@@ -162,6 +163,7 @@ USES = {
     "alertmanager": "notifications, grouping, silences",
     "tempo": "the trace API Grafana reads (search traces from Grafana)",
     "demo": "the simulated fleet's `/metrics`",
+    "alert-sink": "the newest notifications delivered to receivers without a URL of their own",
 }
 
 
@@ -169,7 +171,7 @@ def stack_urls_table(settings: Settings) -> str:
     stack = settings.stack
     rows = ["| component | URL | runs in | what it is for |", "|---|---|---|---|"]
     for name, endpoint in endpoints(stack).items():
-        url = endpoint.host_url(stack) + ("/metrics" if name == "demo" else "")
+        url = endpoint.host_url(stack) + STATUS_PAGES.get(name, "")
         modes = "compose and native" if name in NATIVE_COMPONENTS else "compose only"
         rows.append(f"| {name} | {url} | {modes} | {USES[name]} |")
     host = endpoints(stack)["tempo"].host_url(stack).rsplit(":", 1)[0]

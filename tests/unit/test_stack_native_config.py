@@ -97,6 +97,70 @@ def test_alertmanager_secrets_and_webhooks_point_at_the_host(tmp_path: Path) -> 
     assert doc["inhibit_rules"] == compose["inhibit_rules"]
 
 
+def _webhook_urls(doc: dict[str, Any]) -> dict[str, str]:
+    return {r["name"]: r["webhook_configs"][0]["url"] for r in doc["receivers"]}
+
+
+@pytest.mark.parametrize(
+    ("stack", "expected"),
+    [
+        pytest.param(
+            {},
+            {
+                "critical": "http://127.0.0.1:19099/critical",
+                "warning": "http://127.0.0.1:19099/warning",
+            },
+            id="defaults",
+        ),
+        pytest.param(
+            {"bind_address": "::"},
+            {"critical": "http://[::1]:19099/critical", "warning": "http://[::1]:19099/warning"},
+            id="wildcard-bind",
+        ),
+        pytest.param(
+            {"alert_sink": False},
+            {
+                "critical": "http://127.0.0.1:19099/critical",
+                "warning": "http://127.0.0.1:19099/warning",
+            },
+            id="sink-run-by-the-user",
+        ),
+        pytest.param(
+            {"receivers": {"critical": {"url": "http://localhost:9099/hook"}}},
+            {"critical": "http://localhost:9099/hook", "warning": "http://127.0.0.1:19099/warning"},
+            id="one-explicit-webhook",
+        ),
+    ],
+)
+def test_receivers_without_a_url_post_to_the_sink_on_the_host(
+    tmp_path: Path, stack: dict[str, Any], expected: dict[str, str]
+) -> None:
+    settings = settings_from_mapping({"stack": {"ports": {"alert_sink": 19099}, **stack}})
+    assert _webhook_urls(_native(settings, tmp_path)["alertmanager.yml"]) == expected
+
+
+def test_native_mode_runs_the_sink_before_alertmanager_only_when_a_receiver_uses_it(
+    tmp_path: Path,
+) -> None:
+    settings = settings_from_mapping({"stack": {"ports": {"alert_sink": 19099}}})
+    stack = NativeStack(settings, tmp_path / "work")
+    assert stack.components() == ["prometheus", "alert-sink", "alertmanager", "demo"]
+    argv = stack._argv("alert-sink")
+    assert argv[1:4] == ["-m", "meshwatch", "alert-sink"]
+    assert argv[argv.index("--port") + 1] == "19099"
+    assert argv[argv.index("--addr") + 1] == "127.0.0.1"
+    assert argv[argv.index("--log") + 1] == str(
+        tmp_path / "work" / "logs" / "alert-notifications.jsonl"
+    )
+    assert stack.url("alert-sink") == "http://127.0.0.1:19099"
+    for off in (
+        {"alert_sink": False},
+        {"receivers": {"critical": {"url": "http://a/"}, "warning": {"url": "http://b/"}}},
+    ):
+        others = NativeStack(settings_from_mapping({"stack": off}), tmp_path / "work")
+        assert "alert-sink" not in others.components(), off
+
+
 @pytest.mark.promtool
 def test_native_prometheus_config_passes_promtool_with_rules_present(
     tmp_path: Path, promtool: str

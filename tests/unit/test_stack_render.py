@@ -73,6 +73,7 @@ def test_every_published_port_is_bound_to_loopback_by_default() -> None:
         8000,
         9090,
         9093,
+        9099,
     ]
     assert all(p.startswith("127.0.0.1:") for p in published), published
 
@@ -99,7 +100,14 @@ def test_compose_services_are_pinned_healthchecked_and_keep_data_in_named_volume
     compose = _doc(Settings(), "docker-compose.yml")
     images = Settings().stack.images
     services = compose["services"]
-    assert sorted(services) == ["alertmanager", "demo", "grafana", "prometheus", "tempo"]
+    assert sorted(services) == [
+        "alert-sink",
+        "alertmanager",
+        "demo",
+        "grafana",
+        "prometheus",
+        "tempo",
+    ]
     assert services["prometheus"]["image"] == images.prometheus
     assert services["tempo"]["image"] == images.tempo == "grafana/tempo:2.7.2"
     for name, service in services.items():
@@ -119,6 +127,7 @@ def test_compose_services_are_pinned_healthchecked_and_keep_data_in_named_volume
             "alertmanager-data",
             "tempo-data",
             "grafana-data",
+            "alert-sink-data",
         }
     )
     # Configuration is mounted read-only from the generated files beside the compose file.
@@ -276,22 +285,98 @@ def test_a_critical_inhibits_the_warning_of_the_same_alert_and_agent() -> None:
     ], "a critical for one agent, tool or target must not mute a warning for another"
 
 
-def test_default_receivers_are_webhooks_reachable_from_the_container() -> None:
+def test_default_receivers_post_to_the_alert_sink_service() -> None:
     receivers = _doc(Settings(), "alertmanager/alertmanager.yml")["receivers"]
     assert receivers == [
         {
             "name": "critical",
-            "webhook_configs": [
-                {"send_resolved": True, "url": "http://host.docker.internal:9099/critical"}
-            ],
+            "webhook_configs": [{"send_resolved": True, "url": "http://alert-sink:9099/critical"}],
         },
         {
             "name": "warning",
-            "webhook_configs": [
-                {"send_resolved": True, "url": "http://host.docker.internal:9099/warning"}
-            ],
+            "webhook_configs": [{"send_resolved": True, "url": "http://alert-sink:9099/warning"}],
         },
     ]
+
+
+def test_the_alert_sink_service_runs_from_the_meshwatch_image_before_alertmanager() -> None:
+    settings = settings_from_mapping({"stack": {"ports": {"alert_sink": 19099}}})
+    services = _doc(settings, "docker-compose.yml")["services"]
+    sink, demo = services["alert-sink"], services["demo"]
+    assert (sink["build"], sink["image"]) == (demo["build"], demo["image"])
+    assert sink["command"] == [
+        "alert-sink",
+        "--port",
+        "9099",
+        "--addr",
+        "0.0.0.0",
+        "--log",
+        "/var/lib/meshwatch/alert-notifications.jsonl",
+    ]
+    assert sink["volumes"] == ["alert-sink-data:/var/lib/meshwatch"]
+    assert sink["ports"] == ["127.0.0.1:19099:9099"]
+    assert "http://127.0.0.1:9099/-/ready" in sink["healthcheck"]["test"][-1]
+    assert services["alertmanager"]["depends_on"] == {
+        "alert-sink": {"condition": "service_healthy"}
+    }
+    # The image's nobody user owns the volume's mount point, so the sink can write there.
+    assert "chown nobody:nogroup /var/lib/meshwatch" in sink["build"]["dockerfile_inline"]
+
+
+def test_a_disabled_alert_sink_leaves_receivers_on_the_host_sink_port() -> None:
+    settings = settings_from_mapping(
+        {"stack": {"alert_sink": False, "ports": {"alert_sink": 19099}}}
+    )
+    compose = _doc(settings, "docker-compose.yml")
+    assert "alert-sink" not in compose["services"]
+    assert "alert-sink-data" not in compose["volumes"]
+    assert "depends_on" not in compose["services"]["alertmanager"]
+    urls = [
+        r["webhook_configs"][0]["url"]
+        for r in _doc(settings, "alertmanager/alertmanager.yml")["receivers"]
+    ]
+    assert urls == [
+        "http://host.docker.internal:19099/critical",
+        "http://host.docker.internal:19099/warning",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("receivers", "expected"),
+    [
+        pytest.param(
+            {"critical": {"url": "https://hooks.example.org/page"}},
+            {
+                "critical": {"url": "https://hooks.example.org/page"},
+                "warning": {"url": "http://alert-sink:9099/warning"},
+            },
+            id="one-explicit-webhook",
+        ),
+        pytest.param(
+            {
+                "critical": {"kind": "pagerduty", "routing_key_file": "/etc/mw/pd"},
+                "warning": {"url": "http://localhost:9099/mine"},
+            },
+            {
+                "critical": {"routing_key_file": "/run/secrets/meshwatch_critical_routing_key"},
+                "warning": {"url": "http://host.docker.internal:9099/mine"},
+            },
+            id="no-receiver-uses-the-sink",
+        ),
+    ],
+)
+def test_explicit_receivers_are_untouched_by_the_sink(
+    receivers: dict[str, Any], expected: dict[str, dict[str, str]]
+) -> None:
+    settings = settings_from_mapping({"stack": {"receivers": receivers}})
+    doc = _doc(settings, "alertmanager/alertmanager.yml")
+    for receiver in doc["receivers"]:
+        config = next(iter(v for k, v in receiver.items() if k.endswith("_configs")))[0]
+        for key, value in expected[receiver["name"]].items():
+            assert config[key] == value, receiver
+    services = _doc(settings, "docker-compose.yml")["services"]
+    uses_sink = any("alert-sink:" in str(v) for v in expected.values())
+    assert ("alert-sink" in services) is uses_sink, "the sink runs only when a receiver uses it"
 
 
 # --- secrets --------------------------------------------------------------------

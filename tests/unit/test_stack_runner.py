@@ -75,6 +75,7 @@ def test_compose_up_command_line(tmp_path: Path) -> None:
         "tempo",
         "grafana",
         "demo",
+        "alert-sink",
     ]
     assert "--force-recreate" in stack.up_command(recreate=True, timeout=300)
 
@@ -85,8 +86,8 @@ def test_compose_down_command_keeps_volumes_unless_asked(tmp_path: Path) -> None
     assert stack.down_command(volumes=True)[-3:] == ["down", "--remove-orphans", "--volumes"]
 
 
-def test_compose_services_without_the_demo(tmp_path: Path) -> None:
-    off = settings_from_mapping({"stack": {"demo": {"enabled": False}}})
+def test_compose_services_without_the_demo_and_the_alert_sink(tmp_path: Path) -> None:
+    off = settings_from_mapping({"stack": {"demo": {"enabled": False}, "alert_sink": False}})
     assert _compose(tmp_path, off).services == ["prometheus", "alertmanager", "tempo", "grafana"]
     chosen = _compose(tmp_path, services=["prometheus"])
     assert chosen.up_command(recreate=False, timeout=1)[-1] == "prometheus"
@@ -104,9 +105,16 @@ def test_compose_start_generates_then_waits_and_recreates_only_after_a_change(
     assert Workdir(tmp_path / "wd").read_mode() == {
         "mode": "compose",
         "project": "meshwatch",
-        "services": ["prometheus", "alertmanager", "tempo", "grafana", "demo"],
+        "services": ["prometheus", "alertmanager", "tempo", "grafana", "demo", "alert-sink"],
     }
-    assert [s.name for s in statuses] == ["prometheus", "alertmanager", "tempo", "grafana", "demo"]
+    assert [s.name for s in statuses] == [
+        "prometheus",
+        "alertmanager",
+        "tempo",
+        "grafana",
+        "demo",
+        "alert-sink",
+    ]
     stack.start(timeout=120)
     second_up = [c for c in run.commands if "up" in c][-1]
     assert "--force-recreate" not in second_up, "nothing changed, nothing recreated"

@@ -81,6 +81,24 @@ from meshwatch.settings import SettingsError, load_settings, settings_from_mappi
             id="port-clash",
         ),
         pytest.param(
+            "stack:\n  ports: {alert_sink: 9093}\n",
+            "stack.ports.alert_sink",
+            "already used by alertmanager",
+            id="alert-sink-port-clash",
+        ),
+        pytest.param(
+            "stack:\n  ports: {alert_sink: 70000}\n",
+            "stack.ports.alert_sink",
+            "TCP port",
+            id="alert-sink-port-range",
+        ),
+        pytest.param(
+            "stack:\n  alert_sink: sometimes\n",
+            "stack.alert_sink",
+            "true or false",
+            id="alert-sink-switch",
+        ),
+        pytest.param(
             "stack:\n  images: {tempo: 'grafana/tempo'}\n", "stack.images.tempo", "pinned", id="pin"
         ),
         pytest.param("stack:\n  workdir: ' '\n", "stack.workdir", "empty", id="workdir"),
@@ -129,3 +147,35 @@ def test_demo_duration_is_a_duration() -> None:
     settings = settings_from_mapping({"stack": {"demo": {"duration": "90s"}}})
     assert settings.stack.demo.duration is not None
     assert settings.stack.demo.duration.seconds == 90
+
+
+def test_the_alert_sink_runs_by_default_for_receivers_without_a_url() -> None:
+    stack = settings_from_mapping({}).stack
+    assert stack.alert_sink is True and stack.ports.alert_sink == 9099
+    assert all(r.posts_to_sink for r in stack.receivers.by_severity().values())
+    assert stack.runs_alert_sink
+
+
+@pytest.mark.parametrize(
+    ("stack", "runs"),
+    [
+        pytest.param({"alert_sink": False}, False, id="switched-off"),
+        pytest.param(
+            {"receivers": {"critical": {"url": "https://hooks.example.org/x"}}},
+            True,
+            id="warning-still-uses-it",
+        ),
+        pytest.param(
+            {
+                "receivers": {
+                    "critical": {"kind": "pagerduty", "routing_key_file": "/etc/mw/pd"},
+                    "warning": {"url_file": "/etc/mw/hook"},
+                }
+            },
+            False,
+            id="every-receiver-has-its-own-target",
+        ),
+    ],
+)
+def test_the_alert_sink_runs_only_when_on_and_used(stack: dict[str, object], runs: bool) -> None:
+    assert settings_from_mapping({"stack": stack}).stack.runs_alert_sink is runs

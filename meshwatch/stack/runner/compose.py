@@ -81,6 +81,8 @@ class ComposeStack:
         names = list(compose.SERVICES)
         if self.settings.stack.demo.enabled:
             names.append(compose.DEMO_SERVICE)
+        if self.settings.stack.runs_alert_sink:
+            names.append(compose.ALERT_SINK_SERVICE)
         return names
 
     @property

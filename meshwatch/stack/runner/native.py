@@ -1,4 +1,4 @@
-"""Native mode: the real Prometheus and Alertmanager binaries, and the demo, on the host.
+"""Native mode: real Prometheus and Alertmanager binaries, the alert sink and the demo, on the host.
 
 >>> with NativeStack(settings, workdir) as stack:      # doctest: +SKIP
 ...     for part in stack.status():
@@ -32,7 +32,7 @@ from meshwatch.generated import write_tree
 from meshwatch.settings import Settings
 from meshwatch.stack import prometheus_config
 from meshwatch.stack.demo import demo_arguments
-from meshwatch.stack.ports import connect_host, endpoints, url_host
+from meshwatch.stack.ports import ALERT_SINK, connect_host, endpoints, url_host
 from meshwatch.stack.runner.health import ComponentStatus, probe, wait_for
 from meshwatch.stack.runner.native_config import ALERTMANAGER, PROMETHEUS, native_configs
 from meshwatch.stack.runner.state import (
@@ -44,7 +44,8 @@ from meshwatch.stack.runner.state import (
 )
 from meshwatch.stack.runner.workdir import Renderer, StackError, Workdir, read_tree
 
-NATIVE_COMPONENTS = ("prometheus", "alertmanager", "demo")
+# Start order (stop is the reverse): the alert sink listens before Alertmanager can notify.
+NATIVE_COMPONENTS = ("prometheus", ALERT_SINK, "alertmanager", "demo")
 # Components with a config file and a /-/reload endpoint.
 RELOADABLE = ("prometheus", "alertmanager")
 DEMO_COMMAND_MODULE = "meshwatch.commands.demo"
@@ -116,7 +117,7 @@ def _log_tail(path: Path, lines: int = 15) -> str:
 
 
 class NativeStack:
-    """Prometheus, Alertmanager and the demo as host processes under one working directory.
+    """Prometheus, Alertmanager, the alert sink and the demo as host processes under one workdir.
 
     ``settings`` gives the ports (``stack.ports``) and everything generated;
     ``workdir`` defaults to ``settings.stack.workdir``. ``renderer`` produces
@@ -144,7 +145,10 @@ class NativeStack:
 
     def components(self) -> list[str]:
         """The components this stack runs, in start order."""
-        names = ["prometheus", "alertmanager"]
+        names = ["prometheus"]
+        if self.settings.stack.runs_alert_sink:
+            names.append(ALERT_SINK)
+        names.append("alertmanager")
         if self.settings.stack.demo.enabled:
             names.append("demo")
         return names
@@ -190,6 +194,19 @@ class NativeStack:
                 f"--web.listen-address={listen}:{ports.alertmanager}",
                 f"--web.external-url={self.url('alertmanager')}",
                 "--cluster.listen-address=",
+            ]
+        if name == ALERT_SINK:
+            return [
+                sys.executable,
+                "-m",
+                "meshwatch",
+                "alert-sink",
+                "--port",
+                str(ports.alert_sink),
+                "--addr",
+                self._listen_host,
+                "--log",
+                str(wd.notifications_file),
             ]
         demo = self.settings.stack.demo
         return [

@@ -5,7 +5,8 @@ that means something inside the compose network is rewritten to where that
 thing is on the host: ``alertmanager:9093`` becomes ``127.0.0.1:<port>``, a
 secret under /run/secrets becomes the host file it was mounted from, and the
 ``host.docker.internal`` spelling of the user's own targets goes back to the
-address the user wrote. Scrape jobs of components native mode does not run
+address the user wrote, and receivers posting to the alert sink post to the
+sink on the host. Scrape jobs of components native mode does not run
 (Tempo, Grafana) are dropped, or they would only ever report down. Rule files
 are loaded from the generated ``stack/prometheus/rules/`` directory itself.
 """
@@ -22,6 +23,7 @@ from meshwatch.settings import Settings
 from meshwatch.stack import alertmanager_config, prometheus_config
 from meshwatch.stack.ports import (
     CONTAINER_PORTS,
+    alert_sink_url,
     connect_host,
     in_container_target,
     in_container_url,
@@ -71,8 +73,13 @@ def native_alertmanager(doc: dict[str, Any], settings: Settings) -> dict[str, An
         f"{alertmanager_config.SECRETS_DIR}/{name}": host_path
         for name, host_path in alertmanager_config.secret_files(settings).items()
     }
-    for receiver in settings.stack.receivers.by_severity().values():
-        if receiver.url is not None:
+    stack = settings.stack
+    for name, receiver in stack.receivers.by_severity().items():
+        if receiver.posts_to_sink:
+            mapping[alert_sink_url(stack, name, in_compose=True)] = alert_sink_url(
+                stack, name, in_compose=False
+            )
+        elif receiver.url is not None:
             mapping[in_container_url(receiver.url)] = receiver.url
     return _replace_values(doc, mapping)
 

@@ -7,6 +7,7 @@
       native/             native mode's copies of the configs, addresses rewritten for 127.0.0.1
       data/<component>/   Prometheus TSDB and Alertmanager state in native mode
       logs/<component>.log
+      logs/alert-notifications.jsonl  what the alert sink received, one JSON line each
       run/<component>.json  pid files; run/stack.json says which mode is running
 
 ``stack/`` is replaced atomically and only when its content changes, so a
@@ -24,6 +25,7 @@ from typing import Any
 from meshwatch.generated import GeneratedFile, check_unique, write_tree
 from meshwatch.settings import Settings
 from meshwatch.stack import compose
+from meshwatch.stack.alert_sink import NOTIFICATIONS_FILE
 from meshwatch.stack.yamlfile import HEADER
 
 Renderer = Callable[[Settings, Path | None], list[GeneratedFile]]
@@ -61,6 +63,11 @@ class Workdir:
 
     def log_file(self, name: str) -> Path:
         return self.logs / f"{name}.log"
+
+    @property
+    def notifications_file(self) -> Path:
+        """Where the native alert sink appends the notifications it receives."""
+        return self.logs / NOTIFICATIONS_FILE
 
     @property
     def mode_file(self) -> Path:

@@ -1,0 +1,93 @@
+"""``meshwatch alert-sink``: record Alertmanager's webhook notifications where you can read them.
+
+``meshwatch up`` runs it beside Alertmanager for every receiver without a URL
+of its own, so notifications of a fresh stack arrive somewhere instead of
+failing. It serves on ``--addr:--port``:
+
+  POST /<receiver>             an Alertmanager webhook notification (JSON, version 4)
+  GET  /notifications?limit=N  the newest N notifications as JSON (default 20)
+  GET  /-/ready                200 while it serves
+
+Each notification is appended as one JSON line to ``--log``, and each alert in
+it is printed as one line on stdout. It stops cleanly on SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from meshwatch.cli import CommandError
+from meshwatch.settings.stack import Ports, StackSettings
+from meshwatch.stack.alert_sink import AlertSink
+from meshwatch.stack.runner.workdir import Workdir
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set ``stop`` (instead of raising) until the block ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be installed from the main thread
+        return
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGINT or SIGTERM."""
+    try:
+        sink = AlertSink(args.log, addr=args.addr, port=args.port)
+    except OSError as error:
+        target = error.filename or f"{args.addr}:{args.port}"
+        raise CommandError(f"cannot start on {target}: {error.strerror or error}") from None
+    stop = threading.Event()
+    with _stop_on_signals(stop):
+        sink.start()
+        try:
+            print(
+                f"meshwatch alert-sink: listening on {sink.url}, notifications to {sink.log_path}",
+                flush=True,
+            )
+            stop.wait()
+        finally:
+            sink.stop()
+    print("meshwatch alert-sink: stopped", flush=True)
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "alert-sink",
+        help="record Alertmanager webhook notifications to a file (what `up` runs by default)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=Ports().alert_sink,
+        help="port to listen on (0 picks a free one; default %(default)s)",
+    )
+    parser.add_argument(
+        "--addr", default="127.0.0.1", help="address to listen on (default %(default)s)"
+    )
+    parser.add_argument(
+        "--log",
+        default=str(Workdir(StackSettings().workdir).notifications_file),
+        metavar="PATH",
+        help="file the notifications are appended to, one JSON line each "
+        "(default: where `meshwatch up` keeps it, %(default)s)",
+    )
+    parser.set_defaults(func=run)
+
+
+__all__ = ["add_parser", "run"]

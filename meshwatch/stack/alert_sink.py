@@ -1,0 +1,413 @@
+"""The built-in alert sink: somewhere real for Alertmanager's notifications to go.
+
+A fresh ``make up`` has no Slack, e-mail or PagerDuty to send to. Without a
+listener every notification would fail, and the first alert a new user saw
+would be ``AlertmanagerNotificationsFailing`` paging about the stack itself.
+So receivers without a URL post to this small server, which ``meshwatch up``
+runs beside Alertmanager:
+
+* ``POST /<receiver>`` (``/critical``, ``/warning``) takes an Alertmanager
+  webhook notification (JSON, ``"version": "4"``), appends one JSON line per
+  notification to a file and prints one human line per alert to stdout (the
+  component's log). A body that is not such a notification is answered 400
+  and logged; a body over :data:`MAX_BODY_BYTES` is refused (413) unread.
+* ``GET /notifications?limit=N`` answers the newest N notifications (oldest
+  first, as in the file), so a user or a test can read them over HTTP.
+* ``GET /-/ready`` answers 200 once it serves: ``meshwatch status`` asks it.
+
+Standard library only: it runs wherever meshwatch is installed, including the
+compose service built from the demo's image.
+
+>>> with AlertSink("notifications.jsonl", port=0) as sink:   # doctest: +SKIP
+...     print(sink.url)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import sys
+import threading
+from collections import deque
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TextIO
+from urllib.parse import parse_qs, urlsplit
+
+# The file's name where meshwatch keeps it (the working directory's logs/, the compose volume).
+NOTIFICATIONS_FILE = "alert-notifications.jsonl"
+READY_PATH = "/-/ready"
+NOTIFICATIONS_PATH = "/notifications"
+# Alertmanager sends every alert of a group in one body (about 1-2 KiB each,
+# with no cap by default): 4 MiB holds groups of thousands of alerts while
+# bounding what one request can make the sink hold in memory.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+# How many notifications /notifications can answer from memory (read back
+# from the file's tail at start, so a restart keeps them).
+KEEP = 1000
+DEFAULT_LIMIT = 20
+# Seconds a client may take over one request before its connection is dropped,
+# so a stalled client cannot hold a handler thread forever.
+REQUEST_TIMEOUT = 10.0
+# How often the serving loop checks for stop(): the most a stop waits for it.
+SHUTDOWN_POLL = 0.1
+WEBHOOK_VERSION = "4"
+STATUSES = ("firing", "resolved")
+_RECEIVER_PATH = re.compile(r"^/(?P<receiver>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})$")
+
+
+class PayloadError(ValueError):
+    """A request body that is not an Alertmanager webhook notification; the message says why."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _string_map(value: Any, where: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise PayloadError(f"{where} must be an object of strings")
+    return dict(value)
+
+
+def _alert(index: int, alert: Any) -> dict[str, Any]:
+    where = f"alerts[{index}]"
+    if not isinstance(alert, dict):
+        raise PayloadError(f"{where} must be an object")
+    status = alert.get("status")
+    if status not in STATUSES:
+        raise PayloadError(f"{where}.status must be 'firing' or 'resolved', got {status!r}")
+    labels = _string_map(alert.get("labels"), f"{where}.labels")
+    annotations = _string_map(alert.get("annotations"), f"{where}.annotations")
+    return {
+        "alertname": labels.get("alertname", ""),
+        "severity": labels.get("severity", ""),
+        "status": status,
+        "labels": labels,
+        "summary": annotations.get("summary", ""),
+        "runbook_url": annotations.get("runbook_url", ""),
+        "startsAt": str(alert.get("startsAt", "")),
+        "endsAt": str(alert.get("endsAt", "")),
+    }
+
+
+def parse_notification(receiver: str, body: bytes, received_at: str) -> dict[str, Any]:
+    """The record kept for one webhook body; :class:`PayloadError` if it is not a notification."""
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise PayloadError(f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise PayloadError("body is nested too deeply") from None
+    if not isinstance(payload, dict):
+        raise PayloadError("body must be a JSON object")
+    if payload.get("version") != WEBHOOK_VERSION:
+        raise PayloadError(
+            f"version must be {WEBHOOK_VERSION!r} (Alertmanager's webhook format), "
+            f"got {payload.get('version')!r}"
+        )
+    status = payload.get("status")
+    if status not in STATUSES:
+        raise PayloadError(f"status must be 'firing' or 'resolved', got {status!r}")
+    alerts = payload.get("alerts")
+    if not isinstance(alerts, list):
+        raise PayloadError("alerts must be a list")
+    truncated = payload.get("truncatedAlerts", 0)
+    return {
+        "received_at": received_at,
+        "receiver": receiver,
+        "status": status,
+        "groupKey": str(payload.get("groupKey", "")),
+        "truncatedAlerts": truncated if isinstance(truncated, int) else 0,
+        "alerts": [_alert(i, alert) for i, alert in enumerate(alerts)],
+    }
+
+
+def alert_line(notification: Mapping[str, Any], alert: Mapping[str, Any]) -> str:
+    """One alert of a notification as a log line a person reads."""
+    subject = " ".join(
+        f"{key}={value}"
+        for key, value in sorted(alert["labels"].items())
+        if key not in ("alertname", "severity")
+    )
+    text = (
+        f"{notification['received_at']} /{notification['receiver']} "
+        f"{alert['status'].upper()} {alert['alertname'] or '(no alertname)'} "
+        f"[{alert['severity'] or 'no severity'}]"
+    )
+    if subject:
+        text += f" {subject}"
+    if alert["summary"]:
+        text += f": {alert['summary']}"
+    return text
+
+
+def _record(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def read_tail(path: Path, count: int, block: int = 65536) -> list[dict[str, Any]]:
+    """The last ``count`` notifications recorded in ``path`` (oldest first); [] without a file.
+
+    Reads backwards from the end, so a long history costs only its tail.
+    Lines that do not parse (a write cut short by a crash) are skipped.
+    """
+    if count <= 0:
+        return []
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return []
+    with handle:
+        position = handle.seek(0, 2)
+        data = b""
+        while True:
+            if position == 0 or data.count(b"\n") > count:
+                lines = data.split(b"\n")
+                # Unless the file's start was reached, the first line is cut by the block edge.
+                complete = lines if position == 0 else lines[1:]
+                records = [r for r in map(_record, complete) if r is not None]
+                if len(records) >= count or position == 0:
+                    return records[-count:]
+            step = min(block, position)
+            position -= step
+            handle.seek(position)
+            data = handle.read(step) + data
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as handle:
+        handle.seek(-1, 2)
+        return handle.read(1) == b"\n"
+
+
+class AlertSink:
+    """A threaded HTTP server that records Alertmanager notifications to ``log_path``.
+
+    ``out`` receives the human lines (default: stdout). ``start()`` serves in
+    a background thread; ``stop()`` (or leaving the ``with`` block) stops
+    serving and closes the file. Port 0 picks a free port (see :attr:`url`).
+    """
+
+    def __init__(
+        self,
+        log_path: str | Path,
+        *,
+        addr: str = "127.0.0.1",
+        port: int = 9099,
+        max_body: int = MAX_BODY_BYTES,
+        keep: int = KEEP,
+        out: TextIO | None = None,
+    ) -> None:
+        self.log_path = Path(log_path)
+        self.max_body = max_body
+        self.keep = keep
+        self._out = out if out is not None else sys.stdout
+        self._lock = threading.Lock()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._recent: deque[dict[str, Any]] = deque(read_tail(self.log_path, keep), maxlen=keep)
+        self._server = _Server((addr, port), self)
+        self._file = self.log_path.open("a", encoding="utf-8")
+        if self._file.tell() > 0 and not _ends_with_newline(self.log_path):
+            self._file.write("\n")  # a line cut short by a crash must not swallow the next one
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = str(self._server.server_address[0])
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    def start(self) -> AlertSink:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": SHUTDOWN_POLL},
+            name="alert-sink",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (in-flight requests finish first), then close the file."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=REQUEST_TIMEOUT)
+        self._server.server_close()
+        with self._lock:
+            self._file.close()
+
+    def __enter__(self) -> AlertSink:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- what the handler calls --------------------------------------------------
+
+    def say(self, line: str) -> None:
+        """Write one line to the sink's log (stdout), whole, even from concurrent handlers."""
+        with self._lock:
+            print(line, file=self._out, flush=True)
+
+    def record(self, notification: dict[str, Any]) -> None:
+        """Append ``notification`` to the file and the in-memory tail, and log its alerts."""
+        line = json.dumps(notification, sort_keys=True, separators=(",", ":"))
+        with self._lock:
+            self._file.write(line + "\n")
+            self._file.flush()
+            self._recent.append(notification)
+            for alert in notification["alerts"]:
+                print(alert_line(notification, alert), file=self._out)
+            self._out.flush()
+
+    def newest(self, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` notifications, oldest first."""
+        with self._lock:
+            recent = list(self._recent)
+        return recent[-limit:] if limit > 0 else []
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], sink: AlertSink) -> None:
+        # An IPv6 listen address (``::``, ``::1``) needs an IPv6 socket.
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.sink = sink
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "meshwatch-alert-sink"
+    timeout = REQUEST_TIMEOUT
+
+    # -- responses ---------------------------------------------------------------
+
+    def _reply(self, code: int, body: Any) -> None:
+        """Answer ``body`` as JSON. Responses are sent without ``log_request``:
+        readiness polls would drown the alerts, and rejections log their own line."""
+        data = (json.dumps(body, sort_keys=True) + "\n").encode()
+        self.send_response_only(code)
+        self.send_header("Date", self.date_time_string())
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _reject(self, code: int, reason: str) -> None:
+        self.server.sink.say(
+            f"{_now()} rejected {self.command} {self.path} from {self.client_address[0]}: "
+            f"HTTP {code}: {reason}"
+        )
+        # The body may be unread (413): this connection cannot carry another request.
+        self.close_connection = True
+        self._reply(code, {"error": reason})
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Protocol errors the base class reports (a garbled request line) go to the sink's log."""
+        self.server.sink.say(f"{_now()} {self.client_address[0]}: {format % args}")
+
+    # -- methods -----------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        if url.path == READY_PATH:
+            self._reply(200, {"status": "ready"})
+        elif url.path == NOTIFICATIONS_PATH:
+            self._notifications(url.query)
+        else:
+            self._reject(404, f"no such page; GET {NOTIFICATIONS_PATH} or {READY_PATH}")
+
+    def _notifications(self, query: str) -> None:
+        values = parse_qs(query).get("limit", [str(DEFAULT_LIMIT)])
+        keep = self.server.sink.keep
+        try:
+            limit = int(values[-1])
+        except ValueError:
+            limit = -1
+        if not 1 <= limit <= keep:
+            self._reject(400, f"limit must be a whole number from 1 to {keep}")
+            return
+        self._reply(200, {"notifications": self.server.sink.newest(limit)})
+
+    def do_POST(self) -> None:
+        match = _RECEIVER_PATH.match(urlsplit(self.path).path)
+        if match is None:
+            self._reject(404, "post notifications to /<receiver>, e.g. /critical")
+            return
+        body = self._body()
+        if body is None:
+            return
+        sink = self.server.sink
+        try:
+            notification = parse_notification(match["receiver"], body, _now())
+        except PayloadError as exc:
+            self._reject(400, str(exc))
+            return
+        try:
+            sink.record(notification)
+        except OSError as exc:
+            # Not stored: a 5xx makes Alertmanager retry, and count the failure.
+            self._reject(500, f"cannot write {sink.log_path}: {exc}")
+            return
+        self._reply(200, {"status": "recorded", "alerts": len(notification["alerts"])})
+
+    def _body(self) -> bytes | None:
+        """The request body, or None after answering why it cannot be read."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self._reject(411, "chunked bodies are not accepted: send Content-Length")
+            return None
+        length_header = self.headers.get("Content-Length")
+        if length_header is None:
+            self._reject(411, "Content-Length is required")
+            return None
+        try:
+            length = int(length_header)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self._reject(400, f"bad Content-Length {length_header!r}")
+            return None
+        if length > self.server.sink.max_body:
+            self._reject(413, f"body of {length} bytes is over {self.server.sink.max_body}")
+            return None
+        body = self.rfile.read(length)
+        if len(body) != length:
+            self._reject(400, f"body ended after {len(body)} of {length} bytes")
+            return None
+        return body
+
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "NOTIFICATIONS_FILE",
+    "NOTIFICATIONS_PATH",
+    "READY_PATH",
+    "AlertSink",
+    "PayloadError",
+    "alert_line",
+    "parse_notification",
+    "read_tail",
+]
