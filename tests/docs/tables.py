@@ -24,10 +24,10 @@ from typing import Any
 
 import meshwatch.instrumentation
 from meshwatch.alerts.recording import RECORDING_RULES
+from meshwatch.commands.up import STATUS_PAGES
 from meshwatch.dashboards import dashboard_models, metric_names, panel_queries, source_of
 from meshwatch.dashboards.queries import Source
 from meshwatch.instrumentation.catalogue import CATALOGUE, MetricDef
-from meshwatch.commands.up import STATUS_PAGES
 from meshwatch.settings import Settings
 from meshwatch.stack.ports import endpoints
 from meshwatch.stack.runner.native import NATIVE_COMPONENTS
