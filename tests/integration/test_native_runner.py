@@ -42,6 +42,7 @@ PORT_NAMES = (
     "otlp_grpc",
     "otlp_http",
     "demo_metrics",
+    "alert_sink",
 )
 START_TIMEOUT = 60.0
 
@@ -90,6 +91,7 @@ def test_start_status_restart_and_stop(workdir: Path) -> None:
         statuses = stack.start(timeout=START_TIMEOUT)
         assert [(s.name, s.ready) for s in statuses] == [
             ("prometheus", True),
+            ("alert-sink", True),
             ("alertmanager", True),
         ]
         records = stack.records()
@@ -122,10 +124,10 @@ def test_start_status_restart_and_stop(workdir: Path) -> None:
         records = after
     finally:
         stopped = stack.stop()
-    assert stopped == ["alertmanager", "prometheus"]
+    assert stopped == ["alertmanager", "alert-sink", "prometheus"]
     _assert_gone(records)
     assert not any(stack.workdir.run.glob("*.json")), "pid files and the mode file are removed"
-    assert [s.ready for s in stack.status()] == [False, False]
+    assert [s.ready for s in stack.status()] == [False, False, False]
 
 
 def test_a_regenerated_config_is_reloaded_not_restarted(workdir: Path) -> None:
@@ -159,9 +161,12 @@ def test_cli_up_status_down(
         assert "native mode" in out and "Grafana and Tempo need Docker" in out
         assert str(workdir / "stack" / "grafana" / "dashboards") in out
         records = NativeStack(settings, workdir).records()
-        assert set(records) == {"prometheus", "alertmanager"}
+        assert set(records) == {"prometheus", "alert-sink", "alertmanager"}
         for record in records.values():
             assert f"http://{LOOPBACK}:" in out and record.name in out
+        sink_url = f"http://{LOOPBACK}:{settings.stack.ports.alert_sink}/notifications"
+        assert sink_url in out, "up prints where to read the notifications"
+        assert str(workdir / "logs" / "alert-notifications.jsonl") in out
 
         assert main(["up", "--mode", "native", *args]) == 0, "a second up is harmless"
         assert {n: r.pid for n, r in NativeStack(settings, workdir).records().items()} == {
@@ -170,7 +175,7 @@ def test_cli_up_status_down(
         capsys.readouterr()
 
         assert main(["status", *args]) == 0
-        assert capsys.readouterr().out.count(" ready") == 2
+        assert capsys.readouterr().out.count(" ready") == 3
 
         NativeStack(settings, workdir).signal("alertmanager", signal.SIGKILL)
         wait_until(lambda: not alive(records["alertmanager"].pid), timeout=10, what="SIGKILL")
@@ -221,7 +226,12 @@ def test_a_component_that_exits_during_start_up_is_reported_with_its_log(
 def test_the_demo_runs_and_is_scraped(workdir: Path) -> None:
     settings = settings_from_mapping(_stack_mapping(workdir, demo=True))
     with NativeStack(settings) as stack:
-        assert [s.name for s in stack.status() if s.ready] == ["prometheus", "alertmanager", "demo"]
+        assert [s.name for s in stack.status() if s.ready] == [
+            "prometheus",
+            "alert-sink",
+            "alertmanager",
+            "demo",
+        ]
         prometheus = PrometheusAPI(stack.url("prometheus"))
         wait_until(
             lambda: _targets_up(prometheus, {JOB_PROMETHEUS, JOB_ALERTMANAGER, JOB_DEMO}),
