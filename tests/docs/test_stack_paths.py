@@ -15,6 +15,7 @@ import pytest
 from meshwatch.dashboards import OUTPUT_DIR
 from meshwatch.settings import Settings
 from meshwatch.stack import secrets
+from meshwatch.stack.ports import ALERT_SINK
 from meshwatch.stack.runner import Workdir
 from tests.docs.blocks import DOCS
 
@@ -33,6 +34,8 @@ def _documented_paths() -> list[str]:
         f"{shown(workdir.root)}/",
         shown(workdir.stack / secrets.PATH),
         f"{shown(workdir.stack / OUTPUT_DIR)}/*.json",
+        shown(workdir.notifications_file),
+        shown(workdir.log_file(ALERT_SINK)),
         *(f"`{p.name}/`" for p in (workdir.stack, workdir.native, workdir.data, workdir.logs)),
         f"`{workdir.run.name}/`",
     ]
