@@ -218,10 +218,14 @@ class AlertSink:
         self._lock = threading.Lock()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._recent: deque[dict[str, Any]] = deque(read_tail(self.log_path, keep), maxlen=keep)
-        self._server = _Server((addr, port), self)
         self._file = self.log_path.open("a", encoding="utf-8")
         if self._file.tell() > 0 and not _ends_with_newline(self.log_path):
             self._file.write("\n")  # a line cut short by a crash must not swallow the next one
+        try:
+            self._server = _Server((addr, port), self)
+        except BaseException:
+            self._file.close()
+            raise
         self._thread: threading.Thread | None = None
 
     @property
@@ -244,7 +248,8 @@ class AlertSink:
         return self
 
     def stop(self) -> None:
-        """Stop serving (in-flight requests finish first), then close the file."""
+        """Stop serving, let requests in flight finish (each bounded by
+        :data:`REQUEST_TIMEOUT`), then close the file."""
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join(timeout=REQUEST_TIMEOUT)
@@ -289,7 +294,10 @@ class AlertSink:
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+    # Handler threads are joined by server_close(), so a notification being
+    # written when a stop arrives is written whole before the file closes.
+    daemon_threads = False
+    block_on_close = True
 
     def __init__(self, address: tuple[str, int], sink: AlertSink) -> None:
         # An IPv6 listen address (``::``, ``::1``) needs an IPv6 socket.

@@ -324,3 +324,21 @@ def test_the_command_reports_a_taken_port(
         code = main(["alert-sink", "--port", str(port), "--log", str(tmp_path / "n.jsonl")])
     assert code == 1
     assert f"cannot start on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_a_notification_that_cannot_be_stored_gets_500_so_alertmanager_retries(
+    sink: AlertSink, client: Client, out: io.StringIO
+) -> None:
+    sink._file.close()
+    sink._file = sink.log_path.open(encoding="utf-8")  # writes fail: a full or read-only disk
+    status, body = client.post("/critical", FIRING)
+    assert status == 500 and "cannot write" in body["error"]
+    assert "HTTP 500" in out.getvalue()
+    assert client.notifications() == [], "only what was stored is served"
+
+
+def test_the_command_reports_an_unusable_log_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["alert-sink", "--port", "0", "--log", str(tmp_path)]) == 1
+    assert f"cannot start on {tmp_path}" in capsys.readouterr().err
