@@ -21,7 +21,7 @@ import yaml
 from meshwatch.cli import main
 from meshwatch.settings import load_settings, settings_from_mapping
 from meshwatch.stack.prometheus_config import JOB_ALERTMANAGER, JOB_DEMO, JOB_PROMETHEUS
-from meshwatch.stack.runner import NativeStack, ProcessRecord, StackError, demo_available
+from meshwatch.stack.runner import NativeStack, ProcessRecord, StackError
 from meshwatch.stack.runner.state import group_members
 from tests.integration.helpers.net import LOOPBACK, free_ports
 from tests.integration.helpers.poll import wait_until
@@ -220,9 +220,6 @@ def test_a_component_that_exits_during_start_up_is_reported_with_its_log(
     assert live_processes_mentioning(str(workdir)) == []
 
 
-@pytest.mark.skipif(
-    not demo_available(), reason="`meshwatch demo` is not part of this meshwatch yet"
-)
 def test_the_demo_runs_and_is_scraped(workdir: Path) -> None:
     settings = settings_from_mapping(_stack_mapping(workdir, demo=True))
     with NativeStack(settings) as stack:

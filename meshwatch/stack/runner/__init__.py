@@ -11,7 +11,7 @@ raise :class:`StackError` with a message that says what to do.
 
 from meshwatch.stack.runner.compose import ComposeStack, docker_available
 from meshwatch.stack.runner.health import ComponentStatus
-from meshwatch.stack.runner.native import NATIVE_COMPONENTS, NativeStack, demo_available
+from meshwatch.stack.runner.native import NATIVE_COMPONENTS, NativeStack
 from meshwatch.stack.runner.state import ProcessRecord
 from meshwatch.stack.runner.workdir import StackError, Workdir
 
@@ -23,6 +23,5 @@ __all__ = [
     "ProcessRecord",
     "StackError",
     "Workdir",
-    "demo_available",
     "docker_available",
 ]

@@ -48,7 +48,6 @@ from meshwatch.stack.runner.workdir import Renderer, StackError, Workdir, read_t
 NATIVE_COMPONENTS = ("prometheus", ALERT_SINK, "alertmanager", "demo")
 # Components with a config file and a /-/reload endpoint.
 RELOADABLE = ("prometheus", "alertmanager")
-DEMO_COMMAND_MODULE = "meshwatch.commands.demo"
 _BINARIES = {
     "prometheus": (("prometheus",), "prometheus"),
     "alertmanager": (("prometheus-alertmanager", "alertmanager"), "prometheus-alertmanager"),
@@ -58,17 +57,6 @@ _BINARIES = {
 # it exits (a zombie would otherwise look alive to kill(pid, 0)), whichever
 # NativeStack instance stops it.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
-
-
-def demo_available() -> bool:
-    """True when this meshwatch has the ``meshwatch demo`` command (it always has, now).
-
-    Kept only because the native integration tests still skip on it; nothing
-    in meshwatch calls it any more.
-    """
-    from meshwatch import cli
-
-    return DEMO_COMMAND_MODULE in cli.COMMAND_MODULES
 
 
 def find_binary(component: str) -> str:
@@ -419,4 +407,4 @@ class NativeStack:
         self.stop()
 
 
-__all__ = ["NATIVE_COMPONENTS", "NativeStack", "demo_available", "find_binary"]
+__all__ = ["NATIVE_COMPONENTS", "NativeStack", "find_binary"]

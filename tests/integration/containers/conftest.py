@@ -8,6 +8,7 @@ the run: the tier must not silently skip where it is supposed to run.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -22,7 +23,7 @@ import yaml
 
 from meshwatch.commands.generate import render_all
 from meshwatch.generated import write_tree
-from meshwatch.settings import Settings, load_settings
+from meshwatch.settings import Ports, Settings, load_settings
 from meshwatch.stack.secrets import ADMIN_USER, PASSWORD_VAR, read_env_file
 from tests.integration.helpers.net import LOOPBACK, free_ports
 
@@ -78,9 +79,9 @@ class RunningCompose:
 
 def container_settings_file(directory: Path) -> Path:
     """Settings for the container tier: random loopback ports, a unique project, fast scrapes."""
-    names = ("prometheus", "alertmanager", "grafana", "tempo", "otlp_grpc", "otlp_http")
+    # Every port the settings know of, so a new component never falls back to a fixed one.
+    names = [f.name for f in dataclasses.fields(Ports)]
     ports = dict(zip(names, free_ports(len(names)), strict=True))
-    ports["demo_metrics"] = free_ports(1)[0]
     data = {
         "stack": {
             "bind_address": LOOPBACK,
