@@ -15,31 +15,13 @@ it is printed as one line on stdout. It stops cleanly on SIGINT or SIGTERM.
 from __future__ import annotations
 
 import argparse
-import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from meshwatch.cli import CommandError
+from meshwatch.commands.signals import stop_on_signals
 from meshwatch.settings.stack import Ports, StackSettings
 from meshwatch.stack.alert_sink import AlertSink
 from meshwatch.stack.runner.workdir import Workdir
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT and SIGTERM set ``stop`` (instead of raising) until the block ends."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be installed from the main thread
-        return
-    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         target = error.filename or f"{args.addr}:{args.port}"
         raise CommandError(f"cannot start on {target}: {error.strerror or error}") from None
     stop = threading.Event()
-    with _stop_on_signals(stop):
+    with stop_on_signals(stop):
         sink.start()
         try:
             print(

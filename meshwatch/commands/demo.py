@@ -15,34 +15,16 @@ within a bounded time.
 from __future__ import annotations
 
 import argparse
-import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from meshwatch.cli import CommandError
+from meshwatch.commands.signals import stop_on_signals
 from meshwatch.demo.runner import Demo, DemoConfig
 from meshwatch.demo.scenario import SCENARIOS, build_scenario
 from meshwatch.instrumentation.audit import AuditDatabaseError
 from meshwatch.instrumentation.logs import configure_logging
 from meshwatch.settings.stack import DemoSettings, Ports
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT and SIGTERM set ``stop`` (instead of raising) until the block ends."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be installed from the main thread
-        return
-    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(level=args.log_level)
     stop = threading.Event()
     demo = Demo(config)
-    with _stop_on_signals(stop):
+    with stop_on_signals(stop):
         try:
             demo.start()
         except AuditDatabaseError as error:
