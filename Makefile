@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
+# Optional extras the test suite needs; each integration's extra is added here.
+EXTRAS ?= dev
 
 .PHONY: help up down status generate check demo test test-unit test-integration lint bench system-deps clean
 
@@ -18,7 +20,7 @@ help:
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
 	@touch $@
 
 system-deps:
