@@ -14,7 +14,12 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 from meshwatch.cli import CommandError
-from meshwatch.instrumentation.audit import AuditDatabaseError, AuditReader, AuditRecord
+from meshwatch.instrumentation.audit import (
+    AuditDatabaseError,
+    AuditFilter,
+    AuditReader,
+    AuditRecord,
+)
 
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -66,17 +71,16 @@ def run(args: argparse.Namespace) -> int:
     since = None if args.since is None else parse_time(args.since, "--since")
     until = None if args.until is None else parse_time(args.until, "--until")
     try:
+        where = AuditFilter(
+            agent_did=args.agent,
+            event_type=args.type,
+            session_id=args.session,
+            trace_id=args.trace,
+            since=since,
+            until=until,
+        )
         with AuditReader(args.db) as reader:
-            records = reader.query(
-                agent_did=args.agent,
-                event_type=args.type,
-                session_id=args.session,
-                trace_id=args.trace,
-                since=since,
-                until=until,
-                limit=args.limit,
-                offset=args.offset,
-            )
+            records = reader.query(where, limit=args.limit, offset=args.offset)
     except AuditDatabaseError as exc:
         raise CommandError(str(exc)) from None
     except ValueError as exc:

@@ -8,7 +8,12 @@ OpenTelemetry; the adapters that do are imported explicitly::
     from meshwatch.instrumentation.otel import ...
 """
 
-from meshwatch.instrumentation.audit import AuditDatabaseError, AuditReader, AuditTrail
+from meshwatch.instrumentation.audit import (
+    AuditDatabaseError,
+    AuditFilter,
+    AuditReader,
+    AuditTrail,
+)
 from meshwatch.instrumentation.bus import HypervisorEventBus, Subscription
 from meshwatch.instrumentation.context import (
     current_trace,
@@ -37,6 +42,7 @@ __all__ = [
     "DROPS",
     "AgentMetrics",
     "AuditDatabaseError",
+    "AuditFilter",
     "AuditReader",
     "AuditTrail",
     "CardinalityGuard",

@@ -60,17 +60,17 @@ def producers() -> dict[str, str]:
     """Catalogue metric name -> who produces it, from the modules that use each MetricDef."""
     found: dict[str, str] = {}
     package = meshwatch.instrumentation
-    for info in pkgutil.iter_modules(package.__path__):
-        if info.name == "catalogue":
+    for info in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}."):
+        # A subpackage's modules (audit.writer) produce under the subpackage's name.
+        name = info.name.removeprefix(f"{package.__name__}.").split(".")[0]
+        if name == "catalogue":
             continue
-        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        module = importlib.import_module(info.name)
         for value in vars(module).values():
             if isinstance(value, MetricDef) and value.name not in found:
-                if info.name not in PRODUCERS:
-                    raise KeyError(
-                        f"say in PRODUCERS who uses meshwatch.instrumentation.{info.name}"
-                    )
-                found[value.name] = PRODUCERS[info.name]
+                if name not in PRODUCERS:
+                    raise KeyError(f"say in PRODUCERS who uses meshwatch.instrumentation.{name}")
+                found[value.name] = PRODUCERS[name]
     return found
 
 

@@ -21,6 +21,7 @@ import pytest
 from meshwatch.cli import main
 from meshwatch.instrumentation.audit import (
     AuditDatabaseError,
+    AuditFilter,
     AuditReader,
     AuditTrail,
     normalise_trace_id,
@@ -99,7 +100,7 @@ def test_events_on_the_bus_survive_a_restart_and_query_back_newest_first(db: Pat
             "trace_id": trace.trace_id_hex32,
         }
         assert newest.to_event().event_type is EventType.RING_ASSIGNED
-        assert [r.payload["i"] for r in reader.query(agent_did="did:mesh:a")] == [3, 1]
+        assert [r.payload["i"] for r in reader.query(AuditFilter(agent_did="did:mesh:a"))] == [3, 1]
 
     with AuditTrail(db) as reopened:  # appending after a restart keeps the old rows
         reopened.record(event(5))
@@ -120,8 +121,9 @@ def test_every_filter_limit_and_offset(trail: AuditTrail) -> None:
         )
     assert trail.flush(10)
 
-    def ids(**filters: object) -> list[int]:
-        return [r.payload["i"] for r in trail.query(**filters)]
+    def ids(limit: int = 100, offset: int = 0, **filters: object) -> list[int]:
+        where = AuditFilter(**filters)  # type: ignore[arg-type]
+        return [r.payload["i"] for r in trail.reader.query(where, limit=limit, offset=offset)]
 
     assert ids(agent_did="did:mesh:1", limit=3) == [19, 17, 15]
     assert ids(event_type=EventType.RING_BREACH_DETECTED) == [15, 10, 5, 0]
@@ -137,11 +139,11 @@ def test_every_filter_limit_and_offset(trail: AuditTrail) -> None:
     assert ids(agent_did="did:mesh:0", event_type="ring.breach_detected") == [10, 0]
     assert ids(agent_did="did:mesh:0", event_type="ring.breach_detected", session_id="s0") == [0]
     assert ids(limit=0) == []
-    assert trail.count(agent_did="did:mesh:0") == 10
+    assert trail.reader.count(AuditFilter(agent_did="did:mesh:0")) == 10
     with pytest.raises(ValueError, match="limit"):
-        trail.query(limit=-1)
+        trail.reader.query(limit=-1)
     with pytest.raises(ValueError, match="not a trace id"):
-        trail.query(trace_id="xyz")
+        AuditFilter(trace_id="xyz")
 
 
 @pytest.mark.parametrize(
@@ -158,7 +160,7 @@ def test_every_filter_limit_and_offset(trail: AuditTrail) -> None:
     ids=["all", "agent", "type", "session", "trace", "time-range", "agent-since"],
 )
 def test_queries_walk_an_index_and_never_sort(trail: AuditTrail, filters: dict, index: str) -> None:
-    plan = " | ".join(trail.query_plan(**filters))
+    plan = " | ".join(trail.reader.query_plan(AuditFilter(**filters)))
     assert f"USING INDEX {index}" in plan
     assert "TEMP B-TREE" not in plan, "newest-first comes from the index order"
 
@@ -166,7 +168,7 @@ def test_queries_walk_an_index_and_never_sort(trail: AuditTrail, filters: dict, 
 def test_payloads_json_cannot_hold_are_stored_stringified(trail: AuditTrail) -> None:
     trail.record(event(0, payload={"when": T0, "tags": {"x"}, "nan": float("nan"), "ok": 1}))
     assert trail.flush(10)
-    (record,) = trail.query()
+    (record,) = trail.reader.query()
     assert record.payload == {"when": T0.isoformat(), "tags": ["x"], "nan": "nan", "ok": 1}
 
 
@@ -177,10 +179,10 @@ def test_record_only_queues_the_writer_thread_persists(db: Path) -> None:
     with AuditTrail(db, **PARKED) as trail:
         for i in range(10):
             trail.record(event(i))
-        assert trail.count() == 0, "nothing was written on the emitting thread"
+        assert trail.reader.count() == 0, "nothing was written on the emitting thread"
         assert trail.queue_depth == 10
         assert trail.flush(10)
-        assert trail.count() == 10 and trail.written == 10 and trail.queue_depth == 0
+        assert trail.reader.count() == 10 and trail.written == 10 and trail.queue_depth == 0
 
 
 def test_a_full_queue_drops_and_counts_and_close_flushes_the_rest(db: Path) -> None:
@@ -225,7 +227,7 @@ def test_detach_stops_recording(trail: AuditTrail) -> None:
     trail.detach()
     bus.emit(event(1))
     assert trail.flush(10)
-    assert trail.count() == 1
+    assert trail.reader.count() == 1
 
 
 def test_it_is_a_metric_source(db: Path) -> None:
