@@ -15,6 +15,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from meshwatch.settings.loader import Duration, check
+from meshwatch.settings.scale_out import (
+    RemoteWrite,
+    check_external_labels,
+    check_remote_writes,
+    check_secret_path,
+)
 
 ReceiverKind = Literal["webhook", "slack", "email", "pagerduty"]
 
@@ -31,11 +37,18 @@ class Ports:
     """Host ports (published on ``bind_address``) of each component.
 
     Native mode listens on the same ports, so ``meshwatch status`` and the URLs
-    it prints are the same in both modes.
+    it prints are the same in both modes. The ``*_replica`` ports are the
+    second Prometheus and Alertmanager of ``ha: true``; the ``*_gossip`` ports
+    are where the two Alertmanagers gossip (TCP and UDP; on the host in native
+    mode only, inside the compose network they use the image's 9094).
     """
 
     prometheus: int = 9090
+    prometheus_replica: int = 9091
     alertmanager: int = 9093
+    alertmanager_replica: int = 9095
+    alertmanager_gossip: int = 9094
+    alertmanager_replica_gossip: int = 9096
     grafana: int = 3000
     tempo: int = 3200
     otlp_grpc: int = 4317
@@ -111,13 +124,7 @@ class Receiver:
                 f"must be an http(s) URL, got {self.url!r}",
             )
         for attr in SECRET_FILE_FIELDS:
-            path = getattr(self, attr)
-            if path is not None:
-                check(
-                    path.startswith("/") and "\n" not in path,
-                    attr,
-                    f"must be the absolute path of the file holding the secret, got {path!r}",
-                )
+            check_secret_path(attr, getattr(self, attr))
         if self.kind == "email" and self.password_file is not None:
             check(self.username is not None, "username", "is required with password_file")
 
@@ -248,6 +255,15 @@ class StackSettings:
     URL of its own, so a fresh stack's notifications land in a file instead
     of failing. Turned off, such receivers still post to that port on the
     host, where you may run the sink (or anything else) yourself.
+
+    ``remote_write`` lists the long-term stores every Prometheus of the stack
+    writes to, and ``external_labels`` (``cluster`` for one) are attached to
+    everything they write. ``ha: true`` runs two Prometheus replicas, told
+    apart by ``replica_label`` (``1`` and ``2``; a store such as Mimir or
+    Thanos de-duplicates on it), with the same targets and rules, and two
+    Alertmanagers in a gossip cluster that notify once per alert group. Both
+    replicas send to both Alertmanagers with the replica label dropped, so the
+    two copies of an alert are one alert there.
     """
 
     bind_address: str = "127.0.0.1"
@@ -264,6 +280,10 @@ class StackSettings:
     images: Images = field(default_factory=Images)
     demo: DemoSettings = field(default_factory=DemoSettings)
     alert_sink: bool = True
+    remote_write: tuple[RemoteWrite, ...] = ()
+    external_labels: dict[str, str] = field(default_factory=dict)
+    ha: bool = False
+    replica_label: str = "replica"
 
     @property
     def runs_alert_sink(self) -> bool:
@@ -287,6 +307,8 @@ class StackSettings:
                 f"must be host:port, got {target!r}",
             )
         check(bool(self.workdir.strip()), "workdir", "must not be empty")
+        check_remote_writes(self.remote_write)
+        check_external_labels(self.external_labels, self.replica_label, ha=self.ha)
         check(
             bool(_PROJECT_RE.match(self.project)),
             "project",

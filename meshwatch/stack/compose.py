@@ -42,10 +42,17 @@ from meshwatch.stack.ports import (
     endpoints,
     url_host,
 )
+from meshwatch.stack.replicas import (
+    GOSSIP_CONTAINER_PORT,
+    AlertmanagerPeer,
+    PrometheusReplica,
+    alertmanager_peers,
+    host_port,
+    prometheus_replicas,
+)
 from meshwatch.stack.yamlfile import yaml_file
 
 PATH = "docker-compose.yml"
-SERVICES = ("prometheus", "alertmanager", "tempo", "grafana")
 DEMO_SERVICE = "demo"
 ALERT_SINK_SERVICE = ALERT_SINK
 # Where the alert sink's container keeps its notifications (a named volume).
@@ -152,47 +159,98 @@ def alert_sink_command() -> list[str]:
     ]
 
 
-def compose_config(settings: Settings, source: Path | None) -> dict[str, Any]:
-    """The docker-compose.yml document."""
-    stack, ports, images = settings.stack, settings.stack.ports, settings.stack.images
-    secret_files = alertmanager_config.secret_files(settings)
-    endpoint = endpoints(stack)
-    alertmanager: dict[str, Any] = {
-        "image": images.alertmanager,
+def _prometheus_service(
+    settings: Settings, replica: PrometheusReplica, secrets: list[str]
+) -> dict[str, Any]:
+    stack = settings.stack
+    config = Path(replica.config_path).name
+    data = f"{replica.name}-data"
+    service: dict[str, Any] = {
+        "image": stack.images.prometheus,
+        "command": [
+            f"--config.file=/etc/prometheus/{config}",
+            "--storage.tsdb.path=/prometheus",
+            f"--web.external-url={endpoints(stack)[replica.name].host_url(stack)}",
+            *prometheus_config.prometheus_flags(settings),
+        ],
+        "volumes": ["./prometheus:/etc/prometheus:ro", f"{data}:/prometheus"],
+        "ports": [
+            _published(
+                settings, host_port(stack, replica.host_port_key), CONTAINER_PORTS[replica.name]
+            )
+        ],
+        "extra_hosts": _HOST_GATEWAY,
+        "healthcheck": _wget_check(CONTAINER_PORTS[replica.name], "/-/ready"),
+        "restart": "unless-stopped",
+    }
+    if secrets:
+        service["secrets"] = secrets
+    return service
+
+
+def _alertmanager_service(
+    settings: Settings, peer: AlertmanagerPeer, secrets: list[str]
+) -> dict[str, Any]:
+    stack = settings.stack
+    peers = alertmanager_peers(stack)
+    if len(peers) == 1:
+        # A single instance: no gossip port to open or protect.
+        cluster = ["--cluster.listen-address="]
+    else:
+        cluster = [
+            f"--cluster.listen-address=0.0.0.0:{GOSSIP_CONTAINER_PORT}",
+            *(f"--cluster.peer={p.name}:{GOSSIP_CONTAINER_PORT}" for p in peers if p != peer),
+        ]
+    service: dict[str, Any] = {
+        "image": stack.images.alertmanager,
         "command": [
             "--config.file=/etc/alertmanager/alertmanager.yml",
             "--storage.path=/alertmanager",
-            # A single instance: no gossip port to open or protect.
-            "--cluster.listen-address=",
-            f"--web.external-url={endpoint['alertmanager'].host_url(stack)}",
+            *cluster,
+            f"--web.external-url={endpoints(stack)[peer.name].host_url(stack)}",
         ],
-        "volumes": ["./alertmanager:/etc/alertmanager:ro", "alertmanager-data:/alertmanager"],
-        "ports": [_published(settings, ports.alertmanager, CONTAINER_PORTS["alertmanager"])],
+        "volumes": ["./alertmanager:/etc/alertmanager:ro", f"{peer.name}-data:/alertmanager"],
+        "ports": [
+            _published(settings, host_port(stack, peer.host_port_key), CONTAINER_PORTS[peer.name])
+        ],
         "extra_hosts": _HOST_GATEWAY,
-        "healthcheck": _wget_check(CONTAINER_PORTS["alertmanager"], "/-/ready"),
+        "healthcheck": _wget_check(CONTAINER_PORTS[peer.name], "/-/ready"),
         "restart": "unless-stopped",
     }
-    if secret_files:
-        alertmanager["secrets"] = sorted(secret_files)
+    if secrets:
+        service["secrets"] = secrets
     if stack.runs_alert_sink:
         # Notifications sent before the sink listens would fail (and page).
-        alertmanager["depends_on"] = _healthy(ALERT_SINK_SERVICE)
-    services: dict[str, Any] = {
-        "prometheus": {
-            "image": images.prometheus,
-            "command": [
-                "--config.file=/etc/prometheus/prometheus.yml",
-                "--storage.tsdb.path=/prometheus",
-                f"--web.external-url={endpoint['prometheus'].host_url(stack)}",
-                *prometheus_config.prometheus_flags(settings),
-            ],
-            "volumes": ["./prometheus:/etc/prometheus:ro", "prometheus-data:/prometheus"],
-            "ports": [_published(settings, ports.prometheus, CONTAINER_PORTS["prometheus"])],
-            "extra_hosts": _HOST_GATEWAY,
-            "healthcheck": _wget_check(CONTAINER_PORTS["prometheus"], "/-/ready"),
-            "restart": "unless-stopped",
-        },
-        "alertmanager": alertmanager,
+        service["depends_on"] = _healthy(ALERT_SINK_SERVICE)
+    return service
+
+
+def server_services(settings: Settings) -> list[str]:
+    """The compose services of the servers: every Prometheus and Alertmanager, Tempo, Grafana."""
+    stack = settings.stack
+    return [
+        *(r.name for r in prometheus_replicas(stack)),
+        *(p.name for p in alertmanager_peers(stack)),
+        "tempo",
+        "grafana",
+    ]
+
+
+def compose_config(settings: Settings, source: Path | None) -> dict[str, Any]:
+    """The docker-compose.yml document."""
+    stack, ports, images = settings.stack, settings.stack.ports, settings.stack.images
+    am_secrets = alertmanager_config.secret_files(settings)
+    prom_secrets = prometheus_config.secret_files(settings)
+    services: dict[str, Any] = {}
+    volumes: dict[str, Any] = {}
+    for replica in prometheus_replicas(stack):
+        services[replica.name] = _prometheus_service(settings, replica, sorted(prom_secrets))
+        volumes[f"{replica.name}-data"] = {}
+    for peer in alertmanager_peers(stack):
+        services[peer.name] = _alertmanager_service(settings, peer, sorted(am_secrets))
+        volumes[f"{peer.name}-data"] = {}
+    volumes |= {"tempo-data": {}, "grafana-data": {}}
+    services |= {
         "tempo": {
             "image": images.tempo,
             "command": ["-config.file=/etc/tempo/tempo.yaml"],
@@ -233,12 +291,6 @@ def compose_config(settings: Settings, source: Path | None) -> dict[str, Any]:
             "depends_on": _healthy("prometheus", "tempo"),
             "restart": "unless-stopped",
         }
-    volumes: dict[str, Any] = {
-        "prometheus-data": {},
-        "alertmanager-data": {},
-        "tempo-data": {},
-        "grafana-data": {},
-    }
     if stack.runs_alert_sink:
         services[ALERT_SINK_SERVICE] = {
             **_meshwatch_image(settings, source),
@@ -250,6 +302,7 @@ def compose_config(settings: Settings, source: Path | None) -> dict[str, Any]:
         }
         volumes["alert-sink-data"] = {}
     doc: dict[str, Any] = {"name": stack.project, "services": services, "volumes": volumes}
+    secret_files = {**am_secrets, **prom_secrets}
     if secret_files:
         doc["secrets"] = {name: {"file": path} for name, path in sorted(secret_files.items())}
     return doc

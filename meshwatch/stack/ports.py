@@ -22,10 +22,13 @@ DOCKER_HOST_ALIAS = "host.docker.internal"
 ALERT_SINK = "alert-sink"
 _LOOPBACK_NAMES = ("localhost",)
 
-# Fixed ports inside the compose network (and the images' defaults).
+# Fixed ports inside the compose network (and the images' defaults). Every
+# Prometheus and Alertmanager replica listens on its image's port.
 CONTAINER_PORTS: dict[str, int] = {
     "prometheus": 9090,
+    "prometheus-2": 9090,
     "alertmanager": 9093,
+    "alertmanager-2": 9093,
     "grafana": 3000,
     "tempo": 3200,
     "otlp_grpc": 4317,
@@ -54,11 +57,18 @@ class Endpoint:
 
 
 def endpoints(stack: StackSettings) -> dict[str, Endpoint]:
-    """Every component with an HTTP endpoint, in the order they are started and reported."""
+    """Every component with an HTTP endpoint, in the order they are started and reported.
+
+    The second Prometheus and Alertmanager are listed only with ``stack.ha``.
+    """
     p = stack.ports
-    host_ports = {
-        "prometheus": (p.prometheus, "/-/ready"),
-        "alertmanager": (p.alertmanager, "/-/ready"),
+    host_ports: dict[str, tuple[int, str]] = {"prometheus": (p.prometheus, "/-/ready")}
+    if stack.ha:
+        host_ports["prometheus-2"] = (p.prometheus_replica, "/-/ready")
+    host_ports["alertmanager"] = (p.alertmanager, "/-/ready")
+    if stack.ha:
+        host_ports["alertmanager-2"] = (p.alertmanager_replica, "/-/ready")
+    host_ports |= {
         "tempo": (p.tempo, "/ready"),
         "grafana": (p.grafana, "/api/health"),
         "demo": (p.demo_metrics, "/metrics"),

@@ -1,5 +1,12 @@
 """``prometheus/prometheus.yml``: what Prometheus scrapes, which rules it loads, where alerts go.
 
+With ``stack.ha`` there is one file per replica (``prometheus-2.yml`` beside
+it): the same targets, rules, Alertmanagers and remote writes, and only the
+``replica`` external label differs. Alerts leave each replica without that
+label (``alert_relabel_configs``), so the Alertmanagers see one alert, not two.
+Remote-write credentials are read from files (docker secrets under
+/run/secrets in compose, the host files natively), never written here.
+
 The file is written for the compose network (service names, container ports).
 Native mode runs the very same document with its addresses rewritten for
 127.0.0.1 (:mod:`meshwatch.stack.runner.native_config`). Feature flags that
@@ -14,10 +21,18 @@ from typing import Any
 
 from meshwatch.generated import GeneratedFile
 from meshwatch.settings import Settings
-from meshwatch.stack.ports import CONTAINER_PORTS, in_container_target
+from meshwatch.settings.scale_out import RemoteWrite
+from meshwatch.stack.ports import CONTAINER_PORTS, in_container_target, in_container_url
+from meshwatch.stack.replicas import (
+    PROMETHEUS_REPLICAS,
+    PrometheusReplica,
+    alertmanager_peers,
+    external_labels,
+    prometheus_replicas,
+)
 from meshwatch.stack.yamlfile import yaml_file
 
-PATH = "prometheus/prometheus.yml"
+PATH = PROMETHEUS_REPLICAS[0].config_path
 # Relative to prometheus.yml; the alerts generator writes prometheus/rules/<group>.yml.
 RULES_GLOB = "rules/*.yml"
 
@@ -57,12 +72,77 @@ def _job(name: str, targets: list[str], interval: str | None = None) -> dict[str
     return job
 
 
-def prometheus_config(settings: Settings) -> dict[str, Any]:
-    """The compose-network prometheus.yml as a document."""
+SECRETS_DIR = "/run/secrets"
+# Settings field of a remote write -> the Prometheus key that reads it from a file.
+_REMOTE_WRITE_SECRETS = {"password_file": "password", "bearer_token_file": "bearer_token"}
+
+
+def remote_write_secret(index: int, field_name: str) -> str:
+    """The docker secret (and file under /run/secrets) of one remote write's credential."""
+    return f"meshwatch_remote_write_{index}_{_REMOTE_WRITE_SECRETS[field_name]}"
+
+
+def secret_files(settings: Settings) -> dict[str, str]:
+    """Docker secret name -> host file, for every credential a remote write reads."""
+    return {
+        remote_write_secret(i, field_name): path
+        for i, write in enumerate(settings.stack.remote_write)
+        for field_name, path in write.secret_files().items()
+    }
+
+
+def _remote_write(index: int, write: RemoteWrite) -> dict[str, Any]:
+    """One ``remote_write`` entry; keys valid in Prometheus 2.42 and in 3.x alike."""
+    config: dict[str, Any] = {
+        "url": in_container_url(write.url),
+        "send_exemplars": write.send_exemplars,
+    }
+    if write.name is not None:
+        config["name"] = write.name
+    if write.headers:
+        config["headers"] = dict(write.headers)
+    if write.remote_timeout is not None:
+        config["remote_timeout"] = str(write.remote_timeout)
+    if write.username is not None:
+        config["basic_auth"] = {
+            "username": write.username,
+            "password_file": f"{SECRETS_DIR}/{remote_write_secret(index, 'password_file')}",
+        }
+    if write.bearer_token_file is not None:
+        # ``authorization`` rather than the older ``bearer_token_file``: both
+        # majors read it, and the older key is deprecated.
+        config["authorization"] = {
+            "type": "Bearer",
+            "credentials_file": f"{SECRETS_DIR}/{remote_write_secret(index, 'bearer_token_file')}",
+        }
+    queue = write.queue.config()
+    if queue:
+        config["queue_config"] = queue
+    return config
+
+
+def prometheus_targets(settings: Settings) -> list[str]:
+    """The compose addresses of the stack's own Prometheus instances (job ``prometheus``)."""
+    replicas = prometheus_replicas(settings.stack)
+    if len(replicas) == 1:
+        return [f"localhost:{CONTAINER_PORTS['prometheus']}"]
+    return [f"{r.name}:{CONTAINER_PORTS[r.name]}" for r in replicas]
+
+
+def alertmanager_targets(settings: Settings) -> list[str]:
+    """The compose addresses of every Alertmanager: each Prometheus sends to all of them."""
+    return [f"{p.name}:{CONTAINER_PORTS[p.name]}" for p in alertmanager_peers(settings.stack)]
+
+
+def prometheus_config(
+    settings: Settings, replica: PrometheusReplica | None = None
+) -> dict[str, Any]:
+    """The compose-network prometheus.yml of ``replica`` (default: the first) as a document."""
     stack = settings.stack
+    replica = replica or prometheus_replicas(stack)[0]
     jobs = [
-        _job(JOB_PROMETHEUS, [f"localhost:{CONTAINER_PORTS['prometheus']}"]),
-        _job(JOB_ALERTMANAGER, [f"alertmanager:{CONTAINER_PORTS['alertmanager']}"]),
+        _job(JOB_PROMETHEUS, prometheus_targets(settings)),
+        _job(JOB_ALERTMANAGER, alertmanager_targets(settings)),
         _job(JOB_TEMPO, [f"tempo:{CONTAINER_PORTS['tempo']}"]),
         _job(JOB_GRAFANA, [f"grafana:{CONTAINER_PORTS['grafana']}"]),
     ]
@@ -70,30 +150,35 @@ def prometheus_config(settings: Settings) -> dict[str, Any]:
         jobs.append(_job(JOB_DEMO, [DEMO_COMPOSE_TARGET]))
     if stack.agent_targets:
         jobs.append(_job(JOB_AGENTS, [in_container_target(t) for t in stack.agent_targets]))
-    return {
-        "global": {
-            "scrape_interval": str(stack.scrape_interval),
-            "evaluation_interval": str(stack.evaluation_interval),
-        },
+    global_: dict[str, Any] = {
+        "scrape_interval": str(stack.scrape_interval),
+        "evaluation_interval": str(stack.evaluation_interval),
+    }
+    labels = external_labels(stack, replica)
+    if labels:
+        global_["external_labels"] = labels
+    alerting: dict[str, Any] = {
+        "alertmanagers": [{"static_configs": [{"targets": alertmanager_targets(settings)}]}]
+    }
+    if stack.ha:
+        alerting["alert_relabel_configs"] = [{"action": "labeldrop", "regex": stack.replica_label}]
+    doc: dict[str, Any] = {
+        "global": global_,
         "rule_files": [RULES_GLOB],
-        "alerting": {
-            "alertmanagers": [
-                {
-                    "static_configs": [
-                        {"targets": [f"alertmanager:{CONTAINER_PORTS['alertmanager']}"]}
-                    ]
-                }
-            ]
-        },
+        "alerting": alerting,
         "scrape_configs": jobs,
     }
+    if stack.remote_write:
+        doc["remote_write"] = [_remote_write(i, w) for i, w in enumerate(stack.remote_write)]
+    return doc
 
 
 def render(settings: Settings) -> list[GeneratedFile]:
     return [
         yaml_file(
-            PATH,
-            prometheus_config(settings),
+            replica.config_path,
+            prometheus_config(settings, replica),
             comment="Run with: " + " ".join(prometheus_flags(settings)),
         )
+        for replica in prometheus_replicas(settings.stack)
     ]

@@ -16,6 +16,7 @@ from typing import Any
 from meshwatch.generated import GeneratedFile
 from meshwatch.settings import Settings
 from meshwatch.stack.ports import CONTAINER_PORTS
+from meshwatch.stack.replicas import prometheus_replicas
 from meshwatch.stack.yamlfile import yaml_file
 
 PATH = "tempo/tempo.yaml"
@@ -28,7 +29,11 @@ SPAN_METRIC_DIMENSIONS = ("gen_ai.operation.name", "gen_ai.agent.name")
 
 def tempo_config(settings: Settings) -> dict[str, Any]:
     """The tempo.yaml document."""
-    prometheus = f"http://prometheus:{CONTAINER_PORTS['prometheus']}"
+    # Every Prometheus replica gets the span and service-graph metrics.
+    remote_write = [
+        {"url": f"http://{r.name}:{CONTAINER_PORTS[r.name]}/api/v1/write", "send_exemplars": True}
+        for r in prometheus_replicas(settings.stack)
+    ]
     return {
         "stream_over_http_enabled": True,
         "server": {"http_listen_port": CONTAINER_PORTS["tempo"], "log_level": "info"},
@@ -48,7 +53,7 @@ def tempo_config(settings: Settings) -> dict[str, Any]:
             "registry": {"external_labels": {"source": "tempo"}},
             "storage": {
                 "path": f"{DATA_DIR}/generator/wal",
-                "remote_write": [{"url": f"{prometheus}/api/v1/write", "send_exemplars": True}],
+                "remote_write": remote_write,
             },
             "processor": {"span_metrics": {"dimensions": list(SPAN_METRIC_DIMENSIONS)}},
         },

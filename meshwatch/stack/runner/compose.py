@@ -78,7 +78,7 @@ class ComposeStack:
         self._services = list(services) if services is not None else self.default_services()
 
     def default_services(self) -> list[str]:
-        names = list(compose.SERVICES)
+        names = compose.server_services(self.settings)
         if self.settings.stack.demo.enabled:
             names.append(compose.DEMO_SERVICE)
         if self.settings.stack.runs_alert_sink:

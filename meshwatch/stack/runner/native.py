@@ -33,8 +33,21 @@ from meshwatch.settings import Settings
 from meshwatch.stack import prometheus_config
 from meshwatch.stack.demo import demo_arguments
 from meshwatch.stack.ports import ALERT_SINK, connect_host, endpoints, url_host
+from meshwatch.stack.replicas import (
+    ALERTMANAGER_PEERS,
+    PROMETHEUS_REPLICAS,
+    AlertmanagerPeer,
+    PrometheusReplica,
+    alertmanager_peers,
+    host_port,
+    prometheus_replicas,
+)
 from meshwatch.stack.runner.health import ComponentStatus, probe, wait_for
-from meshwatch.stack.runner.native_config import ALERTMANAGER, PROMETHEUS, native_configs
+from meshwatch.stack.runner.native_config import (
+    ALERTMANAGER,
+    native_config_name,
+    native_configs,
+)
 from meshwatch.stack.runner.state import (
     ProcessRecord,
     group_members,
@@ -45,9 +58,15 @@ from meshwatch.stack.runner.state import (
 from meshwatch.stack.runner.workdir import Renderer, StackError, Workdir, read_tree
 
 # Start order (stop is the reverse): the alert sink listens before Alertmanager can notify.
-NATIVE_COMPONENTS = ("prometheus", ALERT_SINK, "alertmanager", "demo")
+# The second Prometheus and Alertmanager run only with stack.ha.
+NATIVE_COMPONENTS = (
+    *(r.name for r in PROMETHEUS_REPLICAS),
+    ALERT_SINK,
+    *(p.name for p in ALERTMANAGER_PEERS),
+    "demo",
+)
 # Components with a config file and a /-/reload endpoint.
-RELOADABLE = ("prometheus", "alertmanager")
+RELOADABLE = (*(r.name for r in PROMETHEUS_REPLICAS), *(p.name for p in ALERTMANAGER_PEERS))
 _BINARIES = {
     "prometheus": (("prometheus",), "prometheus"),
     "alertmanager": (("prometheus-alertmanager", "alertmanager"), "prometheus-alertmanager"),
@@ -133,11 +152,12 @@ class NativeStack:
 
     def components(self) -> list[str]:
         """The components this stack runs, in start order."""
-        names = ["prometheus"]
-        if self.settings.stack.runs_alert_sink:
+        stack = self.settings.stack
+        names = [r.name for r in prometheus_replicas(stack)]
+        if stack.runs_alert_sink:
             names.append(ALERT_SINK)
-        names.append("alertmanager")
-        if self.settings.stack.demo.enabled:
+        names.extend(p.name for p in alertmanager_peers(stack))
+        if stack.demo.enabled:
             names.append("demo")
         return names
 
@@ -162,27 +182,55 @@ class NativeStack:
         _reap_exited()
         return record if is_ours(record) else None
 
+    def _prometheus_argv(self, replica: PrometheusReplica) -> list[str]:
+        wd, stack = self.workdir, self.settings.stack
+        listen = url_host(self._listen_host)
+        return [
+            find_binary("prometheus"),
+            f"--config.file={wd.native / native_config_name(replica)}",
+            f"--storage.tsdb.path={wd.data / replica.name}",
+            f"--web.listen-address={listen}:{host_port(stack, replica.host_port_key)}",
+            f"--web.external-url={self.url(replica.name)}",
+            *prometheus_config.prometheus_flags(self.settings),
+        ]
+
+    def _alertmanager_argv(self, peer: AlertmanagerPeer) -> list[str]:
+        wd, stack = self.workdir, self.settings.stack
+        listen = url_host(self._listen_host)
+        peers = alertmanager_peers(stack)
+        if len(peers) == 1:
+            cluster = ["--cluster.listen-address="]
+        else:
+            # Gossip on the host's loopback (or bind address): the advertised
+            # address is given, since Alertmanager refuses to guess one that is
+            # not a private IP.
+            connect = url_host(self._connect_host)
+            cluster = [
+                f"--cluster.listen-address={listen}:{host_port(stack, peer.gossip_port_key)}",
+                f"--cluster.advertise-address={connect}:{host_port(stack, peer.gossip_port_key)}",
+                *(
+                    f"--cluster.peer={connect}:{host_port(stack, other.gossip_port_key)}"
+                    for other in peers
+                    if other != peer
+                ),
+            ]
+        return [
+            find_binary("alertmanager"),
+            f"--config.file={wd.native / ALERTMANAGER}",
+            f"--storage.path={wd.data / peer.name}",
+            f"--web.listen-address={listen}:{host_port(stack, peer.host_port_key)}",
+            f"--web.external-url={self.url(peer.name)}",
+            *cluster,
+        ]
+
     def _argv(self, name: str) -> list[str]:
         wd, ports = self.workdir, self.settings.stack.ports
-        listen = url_host(self._listen_host)
-        if name == "prometheus":
-            return [
-                find_binary("prometheus"),
-                f"--config.file={wd.native / PROMETHEUS}",
-                f"--storage.tsdb.path={wd.data / 'prometheus'}",
-                f"--web.listen-address={listen}:{ports.prometheus}",
-                f"--web.external-url={self.url('prometheus')}",
-                *prometheus_config.prometheus_flags(self.settings),
-            ]
-        if name == "alertmanager":
-            return [
-                find_binary("alertmanager"),
-                f"--config.file={wd.native / ALERTMANAGER}",
-                f"--storage.path={wd.data / 'alertmanager'}",
-                f"--web.listen-address={listen}:{ports.alertmanager}",
-                f"--web.external-url={self.url('alertmanager')}",
-                "--cluster.listen-address=",
-            ]
+        for replica in PROMETHEUS_REPLICAS:
+            if name == replica.name:
+                return self._prometheus_argv(replica)
+        for peer in ALERTMANAGER_PEERS:
+            if name == peer.name:
+                return self._alertmanager_argv(peer)
         if name == ALERT_SINK:
             return [
                 sys.executable,
@@ -226,9 +274,13 @@ class NativeStack:
 
     def _validate(self) -> None:
         """Check the native configs with promtool and amtool, when installed, before starting."""
+        native = self.workdir.native
         checks = [
-            ("promtool", ["check", "config", str(self.workdir.native / PROMETHEUS)]),
-            ("amtool", ["check-config", str(self.workdir.native / ALERTMANAGER)]),
+            *(
+                ("promtool", ["check", "config", str(native / native_config_name(replica))])
+                for replica in prometheus_replicas(self.settings.stack)
+            ),
+            ("amtool", ["check-config", str(native / ALERTMANAGER)]),
         ]
         for tool, args in checks:
             path = shutil.which(tool)
@@ -268,13 +320,24 @@ class NativeStack:
         self.workdir.write_mode("native")
         return self.status()
 
+    def _ports_of(self, name: str) -> list[int]:
+        """The host ports ``name`` listens on: its HTTP port, and its gossip port in HA."""
+        ports = [self._endpoints[name].host_port]
+        stack = self.settings.stack
+        if len(alertmanager_peers(stack)) > 1:
+            ports += [
+                host_port(stack, p.gossip_port_key) for p in ALERTMANAGER_PEERS if p.name == name
+            ]
+        return ports
+
     def _spawn(self, name: str) -> None:
-        host, port = self._listen_host, self._endpoints[name].host_port
-        if not _port_free(host, port):
-            raise StackError(
-                f"port {port} on {host}, needed by {name}, is already in use by another program: "
-                f"stop it or set stack.ports in meshwatch.yaml"
-            )
+        host = self._listen_host
+        for port in self._ports_of(name):
+            if not _port_free(host, port):
+                raise StackError(
+                    f"port {port} on {host}, needed by {name}, is already in use by another "
+                    f"program: stop it or set stack.ports in meshwatch.yaml"
+                )
         argv = self._argv(name)
         log_path = self.workdir.log_file(name)
         self._say(f"starting {name}: logs in {log_path}")

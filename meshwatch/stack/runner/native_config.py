@@ -6,7 +6,9 @@ thing is on the host: ``alertmanager:9093`` becomes ``127.0.0.1:<port>``, a
 secret under /run/secrets becomes the host file it was mounted from, and the
 ``host.docker.internal`` spelling of the user's own targets goes back to the
 address the user wrote, and receivers posting to the alert sink post to the
-sink on the host. Scrape jobs of components native mode does not run
+sink on the host; remote-write credentials are read from their host files. With
+``stack.ha`` each Prometheus replica gets its own copy (``prometheus-2.yml``).
+Scrape jobs of components native mode does not run
 (Tempo, Grafana) are dropped, or they would only ever report down. Rule files
 are loaded from the generated ``stack/prometheus/rules/`` directory itself.
 """
@@ -29,10 +31,23 @@ from meshwatch.stack.ports import (
     in_container_url,
     url_host,
 )
+from meshwatch.stack.replicas import (
+    PrometheusReplica,
+    alertmanager_peers,
+    host_port,
+    prometheus_replicas,
+)
 from meshwatch.stack.yamlfile import yaml_file
 
 PROMETHEUS = "prometheus.yml"
 ALERTMANAGER = "alertmanager.yml"
+
+
+def native_config_name(replica: PrometheusReplica) -> str:
+    """The native copy of ``replica``'s prometheus.yml, in the workdir's native/ directory."""
+    return Path(replica.config_path).name
+
+
 # Jobs whose targets only exist inside compose.
 COMPOSE_ONLY_JOBS = (prometheus_config.JOB_TEMPO, prometheus_config.JOB_GRAFANA)
 
@@ -54,9 +69,21 @@ def native_prometheus(doc: dict[str, Any], settings: Settings, stack_dir: Path) 
     host = url_host(connect_host(stack.bind_address))
     addresses = {
         f"localhost:{CONTAINER_PORTS['prometheus']}": f"{host}:{stack.ports.prometheus}",
-        f"alertmanager:{CONTAINER_PORTS['alertmanager']}": f"{host}:{stack.ports.alertmanager}",
         prometheus_config.DEMO_COMPOSE_TARGET: f"{host}:{stack.ports.demo_metrics}",
         **{in_container_target(t): t for t in stack.agent_targets},
+        **{
+            f"{r.name}:{CONTAINER_PORTS[r.name]}": f"{host}:{host_port(stack, r.host_port_key)}"
+            for r in prometheus_replicas(stack)
+        },
+        **{
+            f"{p.name}:{CONTAINER_PORTS[p.name]}": f"{host}:{host_port(stack, p.host_port_key)}"
+            for p in alertmanager_peers(stack)
+        },
+        **{in_container_url(w.url): w.url for w in stack.remote_write},
+        **{
+            f"{prometheus_config.SECRETS_DIR}/{name}": path
+            for name, path in prometheus_config.secret_files(settings).items()
+        },
     }
     native = _replace_values(doc, addresses)
     native["scrape_configs"] = [
@@ -91,10 +118,13 @@ def native_configs(settings: Settings, stack_dir: Path) -> list[GeneratedFile]:
         return yaml.safe_load((stack_dir / relative).read_text(encoding="utf-8"))
 
     return [
-        yaml_file(
-            PROMETHEUS,
-            native_prometheus(load(prometheus_config.PATH), settings, stack_dir),
-            comment=f"Native-mode copy of {stack_dir / prometheus_config.PATH}.",
+        *(
+            yaml_file(
+                native_config_name(replica),
+                native_prometheus(load(replica.config_path), settings, stack_dir),
+                comment=f"Native-mode copy of {stack_dir / replica.config_path}.",
+            )
+            for replica in prometheus_replicas(settings.stack)
         ),
         yaml_file(
             ALERTMANAGER,
