@@ -6,7 +6,8 @@
 ['prometheus/rules/meshwatch-alerts.yml', 'prometheus/rules/meshwatch-recording.yml']
 
 Rules are built from the metric catalogue and ``settings.alerts`` (every
-threshold, ``for`` and severity): :mod:`meshwatch.alerts.recording` holds the
+threshold, ``for`` and severity): :mod:`meshwatch.alerts.catalogue` names every alert once,
+:mod:`meshwatch.alerts.recording` holds the
 recorded series dashboards read, :mod:`meshwatch.alerts.rules` the alerts,
 :mod:`meshwatch.alerts.external_metrics` the stack's own metrics, and
 :mod:`meshwatch.alerts.ruletests` the promtool unit tests rendered beside the
@@ -15,7 +16,7 @@ rules so ``meshwatch check`` proves them against the settings they came from.
 
 from __future__ import annotations
 
-from meshwatch.alerts.conventions import ALERT_NAMES, ALERT_SETTINGS
+from meshwatch.alerts.catalogue import ALERT_CATALOGUE, ALERT_NAMES, AlertDef
 from meshwatch.alerts.model import AlertRule, RecordingRule, RuleGroup
 from meshwatch.alerts.recording import RECORDING_RULES, recording_rule_groups, recording_rules
 from meshwatch.alerts.render import ALERTS_FILE, RECORDING_FILE, RULES_DIR, TESTS_DIR, rule_file
@@ -49,12 +50,13 @@ def render(settings: Settings) -> list[GeneratedFile]:
 
 __all__ = [
     "ALERTS_FILE",
+    "ALERT_CATALOGUE",
     "ALERT_NAMES",
-    "ALERT_SETTINGS",
     "RECORDING_FILE",
     "RECORDING_RULES",
     "RULES_DIR",
     "TESTS_DIR",
+    "AlertDef",
     "AlertRule",
     "RecordingRule",
     "RuleGroup",

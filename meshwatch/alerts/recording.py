@@ -19,7 +19,7 @@ with different buckets still yields a correct (coarser or finer) estimate.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from meshwatch.alerts.model import RecordingRule
 from meshwatch.alerts.promql import duration, sum_by, sum_rate
@@ -37,6 +37,7 @@ from meshwatch.instrumentation.catalogue import (
     TASKS_COMPLETED,
     TASKS_FAILED,
     TASKS_STARTED,
+    MetricDef,
 )
 from meshwatch.settings import AlertsSettings, Duration
 
@@ -45,16 +46,40 @@ RATE_WINDOW = Duration("5m")
 QUANTILES = (0.5, 0.95, 0.99)
 
 
+#: The operation of every recorded rate, in record names: ``rate5m``.
+RATE = f"rate{RATE_WINDOW}"
+
+
+def record_name(by: Sequence[str], metric: MetricDef, operation: str, suffix: str = "") -> str:
+    """``level:metric:operations`` for ``operation`` applied to ``metric`` kept by ``by``.
+
+    Derived, never spelt, so a record name cannot drift from the metric it
+    records: a counter's ``_total`` goes once a rate is taken (every operation
+    here takes one), and ``suffix`` names a histogram's ``_bucket`` series.
+    """
+    return f"{'_'.join(by)}:{metric.name.removesuffix('_total')}{suffix}:{operation}"
+
+
 def _windowed(
     record: str, over: Callable[[str], str], labels: dict[str, str] | None = None
 ) -> RecordingRule:
     return RecordingRule.windowed(record, RATE_WINDOW, over, labels)
 
 
+def _summed_rate(by: tuple[str, ...], metric: MetricDef, suffix: str = "") -> RecordingRule:
+    """The rate of ``metric`` (its ``suffix`` series) summed by ``by``, named after both."""
+    series = metric.name + suffix
+    return _windowed(record_name(by, metric, RATE, suffix), lambda w: sum_rate(by, series, w))
+
+
 def _quantiles(
-    record: str, by: tuple[str, ...], buckets: RecordingRule
+    by: tuple[str, ...], metric: MetricDef, buckets: RecordingRule
 ) -> tuple[RecordingRule, ...]:
-    """p50/p95/p99 over ``buckets`` (a ``sum by (le, ...)`` of bucket rates), one rule each."""
+    """p50/p95/p99 over ``buckets`` (a ``sum by (le, ...)`` of bucket rates), one rule each.
+
+    One record name for the three, told apart by their ``quantile`` label.
+    """
+    record = record_name((*by, "quantile"), metric, f"histogram_quantile_{RATE}")
     return tuple(
         _windowed(
             record,
@@ -88,96 +113,55 @@ def _share(part: str, whole: str) -> str:
 
 
 # --- Ring enforcement ---------------------------------------------------------------
-RING_BREACH_RATE = _windowed(
-    "agent_did:agent_hypervisor_ring_breaches:rate5m",
-    lambda w: sum_rate(("agent_did",), RING_BREACHES.name, w),
-)
-RING_TRANSITION_RATE = _windowed(
-    "event_type:agent_hypervisor_ring_transitions:rate5m",
-    lambda w: sum_rate(("event_type",), RING_TRANSITIONS.name, w),
-)
+RING_BREACH_RATE = _summed_rate(("agent_did",), RING_BREACHES)
+RING_TRANSITION_RATE = _summed_rate(("event_type",), RING_TRANSITIONS)
 
 # --- Governance ----------------------------------------------------------------------
-GOVERNANCE_LATENCY_BUCKET_RATE = _windowed(
-    "le:agent_governance_evaluation_latency_seconds_bucket:rate5m",
-    lambda w: sum_rate(("le",), f"{GOVERNANCE_LATENCY.name}_bucket", w),
-)
-#: One record name, a ``quantile`` label per rule (0.5, 0.95, 0.99).
-GOVERNANCE_LATENCY_QUANTILE = (
-    "quantile:agent_governance_evaluation_latency_seconds:histogram_quantile_rate5m"
-)
+GOVERNANCE_LATENCY_BUCKET_RATE = _summed_rate(("le",), GOVERNANCE_LATENCY, "_bucket")
 GOVERNANCE_LATENCY_P50, GOVERNANCE_LATENCY_P95, GOVERNANCE_LATENCY_P99 = _quantiles(
-    GOVERNANCE_LATENCY_QUANTILE, (), GOVERNANCE_LATENCY_BUCKET_RATE
+    (), GOVERNANCE_LATENCY, GOVERNANCE_LATENCY_BUCKET_RATE
 )
-GOVERNANCE_DECISION_RATE = _windowed(
-    "decision:agent_governance_policy_decisions:rate5m",
-    lambda w: sum_rate(("decision",), GOVERNANCE_DECISIONS.name, w),
-)
+GOVERNANCE_DECISION_RATE = _summed_rate(("decision",), GOVERNANCE_DECISIONS)
 #: Blocked tool calls (rate-limited included) per policy decision, fleet-wide.
 GOVERNANCE_DENIAL_RATIO = _windowed(
-    ":agent_governance_tool_calls_blocked:ratio_rate5m",
+    record_name((), GOVERNANCE_BLOCKED, f"ratio_{RATE}"),
     lambda w: _share(
         sum_rate((), GOVERNANCE_BLOCKED.name, w), sum_rate((), GOVERNANCE_DECISIONS.name, w)
     ),
 )
-GOVERNANCE_RATE_LIMIT_RATE = _windowed(
-    "tool_name:agent_governance_rate_limit_hits:rate5m",
-    lambda w: sum_rate(("tool_name",), GOVERNANCE_RATE_LIMIT_HITS.name, w),
-)
+GOVERNANCE_RATE_LIMIT_RATE = _summed_rate(("tool_name",), GOVERNANCE_RATE_LIMIT_HITS)
 
 # --- Agent tasks -------------------------------------------------------------------
-TASK_START_RATE = _windowed(
-    "agent_did:agent_tasks_started:rate5m",
-    lambda w: sum_rate(("agent_did",), TASKS_STARTED.name, w),
-)
-TASK_COMPLETION_RATE = _windowed(
-    "agent_did:agent_tasks_completed:rate5m",
-    lambda w: sum_rate(("agent_did",), TASKS_COMPLETED.name, w),
-)
-TASK_FAILURE_RATE = _windowed(
-    "agent_did:agent_tasks_failed:rate5m",
-    lambda w: sum_rate(("agent_did",), TASKS_FAILED.name, w),
-)
+TASK_START_RATE = _summed_rate(("agent_did",), TASKS_STARTED)
+TASK_COMPLETION_RATE = _summed_rate(("agent_did",), TASKS_COMPLETED)
+TASK_FAILURE_RATE = _summed_rate(("agent_did",), TASKS_FAILED)
 #: Failed / ended (completed + failed) tasks per agent: the error ratio.
 TASK_ERROR_RATIO = _windowed(
-    "agent_did:agent_tasks_failed:ratio_rate5m",
+    record_name(("agent_did",), TASKS_FAILED, f"ratio_{RATE}"),
     lambda w: _ratio(TASK_FAILURE_RATE.at(w), TASK_COMPLETION_RATE.at(w)),
 )
 #: Completed / ended tasks per agent: the success ratio.
 TASK_SUCCESS_RATIO = _windowed(
-    "agent_did:agent_tasks_completed:ratio_rate5m",
+    record_name(("agent_did",), TASKS_COMPLETED, f"ratio_{RATE}"),
     lambda w: _ratio(TASK_COMPLETION_RATE.at(w), TASK_FAILURE_RATE.at(w)),
 )
-TASK_DURATION_BUCKET_RATE = _windowed(
-    "agent_did_le:agent_task_duration_seconds_bucket:rate5m",
-    lambda w: sum_rate(("agent_did", "le"), f"{TASK_DURATION.name}_bucket", w),
-)
-TASK_DURATION_QUANTILE = "agent_did_quantile:agent_task_duration_seconds:histogram_quantile_rate5m"
+TASK_DURATION_BUCKET_RATE = _summed_rate(("agent_did", "le"), TASK_DURATION, "_bucket")
 TASK_DURATION_P50, TASK_DURATION_P95, TASK_DURATION_P99 = _quantiles(
-    TASK_DURATION_QUANTILE, ("agent_did",), TASK_DURATION_BUCKET_RATE
+    ("agent_did",), TASK_DURATION, TASK_DURATION_BUCKET_RATE
 )
 
 # --- Sagas ---------------------------------------------------------------------------
-SAGA_RATE = _windowed(
-    "agent_did_outcome:agent_hypervisor_sagas:rate5m",
-    lambda w: sum_rate(("agent_did", "outcome"), SAGAS.name, w),
-)
-SAGA_STEP_RATE = _windowed(
-    "agent_did_outcome:agent_hypervisor_saga_steps:rate5m",
-    lambda w: sum_rate(("agent_did", "outcome"), SAGA_STEPS.name, w),
-)
+SAGA_RATE = _summed_rate(("agent_did", "outcome"), SAGAS)
+SAGA_STEP_RATE = _summed_rate(("agent_did", "outcome"), SAGA_STEPS)
 #: Sagas that did not complete (failed or escalated) / all sagas that ended, per agent.
 SAGA_FAILURE_RATIO = _windowed(
-    "agent_did:agent_hypervisor_sagas:failure_ratio_rate5m",
+    record_name(("agent_did",), SAGAS, f"failure_ratio_{RATE}"),
     lambda w: _share(
         sum_rate(("agent_did",), SAGAS.name + '{outcome!="completed"}', w),
         sum_rate(("agent_did",), SAGAS.name, w),
     ),
 )
-SAGA_COMPENSATION_RATE = _windowed(
-    "agent_did:agent_hypervisor_saga_compensations:rate5m",
-    lambda w: sum_rate(("agent_did",), SAGA_COMPENSATIONS.name, w),
-)
+SAGA_COMPENSATION_RATE = _summed_rate(("agent_did",), SAGA_COMPENSATIONS)
 
 # --- Ratio denominators -------------------------------------------------------------
 # The volume each ratio is computed over, as a function of the rate window. Ratio
@@ -201,9 +185,10 @@ def sagas_ended_per_second(window: str) -> str:
 
 
 # --- Anomaly baseline of each agent's task start rate ---------------------------------
-TASK_START_RATE_BASELINE_MEAN = "agent_did:agent_tasks_started:rate5m_baseline_mean"
-TASK_START_RATE_BASELINE_STDDEV = "agent_did:agent_tasks_started:rate5m_baseline_stddev"
-TASK_START_RATE_ZSCORE = "agent_did:agent_tasks_started:rate5m_zscore"
+# Named after the recorded rate they are computed from, with what was applied appended.
+TASK_START_RATE_BASELINE_MEAN = f"{TASK_START_RATE.record}_baseline_mean"
+TASK_START_RATE_BASELINE_STDDEV = f"{TASK_START_RATE.record}_baseline_stddev"
+TASK_START_RATE_ZSCORE = f"{TASK_START_RATE.record}_zscore"
 
 
 def baseline_offset(settings: AlertsSettings) -> Duration:

@@ -9,8 +9,9 @@ any Grafana through the UI (see :mod:`meshwatch.dashboards`).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import attr
 from grafanalib.core import (
@@ -32,7 +33,7 @@ from grafanalib.core import (
     TimeSeries,
 )
 
-from meshwatch.alerts.conventions import ALERT_NAMES
+from meshwatch.alerts.catalogue import AlertDef, Tier
 from meshwatch.alerts.model import RecordingRule
 from meshwatch.dashboards.panels import (
     AllByDefault,
@@ -46,14 +47,7 @@ from meshwatch.dashboards.panels import (
     ValueText,
 )
 from meshwatch.instrumentation.catalogue import MetricDef
-from meshwatch.settings import (
-    AnomalyAlert,
-    EventAlert,
-    PredictiveAlert,
-    Settings,
-    Severity,
-    ThresholdAlert,
-)
+from meshwatch.settings import Settings, Severity
 
 # Grafana 11.x writes schema 39; older Grafana (10.x) migrates nothing it cannot read.
 SCHEMA_VERSION = 39
@@ -111,49 +105,67 @@ def neutral_steps() -> list[ThresholdStep]:
     return [ThresholdStep(BASE_OK)]
 
 
-def above(alert: ThresholdAlert) -> list[ThresholdStep]:
-    """Steps for an alert that fires *above* its threshold: the panel turns colour where it fires."""
-    steps = [
-        ThresholdStep(BASE_OK),
-        ThresholdStep(_SEVERITY_COLOR[alert.severity], alert.threshold),
-    ]
-    if alert.critical_threshold is not None:
-        steps.append(ThresholdStep(_SEVERITY_COLOR["critical"], alert.critical_threshold))
-    return steps
+class AlertMarks(TypedDict):
+    """What a panel showing an alert's signal draws: the alert's thresholds and runbook links.
 
-
-def below(alert: ThresholdAlert) -> list[ThresholdStep]:
-    """Steps for an alert that fires *below* its threshold (success rate, trust score)."""
-    return [ThresholdStep(_SEVERITY_COLOR[alert.severity]), ThresholdStep(BASE_OK, alert.threshold)]
-
-
-def outside(alert: AnomalyAlert) -> list[ThresholdStep]:
-    """Steps for a z-score alert: coloured beyond ``-z`` and ``+z``, green in between."""
-    color = _SEVERITY_COLOR[alert.severity]
-    return [
-        ThresholdStep(color),
-        ThresholdStep(BASE_OK, -alert.z_score),
-        ThresholdStep(color, alert.z_score),
-    ]
-
-
-def at_least(value: float, alert: EventAlert | PredictiveAlert) -> list[ThresholdStep]:
-    """Steps for an event alert: any value from ``value`` on is the alert's colour."""
-    return [ThresholdStep(BASE_OK), ThresholdStep(_SEVERITY_COLOR[alert.severity], value)]
-
-
-def runbooks(settings: Settings, *alertnames: str) -> list[DataLink]:
-    """Panel links to the runbooks of the alerts a panel shows the signal of.
-
-    A name that is no meshwatch alert is a bug (the link would 404), caught here.
+    Spread into a panel factory (``timeseries(..., **alert_marks(settings, ALERT))``)
+    so the colours, the dashed threshold line and the link all come from one
+    :class:`~meshwatch.alerts.catalogue.AlertDef` and the deployment's settings.
     """
-    unknown = sorted(set(alertnames) - set(ALERT_NAMES))
-    if unknown:
-        raise ValueError(f"no alert is named {', '.join(unknown)}")
+
+    steps: list[ThresholdStep]
+    links: list[DataLink]
+
+
+def _color(tier: Tier) -> str:
+    return _SEVERITY_COLOR[tier.severity]
+
+
+def alert_steps(settings: Settings, alert: AlertDef) -> list[ThresholdStep]:
+    """The threshold steps of ``alert``'s tiers: the panel turns colour where the alert fires.
+
+    Above a threshold: green, then each tier's colour from its level up. Below
+    one: the most severe colour at the bottom, green from the threshold up. An
+    anomaly alert is coloured beyond ``-z`` and ``+z``; an event alert from a
+    count of 1. A forecast has no level of its own: draw the alert it forecasts.
+    """
+    tiers = alert.tiers(settings.alerts)
+    if alert.fires == "above":
+        return [ThresholdStep(BASE_OK), *(ThresholdStep(_color(t), t.level) for t in tiers)]
+    if alert.fires == "below":
+        worst_first = tiers[::-1]
+        steps = [ThresholdStep(_color(worst_first[0]))]
+        for worse, lesser in itertools.pairwise(worst_first):
+            steps.append(ThresholdStep(_color(lesser), worse.level))
+        return [*steps, ThresholdStep(BASE_OK, tiers[0].level)]
+    if alert.fires == "off_baseline":
+        (tier,) = tiers
+        z = tier.level or 0.0
+        return [
+            ThresholdStep(_color(tier)),
+            ThresholdStep(BASE_OK, -z),
+            ThresholdStep(_color(tier), z),
+        ]
+    if alert.fires == "on_event":
+        return [ThresholdStep(BASE_OK), ThresholdStep(_color(tiers[0]), 1)]
+    raise ValueError(f"{alert.name} forecasts another alert's threshold: draw that alert's steps")
+
+
+def runbooks(settings: Settings, *alerts: AlertDef) -> list[DataLink]:
+    """Panel links to the runbooks of the alerts a panel shows the signal of."""
     return [
-        DataLink(title=f"Runbook: {name}", linkUrl=settings.alerts.runbook_url(name), isNewTab=True)
-        for name in alertnames
+        DataLink(
+            title=f"Runbook: {alert.name}",
+            linkUrl=alert.runbook_url(settings.alerts),
+            isNewTab=True,
+        )
+        for alert in alerts
     ]
+
+
+def alert_marks(settings: Settings, alert: AlertDef, *also: AlertDef) -> AlertMarks:
+    """``alert``'s threshold steps, and runbook links to it and to the alerts in ``also``."""
+    return {"steps": alert_steps(settings, alert), "links": runbooks(settings, alert, *also)}
 
 
 # --- queries and panels ---------------------------------------------------------

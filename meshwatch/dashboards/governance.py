@@ -29,6 +29,15 @@ from __future__ import annotations
 
 from grafanalib.core import Dashboard
 
+from meshwatch.alerts.catalogue import (
+    ELEVATION_TOO_LONG,
+    GOVERNANCE_DENIAL_RATIO_HIGH,
+    GOVERNANCE_LATENCY_HIGH,
+    GOVERNANCE_LATENCY_PREDICTED_HIGH,
+    HIGH_RING_BREACH_RATE,
+    RATE_LIMIT_SURGE,
+    TRUST_SCORE_LOW,
+)
 from meshwatch.alerts.recording import (
     GOVERNANCE_DENIAL_RATIO,
     GOVERNANCE_RATE_LIMIT_RATE,
@@ -44,10 +53,9 @@ from meshwatch.dashboards.common import (
     REQPS,
     SECONDS,
     Grid,
-    above,
     agent_variable,
+    alert_marks,
     bargauge,
-    below,
     dashboard,
     datasource_variable,
     gauge,
@@ -87,7 +95,6 @@ _RING_NAMES = [ValueText("0", "0 (root)", index=0), ValueText("3", "3 (sandbox)"
 
 
 def _ring_panels(settings: Settings, grid: Grid) -> None:
-    alerts = settings.alerts
     grid.row("Ring enforcement")
     grid.add(
         timeseries(
@@ -109,7 +116,7 @@ def _ring_panels(settings: Settings, grid: Grid) -> None:
         stat(
             "Ring breach rate (worst agent)",
             "Capability-boundary violations per second (5m rate, as the alert computes it) "
-            "of the agent breaching most. Orange/red where HighRingBreachRate fires.",
+            f"of the agent breaching most. Orange/red where {HIGH_RING_BREACH_RATE.name} fires.",
             [
                 prom(
                     f"max({recorded(RING_BREACH_RATE, AGENT_DID)}) or vector(0)",
@@ -117,8 +124,7 @@ def _ring_panels(settings: Settings, grid: Grid) -> None:
                 )
             ],
             unit=OPS,
-            steps=above(alerts.ring_breach_rate),
-            links=runbooks(settings, "HighRingBreachRate"),
+            **alert_marks(settings, HIGH_RING_BREACH_RATE),
         ),
         w=6,
         h=8,
@@ -141,7 +147,6 @@ def _ring_panels(settings: Settings, grid: Grid) -> None:
 
 
 def _elevation_and_policy_panels(settings: Settings, grid: Grid) -> None:
-    alerts = settings.alerts
     matchers, fleet_note = _governance_agent_filter(settings)
     elevated = f"max by (agent_did) ({RING_ELEVATED.name}) == 1"
     grid.row("Elevation, policy decisions and trust")
@@ -149,7 +154,7 @@ def _elevation_and_policy_panels(settings: Settings, grid: Grid) -> None:
         bargauge(
             "Elevated agents: time elevated",
             "Agents running above their assigned ring now, and for how long. "
-            "A bar turns orange where ElevationTooLong fires.",
+            f"A bar turns orange where {ELEVATION_TOO_LONG.name} fires.",
             [
                 prom(
                     f"max by (agent_did) ({sel(RING_ELEVATION_DURATION.name, AGENT_DID)})"
@@ -159,8 +164,7 @@ def _elevation_and_policy_panels(settings: Settings, grid: Grid) -> None:
                 )
             ],
             unit=SECONDS,
-            steps=above(alerts.elevation_too_long),
-            links=runbooks(settings, "ElevationTooLong"),
+            **alert_marks(settings, ELEVATION_TOO_LONG),
         ),
         w=8,
         h=8,
@@ -178,7 +182,7 @@ def _elevation_and_policy_panels(settings: Settings, grid: Grid) -> None:
                 )
             ],
             unit=COUNT,
-            links=runbooks(settings, "GovernanceDenialRatioHigh"),
+            links=runbooks(settings, GOVERNANCE_DENIAL_RATIO_HIGH),
         ),
         w=8,
         h=8,
@@ -186,7 +190,7 @@ def _elevation_and_policy_panels(settings: Settings, grid: Grid) -> None:
     grid.add(
         gauge(
             "Trust scores",
-            "Current trust score per agent (0-1000). Red below the TrustScoreLow floor.",
+            f"Current trust score per agent (0-1000). Red below the {TRUST_SCORE_LOW.name} floor.",
             [
                 prom(
                     f"min by (agent_id) ({sel(GOVERNANCE_TRUST_SCORE.name, AGENT_ID)})",
@@ -195,10 +199,9 @@ def _elevation_and_policy_panels(settings: Settings, grid: Grid) -> None:
                 )
             ],
             unit=COUNT,
-            steps=below(alerts.trust_score_low),
             min_value=0,
             max_value=1000,
-            links=runbooks(settings, "TrustScoreLow"),
+            **alert_marks(settings, TRUST_SCORE_LOW),
         ),
         w=8,
         h=8,
@@ -221,7 +224,6 @@ def _governance_agent_filter(settings: Settings) -> tuple[tuple[str, ...], str]:
 
 
 def _evaluation_panels(settings: Settings, grid: Grid) -> None:
-    alerts = settings.alerts
     matchers, fleet_note = _governance_agent_filter(settings)
     bucket = sel(GOVERNANCE_LATENCY.name + "_bucket", *matchers)
     grid.row("Policy evaluation")
@@ -229,7 +231,7 @@ def _evaluation_panels(settings: Settings, grid: Grid) -> None:
         timeseries(
             "Governance evaluation latency",
             "p50, p95 and p99 of policy evaluation time across all tools. The dashed line "
-            "is the GovernanceLatencyHigh threshold (on p99); exemplar dots open the trace "
+            f"is the {GOVERNANCE_LATENCY_HIGH.name} threshold (on p99); exemplar dots open the trace "
             "of a slow evaluation in Tempo." + fleet_note,
             [
                 prom(quantile(0.5, bucket), "p50"),
@@ -237,8 +239,7 @@ def _evaluation_panels(settings: Settings, grid: Grid) -> None:
                 prom(quantile(0.99, bucket), "p99", exemplar=True),
             ],
             unit=SECONDS,
-            steps=above(alerts.governance_latency_high),
-            links=runbooks(settings, "GovernanceLatencyHigh", "GovernanceLatencyPredictedHigh"),
+            **alert_marks(settings, GOVERNANCE_LATENCY_HIGH, GOVERNANCE_LATENCY_PREDICTED_HIGH),
         ),
         w=12,
         h=9,
@@ -247,11 +248,10 @@ def _evaluation_panels(settings: Settings, grid: Grid) -> None:
         timeseries(
             "Rate-limit hits",
             "Tool calls rejected by the rate limiter per second (5m rate), by tool, all agents. "
-            "The dashed line is the RateLimitSurge threshold.",
+            f"The dashed line is the {RATE_LIMIT_SURGE.name} threshold.",
             [prom(recorded(GOVERNANCE_RATE_LIMIT_RATE), "{{tool_name}}")],
             unit=REQPS,
-            steps=above(alerts.rate_limit_surge),
-            links=runbooks(settings, "RateLimitSurge"),
+            **alert_marks(settings, RATE_LIMIT_SURGE),
         ),
         w=6,
         h=9,
@@ -260,11 +260,10 @@ def _evaluation_panels(settings: Settings, grid: Grid) -> None:
         stat(
             "Denial ratio",
             "Share of governance decisions that blocked the call (5m rate, all agents). "
-            "Orange where GovernanceDenialRatioHigh fires.",
+            f"Orange where {GOVERNANCE_DENIAL_RATIO_HIGH.name} fires.",
             [prom(recorded(GOVERNANCE_DENIAL_RATIO), "denied")],
             unit=RATIO,
-            steps=above(alerts.governance_denial_ratio),
-            links=runbooks(settings, "GovernanceDenialRatioHigh"),
+            **alert_marks(settings, GOVERNANCE_DENIAL_RATIO_HIGH),
         ),
         w=6,
         h=9,

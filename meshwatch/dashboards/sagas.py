@@ -24,6 +24,11 @@ from __future__ import annotations
 
 from grafanalib.core import Dashboard
 
+from meshwatch.alerts.catalogue import (
+    SAGA_COMPENSATION_RATE_HIGH,
+    SAGA_ESCALATED,
+    SAGA_FAILURE_RATIO_HIGH,
+)
 from meshwatch.alerts.external_metrics import (
     TEMPO_SERVICE_GRAPH_REQUEST_FAILURES,
     TEMPO_SERVICE_GRAPH_REQUEST_SERVER_SECONDS,
@@ -47,16 +52,14 @@ from meshwatch.dashboards.common import (
     SECONDS,
     TEMPO,
     Grid,
-    above,
     agent_variable,
-    at_least,
+    alert_marks,
     dashboard,
     datasource_variable,
     neutral_steps,
     prom,
     quantile,
     recorded,
-    runbooks,
     sel,
     stat,
     tempo_variable,
@@ -78,7 +81,6 @@ _ERROR_STATUS = 'status_code="STATUS_CODE_ERROR"'
 
 
 def _outcome_panels(settings: Settings, grid: Grid) -> None:
-    alerts = settings.alerts
     grid.row("Saga outcomes")
     grid.add(
         timeseries(
@@ -95,11 +97,10 @@ def _outcome_panels(settings: Settings, grid: Grid) -> None:
         stat(
             "Saga failure ratio (worst agent)",
             "Share of the sagas that ended without completing (failed or escalated), for "
-            "the agent with the highest share. Orange where SagaFailureRatioHigh fires.",
+            f"the agent with the highest share. Orange where {SAGA_FAILURE_RATIO_HIGH.name} fires.",
             [prom(f"max({recorded(SAGA_FAILURE_RATIO, AGENT_DID)})", "not completed")],
             unit=RATIO,
-            steps=above(alerts.saga_failure_ratio),
-            links=runbooks(settings, "SagaFailureRatioHigh"),
+            **alert_marks(settings, SAGA_FAILURE_RATIO_HIGH),
         ),
         w=6,
         h=8,
@@ -118,14 +119,13 @@ def _outcome_panels(settings: Settings, grid: Grid) -> None:
 
 
 def _compensation_panels(settings: Settings, grid: Grid) -> None:
-    alerts = settings.alerts
     escalations = sel(SAGA_ESCALATIONS.name, AGENT_DID)
     grid.row("Compensation and escalation")
     grid.add(
         timeseries(
             "Compensations and escalations",
             "Compensating actions per second per agent (5m rate; the dashed line is the "
-            "SagaCompensationRateHigh threshold) and sagas escalated to a human per second.",
+            f"{SAGA_COMPENSATION_RATE_HIGH.name} threshold) and sagas escalated to a human per second.",
             [
                 prom(recorded(SAGA_COMPENSATION_RATE, AGENT_DID), "compensations {{agent_did}}"),
                 prom(
@@ -134,8 +134,7 @@ def _compensation_panels(settings: Settings, grid: Grid) -> None:
                 ),
             ],
             unit=OPS,
-            steps=above(alerts.saga_compensation_rate),
-            links=runbooks(settings, "SagaCompensationRateHigh", "SagaEscalated"),
+            **alert_marks(settings, SAGA_COMPENSATION_RATE_HIGH, SAGA_ESCALATED),
         ),
         w=12,
         h=8,
@@ -144,11 +143,10 @@ def _compensation_panels(settings: Settings, grid: Grid) -> None:
         stat(
             "Escalated sagas",
             "Sagas escalated to a human in the selected time range. Any escalation fires "
-            "SagaEscalated: a human must restore consistency.",
+            f"{SAGA_ESCALATED.name}: a human must restore consistency.",
             [prom(f"sum(increase({escalations}[$__range])) or vector(0)", "escalated")],
             unit=COUNT,
-            steps=at_least(1, alerts.saga_escalated),
-            links=runbooks(settings, "SagaEscalated"),
+            **alert_marks(settings, SAGA_ESCALATED),
         ),
         w=4,
         h=8,

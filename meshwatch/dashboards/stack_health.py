@@ -23,6 +23,11 @@ from __future__ import annotations
 
 from grafanalib.core import Dashboard
 
+from meshwatch.alerts.catalogue import (
+    ALERTMANAGER_NOTIFICATIONS_FAILING,
+    RULE_EVALUATION_FAILURES,
+    TARGET_DOWN,
+)
 from meshwatch.alerts.external_metrics import (
     ALERTMANAGER_NOTIFICATIONS,
     ALERTMANAGER_NOTIFICATIONS_FAILED,
@@ -45,7 +50,7 @@ from meshwatch.dashboards.common import (
     REQPS,
     SECONDS,
     Grid,
-    at_least,
+    alert_marks,
     dashboard,
     datasource_variable,
     label_variable,
@@ -77,17 +82,15 @@ _UP_NAMES = [
 
 
 def _scrape_panels(settings: Settings, grid: Grid) -> None:
-    alerts = settings.alerts
     interval = settings.stack.scrape_interval.seconds
     grid.row("Scraping")
     grid.add(
         stat(
             "Targets down",
-            "Scrape targets whose last scrape failed. Red where TargetDown fires (after its 'for').",
+            f"Scrape targets whose last scrape failed. Red where {TARGET_DOWN.name} fires (after its 'for').",
             [prom(f"count({sel(UP.name, JOB)} == 0) or vector(0)", "down")],
             unit=COUNT,
-            steps=at_least(1, alerts.target_down),
-            links=runbooks(settings, "TargetDown"),
+            **alert_marks(settings, TARGET_DOWN),
         ),
         w=4,
         h=8,
@@ -105,7 +108,7 @@ def _scrape_panels(settings: Settings, grid: Grid) -> None:
             sort_by="State",
             sort_desc=False,
             cell="color-background",
-            links=runbooks(settings, "TargetDown"),
+            links=runbooks(settings, TARGET_DOWN),
         ),
         w=10,
         h=8,
@@ -125,7 +128,6 @@ def _scrape_panels(settings: Settings, grid: Grid) -> None:
 
 
 def _rule_and_alert_panels(settings: Settings, grid: Grid) -> None:
-    alerts = settings.alerts
     failures = PROMETHEUS_RULE_EVALUATION_FAILURES.name
     last = PROMETHEUS_RULE_GROUP_LAST_DURATION.name
     interval = PROMETHEUS_RULE_GROUP_INTERVAL.name
@@ -135,11 +137,10 @@ def _rule_and_alert_panels(settings: Settings, grid: Grid) -> None:
         timeseries(
             "Rule evaluation failures",
             "Failed rule evaluations per rule group in each interval. Any failure fires "
-            "PrometheusRuleEvaluationFailures: an alert that cannot evaluate cannot fire.",
+            f"{RULE_EVALUATION_FAILURES.name}: an alert that cannot evaluate cannot fire.",
             [prom(f"sum by (rule_group) (increase({failures}[{RATE}]))", "{{rule_group}}")],
             unit=COUNT,
-            steps=at_least(1, alerts.rule_evaluation_failures),
-            links=runbooks(settings, "PrometheusRuleEvaluationFailures"),
+            **alert_marks(settings, RULE_EVALUATION_FAILURES),
         ),
         w=6,
         h=8,
@@ -179,13 +180,13 @@ def _rule_and_alert_panels(settings: Settings, grid: Grid) -> None:
         timeseries(
             "Notifications sent and failed",
             "Notifications Alertmanager attempted and those that failed, per integration. "
-            "Failures fire AlertmanagerNotificationsFailing: alerts are not reaching anyone.",
+            f"Failures fire {ALERTMANAGER_NOTIFICATIONS_FAILING.name}: alerts are not reaching anyone.",
             [
                 prom(f"sum by (integration) (rate({sent}[{RATE}]))", "sent {{integration}}"),
                 prom(f"sum by (integration) (rate({failed}[{RATE}]))", "failed {{integration}}"),
             ],
             unit=REQPS,
-            links=runbooks(settings, "AlertmanagerNotificationsFailing"),
+            links=runbooks(settings, ALERTMANAGER_NOTIFICATIONS_FAILING),
         ),
         w=6,
         h=8,

@@ -22,6 +22,13 @@ from __future__ import annotations
 
 from grafanalib.core import Dashboard
 
+from meshwatch.alerts.catalogue import (
+    AGENT_QUEUE_BACKLOG_GROWING,
+    AGENT_TASK_DURATION_HIGH,
+    AGENT_TASK_ERROR_RATE_HIGH,
+    AGENT_TASK_RATE_ANOMALY,
+    AGENT_TASK_SUCCESS_RATE_LOW,
+)
 from meshwatch.alerts.recording import (
     TASK_COMPLETION_RATE,
     TASK_DURATION_P95,
@@ -38,17 +45,14 @@ from meshwatch.dashboards.common import (
     RATIO,
     SECONDS,
     Grid,
-    above,
     agent_variable,
+    alert_marks,
     bargauge,
-    below,
     dashboard,
     datasource_variable,
-    outside,
     prom,
     quantile,
     recorded,
-    runbooks,
     sel,
     stat,
     timeseries,
@@ -70,7 +74,6 @@ SLUG = "work"
 
 
 def _throughput_panels(settings: Settings, grid: Grid) -> None:
-    alerts = settings.alerts
     grid.row("Throughput and success")
     grid.add(
         timeseries(
@@ -85,13 +88,12 @@ def _throughput_panels(settings: Settings, grid: Grid) -> None:
     grid.add(
         timeseries(
             "Task success rate per agent",
-            "Completed / (completed + failed) per agent, as AgentTaskSuccessRateLow computes it. "
+            f"Completed / (completed + failed) per agent, as {AGENT_TASK_SUCCESS_RATE_LOW.name} computes it. "
             "The dashed line is its floor.",
             [prom(recorded(TASK_SUCCESS_RATIO, AGENT_DID), "{{agent_did}}")],
             unit=RATIO,
-            steps=below(alerts.task_success_rate_low),
             max_value=1,
-            links=runbooks(settings, "AgentTaskSuccessRateLow"),
+            **alert_marks(settings, AGENT_TASK_SUCCESS_RATE_LOW),
         ),
         w=9,
         h=8,
@@ -100,11 +102,10 @@ def _throughput_panels(settings: Settings, grid: Grid) -> None:
         stat(
             "Task error ratio (worst agent)",
             "Failed / (completed + failed) of the agent failing most. "
-            "Orange/red where AgentTaskErrorRateHigh fires (warning/critical).",
+            f"Orange/red where {AGENT_TASK_ERROR_RATE_HIGH.name} fires (warning/critical).",
             [prom(f"max({recorded(TASK_ERROR_RATIO, AGENT_DID)})", "error ratio")],
             unit=RATIO,
-            steps=above(alerts.task_error_rate),
-            links=runbooks(settings, "AgentTaskErrorRateHigh"),
+            **alert_marks(settings, AGENT_TASK_ERROR_RATE_HIGH),
         ),
         w=6,
         h=8,
@@ -112,17 +113,15 @@ def _throughput_panels(settings: Settings, grid: Grid) -> None:
 
 
 def _latency_panels(settings: Settings, grid: Grid) -> None:
-    alerts = settings.alerts
     grid.row("Duration, backlog and anomalies")
     grid.add(
         timeseries(
             "Task duration p95 per agent",
             "95th percentile of task duration per agent (5m). "
-            "The dashed line is the AgentTaskDurationHigh threshold.",
+            f"The dashed line is the {AGENT_TASK_DURATION_HIGH.name} threshold.",
             [prom(recorded(TASK_DURATION_P95, AGENT_DID), "{{agent_did}}")],
             unit=SECONDS,
-            steps=above(alerts.task_duration_p95_high),
-            links=runbooks(settings, "AgentTaskDurationHigh"),
+            **alert_marks(settings, AGENT_TASK_DURATION_HIGH),
         ),
         w=8,
         h=8,
@@ -131,11 +130,10 @@ def _latency_panels(settings: Settings, grid: Grid) -> None:
         timeseries(
             "Queue length per agent",
             "Tasks waiting in each agent's queue. "
-            "The dashed line is the AgentQueueBacklogGrowing threshold.",
+            f"The dashed line is the {AGENT_QUEUE_BACKLOG_GROWING.name} threshold.",
             [prom(f"max by (agent_did) ({sel(QUEUE_LENGTH.name, AGENT_DID)})", "{{agent_did}}")],
             unit=COUNT,
-            steps=above(alerts.queue_backlog_growing),
-            links=runbooks(settings, "AgentQueueBacklogGrowing"),
+            **alert_marks(settings, AGENT_QUEUE_BACKLOG_GROWING),
         ),
         w=8,
         h=8,
@@ -144,11 +142,10 @@ def _latency_panels(settings: Settings, grid: Grid) -> None:
         timeseries(
             "Task start rate anomaly (z-score)",
             "How many standard deviations each agent's task start rate is from its own "
-            "baseline. Outside the dashed lines, AgentTaskRateAnomaly fires.",
+            f"baseline. Outside the dashed lines, {AGENT_TASK_RATE_ANOMALY.name} fires.",
             [prom(sel(TASK_START_RATE_ZSCORE, AGENT_DID), "{{agent_did}}")],
             unit=NONE,
-            steps=outside(alerts.task_rate_anomaly),
-            links=runbooks(settings, "AgentTaskRateAnomaly"),
+            **alert_marks(settings, AGENT_TASK_RATE_ANOMALY),
             min_value=None,
         ),
         w=8,

@@ -6,6 +6,9 @@
   (:func:`meshwatch.dashboards.dashboard_models`) and their queries
   (:func:`meshwatch.dashboards.panel_queries`), following recording rules down
   to the catalogue metrics they are computed from.
+* ``runbook-index`` (docs/runbooks/README.md): every alert, its default
+  severities and its area, from the alert catalogue
+  (:data:`meshwatch.alerts.catalogue.ALERT_CATALOGUE`).
 * ``stack-urls`` (docs/guide/local-dashboards.md): what ``make up`` starts, in
   which mode, and where, from the endpoints and native components the runner
   itself uses.
@@ -23,6 +26,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import meshwatch.instrumentation
+from meshwatch.alerts.catalogue import ALERT_CATALOGUE
 from meshwatch.alerts.recording import RECORDING_RULES
 from meshwatch.commands.up import STATUS_PAGES
 from meshwatch.dashboards import dashboard_models, metric_names, panel_queries, source_of
@@ -183,9 +187,23 @@ def stack_urls_table(settings: Settings) -> str:
     return "\n".join(rows)
 
 
+_KIND_NOTES = {"on_forecast": " (forecast)", "off_baseline": " (anomaly)"}
+
+
+def runbook_index(settings: Settings) -> str:
+    rows = ["| Alert | Default severity | Area |", "|---|---|---|"]
+    for alert in ALERT_CATALOGUE:
+        base, *higher = alert.tiers(settings.alerts)
+        severity = base.severity + "".join(f", {t.severity} tier" for t in higher)
+        area = alert.area + _KIND_NOTES.get(alert.fires, "")
+        rows.append(f"| [{alert.name}]({alert.runbook}) | {severity} | {area} |")
+    return "\n".join(rows)
+
+
 GENERATORS = {
     "dashboard-files": files_table,
     "dashboard-metrics": metrics_sections,
+    "runbook-index": runbook_index,
     "stack-urls": stack_urls_table,
 }
 

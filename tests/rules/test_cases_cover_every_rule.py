@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from meshwatch import alerts
-from meshwatch.alerts.conventions import ALERT_SETTINGS
+from meshwatch.alerts.catalogue import ALERT_CATALOGUE
 from meshwatch.alerts.recording import recording_rules
 from meshwatch.alerts.ruletests import RECORDING_TESTS, alert_cases, unit_test_suite
 from meshwatch.alerts.ruletests.model import AlertCheck, ExprCheck
@@ -40,7 +40,7 @@ def test_every_guarded_ratio_alert_has_cases_on_both_sides_of_its_minimum(varian
     cases = alert_cases(settings)
     guarded = {
         name: cfg
-        for name, key in ALERT_SETTINGS.items()
+        for name, key in ((a.name, a.key) for a in ALERT_CATALOGUE)
         if isinstance(cfg := getattr(settings, key), RatioAlert)
     }
     assert len(guarded) == 4

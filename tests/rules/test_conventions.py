@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from meshwatch import alerts
-from meshwatch.alerts.conventions import ALERT_SETTINGS
+from meshwatch.alerts.catalogue import ALERT_CATALOGUE
 from meshwatch.alerts.external_metrics import EXTERNAL_METRICS
 from meshwatch.alerts.recording import RECORDING_RULES, recording_rules
 from meshwatch.alerts.render import to_yaml
@@ -136,7 +136,7 @@ def test_every_alert_setting_drives_exactly_one_alert() -> None:
         for f in dataclasses.fields(defaults)
         if isinstance(getattr(defaults, f.name), alert_types)
     }
-    assert sorted(ALERT_SETTINGS.values()) == sorted(fields)
+    assert sorted(a.key for a in ALERT_CATALOGUE) == sorted(fields)
 
 
 def test_rendering_is_deterministic_and_canonical() -> None:
@@ -179,7 +179,10 @@ def test_settings_flow_into_thresholds_durations_severities_and_links() -> None:
 
 def _ratio_settings(settings: Settings) -> dict[str, RatioAlert]:
     """Alert name -> its RatioAlert settings entry, for every ratio alert."""
-    entries = {name: getattr(settings.alerts, key) for name, key in ALERT_SETTINGS.items()}
+    entries = {
+        name: getattr(settings.alerts, key)
+        for name, key in ((a.name, a.key) for a in ALERT_CATALOGUE)
+    }
     return {name: cfg for name, cfg in entries.items() if isinstance(cfg, RatioAlert)}
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from meshwatch import dashboards
-from meshwatch.alerts.conventions import ALERT_NAMES, ALERT_SETTINGS
+from meshwatch.alerts.catalogue import ALERT_CATALOGUE, ALERT_NAMES
 from meshwatch.dashboards import governance, sagas, stack_health, work
 from meshwatch.dashboards.common import GRID_COLUMNS, Grid
 from meshwatch.dashboards.panels import ThresholdStep
@@ -372,14 +372,14 @@ def test_panels_draw_the_thresholds_of_the_alerts_they_link() -> None:
             steps = [s["value"] for s in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]]
             for link in panel["links"]:
                 name = Path(link["url"]).stem
-                entry = getattr(settings.alerts, ALERT_SETTINGS[name])
+                entry = getattr(settings.alerts, ALERT_CATALOGUE.get(name).key)
                 if isinstance(entry, ThresholdAlert) and entry.threshold in steps:
                     if entry.critical_threshold is not None:
                         assert entry.critical_threshold in steps, (panel["title"], name)
                     drawn.add(name)
     threshold_alerts = {
         name
-        for name, key in ALERT_SETTINGS.items()
+        for name, key in ((a.name, a.key) for a in ALERT_CATALOGUE)
         if isinstance(getattr(settings.alerts, key), ThresholdAlert)
     }
     assert drawn == threshold_alerts
@@ -424,11 +424,28 @@ def test_value_panels_keep_options_where_grafana_reads_them(model: dict[str, Any
             assert "intervalFactor" not in target, panel["title"]
 
 
-def test_a_runbook_link_to_an_unknown_alert_is_refused() -> None:
-    from meshwatch.dashboards.common import runbooks
+def test_a_forecast_alert_has_no_threshold_of_its_own_to_draw() -> None:
+    from meshwatch.alerts.catalogue import GOVERNANCE_LATENCY_PREDICTED_HIGH
+    from meshwatch.dashboards.common import alert_steps
 
-    with pytest.raises(ValueError, match="no alert is named HighRingBreachRates"):
-        runbooks(Settings(), "HighRingBreachRate", "HighRingBreachRates")
+    with pytest.raises(ValueError, match="draw that alert's steps"):
+        alert_steps(Settings(), GOVERNANCE_LATENCY_PREDICTED_HIGH)
+
+
+def test_a_floor_alert_with_a_critical_tier_draws_both_levels() -> None:
+    """Below its floor the panel is orange, below the critical level red, above it green."""
+    from meshwatch.alerts.catalogue import TRUST_SCORE_LOW
+    from meshwatch.dashboards.common import alert_marks
+
+    settings = settings_from_mapping(
+        {"alerts": {"trust_score_low": {"threshold": 400, "critical_threshold": 150}}}
+    )
+    marks = alert_marks(settings, TRUST_SCORE_LOW)
+    steps = [(s.color, s.value) for s in marks["steps"]]
+    assert steps == [("red", None), ("orange", 150.0), ("green", 400.0)]
+    assert [link.linkUrl for link in marks["links"]] == [
+        settings.alerts.runbook_url(TRUST_SCORE_LOW.name)
+    ]
 
 
 @pytest.mark.parametrize("per_agent", [False, True], ids=["fleet-labels", "per-agent-labels"])

@@ -10,6 +10,13 @@ histogram, and the millisecond unit breaks Prometheus' base-unit convention.
 
 from __future__ import annotations
 
+from meshwatch.alerts.catalogue import (
+    GOVERNANCE_DENIAL_RATIO_HIGH,
+    GOVERNANCE_LATENCY_HIGH,
+    GOVERNANCE_LATENCY_PREDICTED_HIGH,
+    RATE_LIMIT_SURGE,
+    TRUST_SCORE_LOW,
+)
 from meshwatch.alerts.model import AlertRule
 from meshwatch.alerts.recording import (
     GOVERNANCE_DENIAL_RATIO,
@@ -28,7 +35,7 @@ def alerts(s: AlertsSettings) -> list[AlertRule]:
 
     def latency(threshold: float, note: str) -> AlertRule:
         return AlertRule(
-            alert="GovernanceLatencyHigh",
+            alert=GOVERNANCE_LATENCY_HIGH.name,
             expr=f"{GOVERNANCE_LATENCY_P99.at(window)} > {threshold:g}",
             for_=s.governance_latency_high.for_,
             summary="Governance policy evaluation is slow",
@@ -40,7 +47,7 @@ def alerts(s: AlertsSettings) -> list[AlertRule]:
 
     def denials(threshold: float, note: str) -> AlertRule:
         return AlertRule(
-            alert="GovernanceDenialRatioHigh",
+            alert=GOVERNANCE_DENIAL_RATIO_HIGH.name,
             expr=guarded(
                 f"{GOVERNANCE_DENIAL_RATIO.at(window)} > {threshold:g}",
                 s.governance_denial_ratio,
@@ -59,7 +66,7 @@ def alerts(s: AlertsSettings) -> list[AlertRule]:
 
     def rate_limits(threshold: float, note: str) -> AlertRule:
         return AlertRule(
-            alert="RateLimitSurge",
+            alert=RATE_LIMIT_SURGE.name,
             expr=f"{GOVERNANCE_RATE_LIMIT_RATE.at(window)} > {threshold:g}",
             for_=s.rate_limit_surge.for_,
             summary="The rate limiter is rejecting calls to {{ $labels.tool_name }}",
@@ -72,8 +79,8 @@ def alerts(s: AlertsSettings) -> list[AlertRule]:
 
     def trust(threshold: float, note: str) -> AlertRule:
         return AlertRule(
-            alert="TrustScoreLow",
-            expr=f"{GOVERNANCE_TRUST_SCORE.name} {comparison('below')} {threshold:g}",
+            alert=TRUST_SCORE_LOW.name,
+            expr=f"{GOVERNANCE_TRUST_SCORE.name} {comparison(TRUST_SCORE_LOW.direction)} {threshold:g}",
             for_=s.trust_score_low.for_,
             summary="Agent {{ $labels.agent_id }} has a low trust score",
             description=(
@@ -85,7 +92,7 @@ def alerts(s: AlertsSettings) -> list[AlertRule]:
     predicted = s.governance_latency_predicted
     limit = s.governance_latency_high.threshold
     forecast = AlertRule(
-        alert="GovernanceLatencyPredictedHigh",
+        alert=GOVERNANCE_LATENCY_PREDICTED_HIGH.name,
         expr=(
             f"predict_linear({GOVERNANCE_LATENCY_P99.selector}[{predicted.lookback}], "
             f"{predicted.horizon.seconds:g}) > {limit:g}"
@@ -96,13 +103,13 @@ def alerts(s: AlertsSettings) -> list[AlertRule]:
             "At the trend of the last "
             f"{predicted.lookback}, the 99th percentile of governance policy evaluation "
             f"latency reaches {{{{ $value | humanizeDuration }}}} within {predicted.horizon}, "
-            f"above the {limit:g}s limit of GovernanceLatencyHigh."
+            f"above the {limit:g}s limit of {GOVERNANCE_LATENCY_HIGH.name}."
         ),
     )
     return [
-        *tiered("governance_latency_high", s.governance_latency_high, "above", latency),
+        *tiered(GOVERNANCE_LATENCY_HIGH, s, latency),
         forecast,
-        *tiered("governance_denial_ratio", s.governance_denial_ratio, "above", denials),
-        *tiered("rate_limit_surge", s.rate_limit_surge, "above", rate_limits),
-        *tiered("trust_score_low", s.trust_score_low, "below", trust),
+        *tiered(GOVERNANCE_DENIAL_RATIO_HIGH, s, denials),
+        *tiered(RATE_LIMIT_SURGE, s, rate_limits),
+        *tiered(TRUST_SCORE_LOW, s, trust),
     ]

@@ -11,6 +11,11 @@ the stack.
 
 from __future__ import annotations
 
+from meshwatch.alerts.catalogue import (
+    ALERTMANAGER_NOTIFICATIONS_FAILING,
+    RULE_EVALUATION_FAILURES,
+    TARGET_DOWN,
+)
 from meshwatch.alerts.external_metrics import (
     ALERTMANAGER_NOTIFICATIONS_FAILED,
     PROMETHEUS_RULE_EVALUATION_FAILURES,
@@ -24,7 +29,7 @@ from meshwatch.settings import AlertsSettings
 def alerts(s: AlertsSettings) -> list[AlertRule]:
     window = s.rate_window
     target_down = AlertRule(
-        alert="TargetDown",
+        alert=TARGET_DOWN.name,
         expr=f"{UP.name} == 0",
         for_=s.target_down.for_,
         summary="Prometheus cannot scrape {{ $labels.job }} at {{ $labels.instance }}",
@@ -36,7 +41,7 @@ def alerts(s: AlertsSettings) -> list[AlertRule]:
     )
     failures = PROMETHEUS_RULE_EVALUATION_FAILURES.name
     rule_failures = AlertRule(
-        alert="PrometheusRuleEvaluationFailures",
+        alert=RULE_EVALUATION_FAILURES.name,
         expr=(
             sum_by(("job", "instance", "rule_group"), f"increase({failures}[{window}])") + " > 0"
         ),
@@ -50,7 +55,7 @@ def alerts(s: AlertsSettings) -> list[AlertRule]:
     )
     failed = ALERTMANAGER_NOTIFICATIONS_FAILED.name
     notifications = AlertRule(
-        alert="AlertmanagerNotificationsFailing",
+        alert=ALERTMANAGER_NOTIFICATIONS_FAILING.name,
         expr=sum_by(("job", "instance", "integration"), f"increase({failed}[{window}])") + " > 0",
         for_=s.notifications_failing.for_,
         summary="Alertmanager cannot deliver {{ $labels.integration }} notifications",

@@ -15,6 +15,7 @@ that ended, however long it was, is silent.
 
 from __future__ import annotations
 
+from meshwatch.alerts.catalogue import ELEVATION_TOO_LONG, HIGH_RING_BREACH_RATE
 from meshwatch.alerts.model import AlertRule
 from meshwatch.alerts.recording import RING_BREACH_RATE
 from meshwatch.alerts.rules.tiers import tiered
@@ -27,7 +28,7 @@ def alerts(s: AlertsSettings) -> list[AlertRule]:
 
     def breach_rate(threshold: float, note: str) -> AlertRule:
         return AlertRule(
-            alert="HighRingBreachRate",
+            alert=HIGH_RING_BREACH_RATE.name,
             expr=f"{RING_BREACH_RATE.at(window)} > {threshold:g}",
             for_=s.ring_breach_rate.for_,
             summary="Agent {{ $labels.agent_did }} is breaching its ring boundary",
@@ -40,7 +41,7 @@ def alerts(s: AlertsSettings) -> list[AlertRule]:
 
     def elevation(threshold: float, note: str) -> AlertRule:
         return AlertRule(
-            alert="ElevationTooLong",
+            alert=ELEVATION_TOO_LONG.name,
             expr=(
                 f"{RING_ELEVATION_DURATION.name} > {threshold:g}"
                 f" and on(agent_did) {RING_ELEVATED.name} == 1"
@@ -55,6 +56,6 @@ def alerts(s: AlertsSettings) -> list[AlertRule]:
         )
 
     return [
-        *tiered("ring_breach_rate", s.ring_breach_rate, "above", breach_rate),
-        *tiered("elevation_too_long", s.elevation_too_long, "above", elevation),
+        *tiered(HIGH_RING_BREACH_RATE, s, breach_rate),
+        *tiered(ELEVATION_TOO_LONG, s, elevation),
     ]

@@ -10,6 +10,11 @@ window.
 
 from __future__ import annotations
 
+from meshwatch.alerts.catalogue import (
+    SAGA_COMPENSATION_RATE_HIGH,
+    SAGA_ESCALATED,
+    SAGA_FAILURE_RATIO_HIGH,
+)
 from meshwatch.alerts.model import AlertRule
 from meshwatch.alerts.promql import sum_by
 from meshwatch.alerts.recording import (
@@ -28,7 +33,7 @@ def alerts(s: AlertsSettings) -> list[AlertRule]:
 
     def failures(threshold: float, note: str) -> AlertRule:
         return AlertRule(
-            alert="SagaFailureRatioHigh",
+            alert=SAGA_FAILURE_RATIO_HIGH.name,
             expr=guarded(
                 f"{SAGA_FAILURE_RATIO.at(window)} > {threshold:g}",
                 s.saga_failure_ratio,
@@ -48,7 +53,7 @@ def alerts(s: AlertsSettings) -> list[AlertRule]:
 
     def compensations(threshold: float, note: str) -> AlertRule:
         return AlertRule(
-            alert="SagaCompensationRateHigh",
+            alert=SAGA_COMPENSATION_RATE_HIGH.name,
             expr=f"{SAGA_COMPENSATION_RATE.at(window)} > {threshold:g}",
             for_=s.saga_compensation_rate.for_,
             summary="Agent {{ $labels.agent_did }} keeps compensating saga steps",
@@ -62,7 +67,7 @@ def alerts(s: AlertsSettings) -> list[AlertRule]:
     escalations = SAGA_ESCALATIONS.name
     by_agent = ("agent_did",)
     escalated = AlertRule(
-        alert="SagaEscalated",
+        alert=SAGA_ESCALATED.name,
         expr=(
             f"{sum_by(by_agent, f'increase({escalations}[{window}])')} > 0"
             f" or ({sum_by(by_agent, escalations)} > 0"
@@ -77,7 +82,7 @@ def alerts(s: AlertsSettings) -> list[AlertRule]:
         ),
     )
     return [
-        *tiered("saga_failure_ratio", s.saga_failure_ratio, "above", failures),
-        *tiered("saga_compensation_rate", s.saga_compensation_rate, "above", compensations),
+        *tiered(SAGA_FAILURE_RATIO_HIGH, s, failures),
+        *tiered(SAGA_COMPENSATION_RATE_HIGH, s, compensations),
         escalated,
     ]

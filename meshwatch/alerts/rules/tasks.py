@@ -11,6 +11,13 @@ it compares each agent's task start rate with its own baseline by z-score
 
 from __future__ import annotations
 
+from meshwatch.alerts.catalogue import (
+    AGENT_QUEUE_BACKLOG_GROWING,
+    AGENT_TASK_DURATION_HIGH,
+    AGENT_TASK_ERROR_RATE_HIGH,
+    AGENT_TASK_RATE_ANOMALY,
+    AGENT_TASK_SUCCESS_RATE_LOW,
+)
 from meshwatch.alerts.model import AlertRule
 from meshwatch.alerts.recording import (
     TASK_DURATION_P95,
@@ -34,7 +41,7 @@ def alerts(s: AlertsSettings) -> list[AlertRule]:
 
     def errors(threshold: float, note: str) -> AlertRule:
         return AlertRule(
-            alert="AgentTaskErrorRateHigh",
+            alert=AGENT_TASK_ERROR_RATE_HIGH.name,
             expr=guarded(
                 f"{TASK_ERROR_RATIO.at(window)} > {threshold:g}",
                 s.task_error_rate,
@@ -53,9 +60,9 @@ def alerts(s: AlertsSettings) -> list[AlertRule]:
 
     def successes(threshold: float, note: str) -> AlertRule:
         return AlertRule(
-            alert="AgentTaskSuccessRateLow",
+            alert=AGENT_TASK_SUCCESS_RATE_LOW.name,
             expr=guarded(
-                f"{TASK_SUCCESS_RATIO.at(window)} {comparison('below')} {threshold:g}",
+                f"{TASK_SUCCESS_RATIO.at(window)} {comparison(AGENT_TASK_SUCCESS_RATE_LOW.direction)} {threshold:g}",
                 s.task_success_rate_low,
                 by_agent,
                 ended,
@@ -72,7 +79,7 @@ def alerts(s: AlertsSettings) -> list[AlertRule]:
 
     def durations(threshold: float, note: str) -> AlertRule:
         return AlertRule(
-            alert="AgentTaskDurationHigh",
+            alert=AGENT_TASK_DURATION_HIGH.name,
             expr=f"{TASK_DURATION_P95.at(window)} > {threshold:g}",
             for_=s.task_duration_p95_high.for_,
             summary="Tasks of agent {{ $labels.agent_did }} are slow",
@@ -86,7 +93,7 @@ def alerts(s: AlertsSettings) -> list[AlertRule]:
     def backlog(threshold: float, note: str) -> AlertRule:
         queue = QUEUE_LENGTH.name
         return AlertRule(
-            alert="AgentQueueBacklogGrowing",
+            alert=AGENT_QUEUE_BACKLOG_GROWING.name,
             expr=f"{queue} > {threshold:g} and deriv({queue}[{window}]) > 0",
             for_=s.queue_backlog_growing.for_,
             summary="The task queue of agent {{ $labels.agent_did }} keeps growing",
@@ -99,7 +106,7 @@ def alerts(s: AlertsSettings) -> list[AlertRule]:
     anomaly = s.task_rate_anomaly
     rate = TASK_START_RATE.selector
     unusual = AlertRule(
-        alert="AgentTaskRateAnomaly",
+        alert=AGENT_TASK_RATE_ANOMALY.name,
         expr=f"{rate} and on(agent_did) abs({TASK_START_RATE_ZSCORE}) > {anomaly.z_score:g}",
         for_=anomaly.for_,
         summary="Agent {{ $labels.agent_did }} starts tasks at an unusual rate",
@@ -110,9 +117,9 @@ def alerts(s: AlertsSettings) -> list[AlertRule]:
         ),
     )
     return [
-        *tiered("task_error_rate", s.task_error_rate, "above", errors),
-        *tiered("task_success_rate_low", s.task_success_rate_low, "below", successes),
-        *tiered("task_duration_p95_high", s.task_duration_p95_high, "above", durations),
-        *tiered("queue_backlog_growing", s.queue_backlog_growing, "above", backlog),
+        *tiered(AGENT_TASK_ERROR_RATE_HIGH, s, errors),
+        *tiered(AGENT_TASK_SUCCESS_RATE_LOW, s, successes),
+        *tiered(AGENT_TASK_DURATION_HIGH, s, durations),
+        *tiered(AGENT_QUEUE_BACKLOG_GROWING, s, backlog),
         unusual,
     ]

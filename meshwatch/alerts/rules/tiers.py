@@ -11,21 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Literal
 
+from meshwatch.alerts.catalogue import AlertDef, Direction
 from meshwatch.alerts.model import AlertRule
-from meshwatch.settings import SettingsError, ThresholdAlert
-
-Direction = Literal["above", "below"]
+from meshwatch.settings import AlertsSettings, SettingsError
 
 
-def check_tiers(key: str, cfg: ThresholdAlert, direction: Direction) -> None:
+def check_tiers(alert: AlertDef, settings: AlertsSettings) -> None:
     """A critical tier must lie beyond the base threshold, on top of a lesser severity.
 
     Two rules with one name and the same severity would be duplicates
     (``promtool check rules`` flags them), so a critical tier needs a base
     tier of ``warning`` or ``info``.
     """
+    cfg = alert.threshold(settings)
+    key, direction = alert.key, alert.direction
     critical = cfg.critical_threshold
     if critical is None:
         return
@@ -45,18 +45,16 @@ def check_tiers(key: str, cfg: ThresholdAlert, direction: Direction) -> None:
 
 
 def tiered(
-    key: str,
-    cfg: ThresholdAlert,
-    direction: Direction,
-    build: Callable[[float, str], AlertRule],
+    alert: AlertDef, settings: AlertsSettings, build: Callable[[float, str], AlertRule]
 ) -> list[AlertRule]:
-    """The alert at ``cfg.threshold`` and, if configured, its critical tier.
+    """``alert`` at its threshold and, if configured, its critical tier.
 
     ``build(threshold, tier_note)`` makes the rule for one threshold;
     ``tier_note`` is empty for the base tier and names the critical level for
     the other, so descriptions say which limit was crossed.
     """
-    check_tiers(key, cfg, direction)
+    check_tiers(alert, settings)
+    cfg = alert.threshold(settings)
     rules = [build(cfg.threshold, "")]
     if cfg.critical_threshold is not None:
         critical = build(cfg.critical_threshold, " (critical level)")

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from meshwatch.alerts.catalogue import (
+    GOVERNANCE_DENIAL_RATIO_HIGH,
+    GOVERNANCE_LATENCY_HIGH,
+    GOVERNANCE_LATENCY_PREDICTED_HIGH,
+    RATE_LIMIT_SURGE,
+    TRUST_SCORE_LOW,
+)
 from meshwatch.alerts.model import AlertRule
 from meshwatch.alerts.recording import GOVERNANCE_LATENCY_P99
 from meshwatch.alerts.ruletests.histograms import Layout, bucket_series
@@ -105,15 +112,14 @@ def _trust(value: float, at: int, subject: int) -> list[Series]:
 def _latency_cases(s: AlertsSettings, tiers: list[AlertRule]) -> list[Case]:
     cfg = s.governance_latency_high
     proof = ThresholdProof(
-        "GovernanceLatencyHigh",
-        "above",
+        GOVERNANCE_LATENCY_HIGH,
         "the p99 evaluation latency",
         _latency("fine"),
         lambda _: P99,
         warmup=s.rate_window,
         per_subject=False,
     )
-    found = threshold_cases(proof, cfg, tiers)
+    found = threshold_cases(proof, s, tiers)
     at = eval_minute(proof, cfg.for_)
     slow = legible(cfg.threshold * 2 if cfg.threshold > 0 else 0.01, 1)
     coarse = _latency("coarse")
@@ -124,7 +130,7 @@ def _latency_cases(s: AlertsSettings, tiers: list[AlertRule]) -> list[Case]:
             (
                 AlertCheck(
                     at_minute(at),
-                    "GovernanceLatencyHigh",
+                    GOVERNANCE_LATENCY_HIGH.name,
                     tuple(
                         fired(rule, P99, slow)
                         for rule, limit in zip(
@@ -142,7 +148,7 @@ def _latency_cases(s: AlertsSettings, tiers: list[AlertRule]) -> list[Case]:
             Case(
                 f"stays silent with a coarser bucket layout when the p99 latency is {fast:.4g}s",
                 tuple(coarse(fast, at, 0)),
-                (AlertCheck(at_minute(at), "GovernanceLatencyHigh"),),
+                (AlertCheck(at_minute(at), GOVERNANCE_LATENCY_HIGH.name),),
             )
         )
     return found
@@ -176,52 +182,40 @@ def _forecast_cases(s: AlertsSettings, rule: AlertRule) -> list[Case]:
 
 def cases(s: AlertsSettings, rules: Mapping[str, list[AlertRule]]) -> dict[str, list[Case]]:
     out: dict[str, list[Case]] = {}
-    if "GovernanceLatencyHigh" in rules:
-        out["GovernanceLatencyHigh"] = _latency_cases(s, rules["GovernanceLatencyHigh"])
-    if "GovernanceLatencyPredictedHigh" in rules:
-        out["GovernanceLatencyPredictedHigh"] = _forecast_cases(
-            s, rules["GovernanceLatencyPredictedHigh"][0]
+    if GOVERNANCE_LATENCY_HIGH.name in rules:
+        out[GOVERNANCE_LATENCY_HIGH.name] = _latency_cases(s, rules[GOVERNANCE_LATENCY_HIGH.name])
+    if GOVERNANCE_LATENCY_PREDICTED_HIGH.name in rules:
+        out[GOVERNANCE_LATENCY_PREDICTED_HIGH.name] = _forecast_cases(
+            s, rules[GOVERNANCE_LATENCY_PREDICTED_HIGH.name][0]
         )
     proofs = (
-        (
-            ratio_proof(
-                "GovernanceDenialRatioHigh",
-                "above",
-                "the share of blocked decisions",
-                Volume(
-                    "policy decisions",
-                    _denials,
-                    s.rate_window,
-                    s.governance_denial_ratio.min_events,
-                ),
-                lambda _: {},
-                per_subject=False,
+        ratio_proof(
+            GOVERNANCE_DENIAL_RATIO_HIGH,
+            "the share of blocked decisions",
+            Volume(
+                "policy decisions",
+                _denials,
+                s.rate_window,
+                s.governance_denial_ratio.min_events,
             ),
-            s.governance_denial_ratio,
+            lambda _: {},
+            per_subject=False,
         ),
-        (
-            ThresholdProof(
-                "RateLimitSurge",
-                "above",
-                "a tool's rate-limit rejections per second",
-                _rate_limits,
-                lambda i: {"tool_name": TOOLS[i]},
-                warmup=s.rate_window,
-            ),
-            s.rate_limit_surge,
+        ThresholdProof(
+            RATE_LIMIT_SURGE,
+            "a tool's rate-limit rejections per second",
+            _rate_limits,
+            lambda i: {"tool_name": TOOLS[i]},
+            warmup=s.rate_window,
         ),
-        (
-            ThresholdProof(
-                "TrustScoreLow",
-                "below",
-                "an agent's trust score",
-                _trust,
-                lambda i: {"agent_id": AGENTS[i]},
-            ),
-            s.trust_score_low,
+        ThresholdProof(
+            TRUST_SCORE_LOW,
+            "an agent's trust score",
+            _trust,
+            lambda i: {"agent_id": AGENTS[i]},
         ),
     )
-    for proof, cfg in proofs:
-        if proof.alert in rules:
-            out[proof.alert] = threshold_cases(proof, cfg, rules[proof.alert])
+    for proof in proofs:
+        if proof.alert.name in rules:
+            out[proof.alert.name] = threshold_cases(proof, s, rules[proof.alert.name])
     return out

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from meshwatch.alerts.catalogue import (
+    ALERTMANAGER_NOTIFICATIONS_FAILING,
+    RULE_EVALUATION_FAILURES,
+    TARGET_DOWN,
+)
 from meshwatch.alerts.external_metrics import (
     ALERTMANAGER_NOTIFICATIONS_FAILED,
     PROMETHEUS_RULE_EVALUATION_FAILURES,
@@ -70,20 +75,20 @@ def _failing_counter(
 
 def cases(s: AlertsSettings, rules: Mapping[str, list[AlertRule]]) -> dict[str, list[Case]]:
     out: dict[str, list[Case]] = {}
-    if "TargetDown" in rules:
-        out["TargetDown"] = _target_down(s, rules["TargetDown"][0])
-    if "PrometheusRuleEvaluationFailures" in rules:
-        out["PrometheusRuleEvaluationFailures"] = _failing_counter(
+    if TARGET_DOWN.name in rules:
+        out[TARGET_DOWN.name] = _target_down(s, rules[TARGET_DOWN.name][0])
+    if RULE_EVALUATION_FAILURES.name in rules:
+        out[RULE_EVALUATION_FAILURES.name] = _failing_counter(
             s,
-            rules["PrometheusRuleEvaluationFailures"][0],
+            rules[RULE_EVALUATION_FAILURES.name][0],
             PROMETHEUS_RULE_EVALUATION_FAILURES.name,
             {**PROMETHEUS, **RULE_GROUP},
             "rule evaluations",
         )
-    if "AlertmanagerNotificationsFailing" in rules:
-        out["AlertmanagerNotificationsFailing"] = _failing_counter(
+    if ALERTMANAGER_NOTIFICATIONS_FAILING.name in rules:
+        out[ALERTMANAGER_NOTIFICATIONS_FAILING.name] = _failing_counter(
             s,
-            rules["AlertmanagerNotificationsFailing"][0],
+            rules[ALERTMANAGER_NOTIFICATIONS_FAILING.name][0],
             ALERTMANAGER_NOTIFICATIONS_FAILED.name,
             {**ALERTMANAGER, "integration": "webhook"},
             "webhook notifications",

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from meshwatch.alerts.catalogue import (
+    ELEVATION_TOO_LONG,
+    HIGH_RING_BREACH_RATE,
+)
 from meshwatch.alerts.model import AlertRule
 from meshwatch.alerts.ruletests.model import (
     AlertCheck,
@@ -46,30 +50,27 @@ def _elevation(value: float, at: int, subject: int, elevated: int = 1) -> list[S
 
 def cases(s: AlertsSettings, rules: Mapping[str, list[AlertRule]]) -> dict[str, list[Case]]:
     out: dict[str, list[Case]] = {}
-    if "HighRingBreachRate" in rules:
+    if HIGH_RING_BREACH_RATE.name in rules:
         proof = ThresholdProof(
-            "HighRingBreachRate",
-            "above",
+            HIGH_RING_BREACH_RATE,
             "an agent's breach rate over its sessions",
             _breaches,
             agent,
             warmup=s.rate_window,
         )
-        out["HighRingBreachRate"] = threshold_cases(
-            proof, s.ring_breach_rate, rules["HighRingBreachRate"]
+        out[HIGH_RING_BREACH_RATE.name] = threshold_cases(
+            proof, s, rules[HIGH_RING_BREACH_RATE.name]
         )
-    if "ElevationTooLong" in rules:
+    if ELEVATION_TOO_LONG.name in rules:
         cfg = s.elevation_too_long
-        proof = ThresholdProof(
-            "ElevationTooLong", "above", "a live elevation's length", _elevation, agent
-        )
-        found = threshold_cases(proof, cfg, rules["ElevationTooLong"])
+        proof = ThresholdProof(ELEVATION_TOO_LONG, "a live elevation's length", _elevation, agent)
+        found = threshold_cases(proof, s, rules[ELEVATION_TOO_LONG.name])
         long = max(cfg.threshold * 10, 3600.0)
         at = minutes(cfg.for_) + 3
         ended = Case(
             f"stays silent after an elevation of {long:g}s that already ended",
             tuple(_elevation(long, at, 0, elevated=0)),
-            (AlertCheck(at_minute(at), "ElevationTooLong"),),
+            (AlertCheck(at_minute(at), ELEVATION_TOO_LONG.name),),
         )
         # The gauge grows live while elevated, 60 s per minute, so the base tier
         # must wait until it passed the limit and then for ``for`` on top.
@@ -85,14 +86,14 @@ def cases(s: AlertsSettings, rules: Mapping[str, list[AlertRule]]) -> dict[str, 
             (
                 AlertCheck(
                     at_minute(grow_at),
-                    "ElevationTooLong",
+                    ELEVATION_TOO_LONG.name,
                     tuple(
                         fired(rule, agent(0), grow_at * 60.0)
-                        for rule, limit in zip(rules["ElevationTooLong"], limits, strict=False)
+                        for rule, limit in zip(rules[ELEVATION_TOO_LONG.name], limits, strict=False)
                         if limit is not None and since > limit
                     ),
                 ),
             ),
         )
-        out["ElevationTooLong"] = [*found, ended, growing]
+        out[ELEVATION_TOO_LONG.name] = [*found, ended, growing]
     return out

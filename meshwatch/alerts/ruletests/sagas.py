@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from meshwatch.alerts.catalogue import (
+    SAGA_COMPENSATION_RATE_HIGH,
+    SAGA_ESCALATED,
+    SAGA_FAILURE_RATIO_HIGH,
+)
 from meshwatch.alerts.model import AlertRule
 from meshwatch.alerts.ruletests.model import (
     AlertCheck,
@@ -80,31 +85,23 @@ def _escalation_cases(s: AlertsSettings, rule: AlertRule) -> list[Case]:
 def cases(s: AlertsSettings, rules: Mapping[str, list[AlertRule]]) -> dict[str, list[Case]]:
     out: dict[str, list[Case]] = {}
     proofs = (
-        (
-            ratio_proof(
-                "SagaFailureRatioHigh",
-                "above",
-                "the share of an agent's sagas not completing",
-                Volume("ended sagas", _outcomes, s.rate_window, s.saga_failure_ratio.min_events),
-                agent,
-            ),
-            s.saga_failure_ratio,
+        ratio_proof(
+            SAGA_FAILURE_RATIO_HIGH,
+            "the share of an agent's sagas not completing",
+            Volume("ended sagas", _outcomes, s.rate_window, s.saga_failure_ratio.min_events),
+            agent,
         ),
-        (
-            ThresholdProof(
-                "SagaCompensationRateHigh",
-                "above",
-                "an agent's compensations per second",
-                _compensations,
-                agent,
-                warmup=s.rate_window,
-            ),
-            s.saga_compensation_rate,
+        ThresholdProof(
+            SAGA_COMPENSATION_RATE_HIGH,
+            "an agent's compensations per second",
+            _compensations,
+            agent,
+            warmup=s.rate_window,
         ),
     )
-    for proof, cfg in proofs:
-        if proof.alert in rules:
-            out[proof.alert] = threshold_cases(proof, cfg, rules[proof.alert])
-    if "SagaEscalated" in rules:
-        out["SagaEscalated"] = _escalation_cases(s, rules["SagaEscalated"][0])
+    for proof in proofs:
+        if proof.alert.name in rules:
+            out[proof.alert.name] = threshold_cases(proof, s, rules[proof.alert.name])
+    if SAGA_ESCALATED.name in rules:
+        out[SAGA_ESCALATED.name] = _escalation_cases(s, rules[SAGA_ESCALATED.name][0])
     return out

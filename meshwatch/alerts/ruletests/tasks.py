@@ -5,6 +5,13 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping
 
+from meshwatch.alerts.catalogue import (
+    AGENT_QUEUE_BACKLOG_GROWING,
+    AGENT_TASK_DURATION_HIGH,
+    AGENT_TASK_ERROR_RATE_HIGH,
+    AGENT_TASK_RATE_ANOMALY,
+    AGENT_TASK_SUCCESS_RATE_LOW,
+)
 from meshwatch.alerts.model import AlertRule
 from meshwatch.alerts.recording import RATE_WINDOW, baseline_offset
 from meshwatch.alerts.ruletests.histograms import bucket_series
@@ -168,14 +175,13 @@ def _no_completed_series_case(
 def _queue_cases(s: AlertsSettings, tiers: list[AlertRule]) -> list[Case]:
     cfg = s.queue_backlog_growing
     proof = ThresholdProof(
-        "AgentQueueBacklogGrowing",
-        "above",
+        AGENT_QUEUE_BACKLOG_GROWING,
         "a growing queue's length",
         _queue(1),
         agent,
         warmup=s.rate_window,
     )
-    found = threshold_cases(proof, cfg, tiers)
+    found = threshold_cases(proof, s, tiers)
     at = eval_minute(proof, cfg.for_)
     long = cfg.threshold * 2 if cfg.threshold > 0 else 10.0
     for shape, signal in (("draining", _queue(-1)), ("flat", _queue(0))):
@@ -183,7 +189,7 @@ def _queue_cases(s: AlertsSettings, tiers: list[AlertRule]) -> list[Case]:
             Case(
                 f"stays silent when the queue is long ({long:g}) but {shape}",
                 tuple(signal(long, at, 0)),
-                (AlertCheck(at_minute(at), proof.alert),),
+                (AlertCheck(at_minute(at), proof.alert.name),),
             )
         )
     return found
@@ -192,52 +198,44 @@ def _queue_cases(s: AlertsSettings, tiers: list[AlertRule]) -> list[Case]:
 def cases(s: AlertsSettings, rules: Mapping[str, list[AlertRule]]) -> dict[str, list[Case]]:
     out: dict[str, list[Case]] = {}
     proofs = (
-        (
-            ratio_proof(
-                "AgentTaskErrorRateHigh",
-                "above",
-                "the share of an agent's tasks failing",
-                _ended_tasks(s, s.task_error_rate, _errors),
-                agent,
-            ),
-            s.task_error_rate,
+        ratio_proof(
+            AGENT_TASK_ERROR_RATE_HIGH,
+            "the share of an agent's tasks failing",
+            _ended_tasks(s, s.task_error_rate, _errors),
+            agent,
         ),
-        (
-            ratio_proof(
-                "AgentTaskSuccessRateLow",
-                "below",
-                "the share of an agent's tasks completing",
-                _ended_tasks(s, s.task_success_rate_low, _successes),
-                agent,
-            ),
-            s.task_success_rate_low,
+        ratio_proof(
+            AGENT_TASK_SUCCESS_RATE_LOW,
+            "the share of an agent's tasks completing",
+            _ended_tasks(s, s.task_success_rate_low, _successes),
+            agent,
         ),
-        (
-            ThresholdProof(
-                "AgentTaskDurationHigh",
-                "above",
-                "an agent's p95 task duration in seconds",
-                _durations,
-                lambda i: {**agent(i), "quantile": "0.95"},
-                warmup=s.rate_window,
-            ),
-            s.task_duration_p95_high,
+        ThresholdProof(
+            AGENT_TASK_DURATION_HIGH,
+            "an agent's p95 task duration in seconds",
+            _durations,
+            lambda i: {**agent(i), "quantile": "0.95"},
+            warmup=s.rate_window,
         ),
     )
-    for proof, cfg in proofs:
-        if proof.alert in rules:
-            out[proof.alert] = threshold_cases(proof, cfg, rules[proof.alert])
+    for proof in proofs:
+        if proof.alert.name in rules:
+            out[proof.alert.name] = threshold_cases(proof, s, rules[proof.alert.name])
     for name, cfg, value in (
-        ("AgentTaskErrorRateHigh", s.task_error_rate, 1.0),
-        ("AgentTaskSuccessRateLow", s.task_success_rate_low, 0.0),
+        (AGENT_TASK_ERROR_RATE_HIGH.name, s.task_error_rate, 1.0),
+        (AGENT_TASK_SUCCESS_RATE_LOW.name, s.task_success_rate_low, 0.0),
     ):
         extra = (
             _no_completed_series_case(s, name, cfg, value, rules[name]) if name in rules else None
         )
         if extra is not None:
             out[name].append(extra)
-    if "AgentQueueBacklogGrowing" in rules:
-        out["AgentQueueBacklogGrowing"] = _queue_cases(s, rules["AgentQueueBacklogGrowing"])
-    if "AgentTaskRateAnomaly" in rules:
-        out["AgentTaskRateAnomaly"] = _anomaly_cases(s, rules["AgentTaskRateAnomaly"][0])
+    if AGENT_QUEUE_BACKLOG_GROWING.name in rules:
+        out[AGENT_QUEUE_BACKLOG_GROWING.name] = _queue_cases(
+            s, rules[AGENT_QUEUE_BACKLOG_GROWING.name]
+        )
+    if AGENT_TASK_RATE_ANOMALY.name in rules:
+        out[AGENT_TASK_RATE_ANOMALY.name] = _anomaly_cases(
+            s, rules[AGENT_TASK_RATE_ANOMALY.name][0]
+        )
     return out

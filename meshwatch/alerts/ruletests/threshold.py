@@ -23,8 +23,8 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from meshwatch.alerts.catalogue import AlertDef, Direction
 from meshwatch.alerts.model import AlertRule
-from meshwatch.alerts.rules.tiers import Direction
 from meshwatch.alerts.ruletests.model import (
     AlertCheck,
     Case,
@@ -33,7 +33,7 @@ from meshwatch.alerts.ruletests.model import (
     fired,
     minutes,
 )
-from meshwatch.settings import Duration, ThresholdAlert
+from meshwatch.settings import AlertsSettings, Duration, ThresholdAlert
 
 #: Builds the input series that make the alert's expression equal ``value`` for
 #: ``subject`` (0 or 1) at minute ``eval_minute``.
@@ -82,8 +82,7 @@ class ThresholdProof:
     the cases of its minimum-volume guard (build it with :func:`ratio_proof`).
     """
 
-    alert: str
-    direction: Direction
+    alert: AlertDef
     measure: str
     signal: Signal
     subject_labels: Callable[[int], Mapping[str, str]]
@@ -92,10 +91,13 @@ class ThresholdProof:
     per_subject: bool = True
     volume: Volume | None = None
 
+    @property
+    def direction(self) -> Direction:
+        return self.alert.direction
+
 
 def ratio_proof(
-    alert: str,
-    direction: Direction,
+    alert: AlertDef,
     measure: str,
     volume: Volume,
     subject_labels: Callable[[int], Mapping[str, str]],
@@ -105,7 +107,6 @@ def ratio_proof(
     """The proof of a ratio alert: bounded by 1, warmed up over the window, at plenty of volume."""
     return ThresholdProof(
         alert,
-        direction,
         measure,
         volume.at_rate(volume.plenty),
         subject_labels,
@@ -167,9 +168,10 @@ def eval_minute(proof: ThresholdProof, for_: Duration) -> int:
 
 
 def threshold_cases(
-    proof: ThresholdProof, cfg: ThresholdAlert, tiers: Sequence[AlertRule]
+    proof: ThresholdProof, settings: AlertsSettings, tiers: Sequence[AlertRule]
 ) -> list[Case]:
-    """Firing, two-tier and silent cases for ``proof``'s alert at ``cfg``'s thresholds."""
+    """Firing, two-tier and silent cases for ``proof``'s alert at its configured thresholds."""
+    cfg = proof.alert.threshold(settings)
     base, both, safe = _values(cfg, proof.direction, proof.bound)
     up = 1 if proof.direction == "above" else -1
     base = _legible(base, up, proof.bound)
@@ -197,7 +199,7 @@ def threshold_cases(
                 f"fires {severity} when {proof.measure} is {base:.4g}, {side} "
                 f"{cfg.threshold:g}, for {cfg.for_}{others}",
                 tuple(inputs(base)),
-                (AlertCheck(when, proof.alert, alerts(base, tiers[:1])),),
+                (AlertCheck(when, proof.alert.name, alerts(base, tiers[:1])),),
             )
         )
     if both is not None and len(tiers) > 1:
@@ -206,7 +208,7 @@ def threshold_cases(
                 f"fires {tiers[0].severity} and critical when {proof.measure} is {both:.4g}, "
                 f"{side} the critical level {cfg.critical_threshold:g}",
                 tuple(inputs(both)),
-                (AlertCheck(when, proof.alert, alerts(both, tiers)),),
+                (AlertCheck(when, proof.alert.name, alerts(both, tiers)),),
             )
         )
     if safe is not None:
@@ -214,7 +216,7 @@ def threshold_cases(
             Case(
                 f"stays silent when {proof.measure} is {safe:.4g}, not {side} {cfg.threshold:g}",
                 tuple(proof.signal(safe, at, 0)),
-                (AlertCheck(when, proof.alert),),
+                (AlertCheck(when, proof.alert.name),),
             )
         )
     if proof.volume is not None:
@@ -260,12 +262,12 @@ def _volume_cases(
             f"stays silent when {measured} but only {few:g} {volume.counted} in "
             f"{volume.window}, below {minimum}",
             tuple(quiet),
-            (AlertCheck(when, proof.alert),),
+            (AlertCheck(when, proof.alert.name),),
         ),
         Case(
             f"fires {severities} when {measured} over {enough:g} {volume.counted} in "
             f"{volume.window}, past {minimum}{only}",
             tuple(loud),
-            (AlertCheck(when, proof.alert, tuple(fired(r, labels, value) for r in tiers)),),
+            (AlertCheck(when, proof.alert.name, tuple(fired(r, labels, value) for r in tiers)),),
         ),
     ]
