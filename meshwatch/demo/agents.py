@@ -25,6 +25,7 @@ from collections.abc import Generator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from meshwatch.demo.llm import runaway_agent, think
 from meshwatch.demo.sim import Inbox, Process
 from meshwatch.demo.world import (
     BLOCKED,
@@ -142,6 +143,7 @@ def bootstrap(world: World) -> Process:
     spawn(legacy_crawler(world))
     if world.scenario.incident is not None:
         spawn(incident(world))
+        spawn(runaway_agent(world))
 
 
 # --- conversations ------------------------------------------------------------------------
@@ -165,7 +167,7 @@ def conversation(world: World, n: int) -> Process:
     world.open_conversations += 1
     metrics.set_queue_length(world.open_conversations)
     try:
-        with world.turn(me, cid):
+        with world.workflow(me, "conversation", cid), world.turn(me, cid):
             try:
                 with metrics.task("handle_request"):
                     outcome = yield from _handle_request(world, rng, cid)
@@ -194,7 +196,7 @@ def _handle_request(world: World, rng: random.Random, cid: str) -> Step:
     me = ORCHESTRATOR
     metrics = world.work(me)
     replies = world.sim.inbox()
-    yield rng.uniform(0.2, 0.8)  # planning
+    yield from think(world, rng, me)  # planning
     metrics.record_decision("route", confidence=_quality(rng), options_considered=rng.randint(2, 5))
     team = RESEARCHERS if rng.random() < TWO_RESEARCHERS_SHARE else (rng.choice(RESEARCHERS),)
     topic = rng.choice(TOPICS)
@@ -304,7 +306,7 @@ def researcher(world: World, me: AgentSpec) -> Process:
                     yield from call_tool(
                         world, rng, me, TOOL_SEARCH, rng.choice(SEARCH_TOOLS), cid, tools
                     )
-                    yield rng.uniform(0.3, 1.5)  # reading what came back
+                    yield from think(world, rng, me)  # reading what came back
                 metrics.record_task_quality("research", _quality(rng))
             world.reply(me, request, "findings", {}, _size(rng, 8_000))
 
@@ -327,7 +329,7 @@ def writer(world: World) -> Process:
                     )
                     if rng.random() < CHART_SHARE:
                         yield from call_tool(world, rng, me, TOOL_CODE, "code_exec", cid, tools)
-                    yield rng.uniform(1.5, 5.0)
+                    yield from think(world, rng, me)  # drafting
                     if world.dice.chance(rng, "task_failure", world.scenario.odds.task_failure):
                         raise DraftRejected("draft failed its fact check")
                     yield from call_tool(world, rng, me, TOOL_CODE, "write_file", cid, tools)

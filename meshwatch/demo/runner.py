@@ -35,6 +35,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from meshwatch.demo.agents import bootstrap
+from meshwatch.demo.llm import new_llm_metrics
 from meshwatch.demo.scenario import Scenario
 from meshwatch.demo.world import LEGACY, ORCHESTRATOR, PUBLISHER, SERVICES, Instruments, World
 from meshwatch.instrumentation.audit import AuditTrail
@@ -154,6 +155,7 @@ class Demo:
             }
         bus = HypervisorEventBus(max_events=BUS_RETENTION)
         governance = GovernanceMetrics()
+        llm = new_llm_metrics()
         work = AgentMetrics(ORCHESTRATOR.did)
         legacy_work = AgentMetrics(LEGACY.did, guard=CardinalityGuard(max_series=LEGACY_SERIES_CAP))
         primary = AuditTrail(audit_dir / "audit.db", max_rows=AUDIT_MAX_ROWS)
@@ -171,6 +173,7 @@ class Demo:
                 work,
                 LegacyMetricsBridge(legacy_work),
                 GENAI_METRICS,
+                llm,
                 SPAN_EXPORT_METRICS,
                 primary,
                 mirror,
@@ -183,6 +186,7 @@ class Demo:
             legacy_work,
             tracers=dict(self.providers),
             tracing=bool(self.providers),
+            llm=llm,
         )
         self.world = World(config.scenario, instruments)
         self.world.sim.spawn(bootstrap(self.world))

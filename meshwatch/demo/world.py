@@ -41,8 +41,10 @@ from meshwatch.instrumentation.genai import (
     GEN_AI_CONVERSATION_ID,
     GENAI_METRICS,
     GenAIMetrics,
+    GenAISpanMetrics,
     inject,
     invoke_agent,
+    invoke_workflow,
     receive,
 )
 from meshwatch.instrumentation.governance import GovernanceMetrics
@@ -134,7 +136,7 @@ class Instruments:
     ``tracing`` is False when they are all no-ops. ``legacy_work`` is a
     separate work-metrics group with a tight cardinality guard: the legacy
     crawler labels tasks with URLs, and the guard folds them into
-    ``__overflow__``.
+    ``__overflow__``. ``llm`` holds the fleet's LLM calls (:mod:`meshwatch.demo.llm`).
     """
 
     bus: HypervisorEventBus
@@ -144,6 +146,7 @@ class Instruments:
     tracers: Mapping[str, trace.TracerProvider] = field(default_factory=dict)
     tracing: bool = False
     genai: GenAIMetrics = GENAI_METRICS
+    llm: GenAISpanMetrics = field(default_factory=GenAISpanMetrics)
 
     def tracer_provider(self, service: str) -> trace.TracerProvider:
         return self.tracers.get(service, NO_TRACING)
@@ -396,6 +399,17 @@ class World:
                 attributes=_messaging("process", agent.name, message.conversation_id),
             ),
             self.turn(agent, message.conversation_id),
+        ):
+            yield
+
+    @contextmanager
+    def workflow(self, agent: AgentSpec, name: str, conversation_id: str) -> Iterator[None]:
+        """One conversation as an ``invoke_workflow`` span, the root of its trace."""
+        with invoke_workflow(
+            name,
+            conversation_id=conversation_id,
+            tracer_provider=self.inst.tracer_provider(agent.name),
+            metrics=self.inst.genai,
         ):
             yield
 

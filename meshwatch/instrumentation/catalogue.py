@@ -101,6 +101,25 @@ GENAI_DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 UNIT_INTERVAL_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 OPTIONS_BUCKETS = (1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0)
 MESSAGE_SIZE_BUCKETS = (64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0)
+# The GenAI semantic conventions' advisory bucket boundaries.
+GENAI_TOKEN_BUCKETS = tuple(float(4**i) for i in range(14))  # 1, 4, 16, ... 67108864
+GENAI_CLIENT_DURATION_BUCKETS = (
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
+)
+GENAI_WORKFLOW_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
 WAIT_DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 _C, _G, _H = MetricType.COUNTER, MetricType.GAUGE, MetricType.HISTOGRAM
@@ -333,18 +352,85 @@ DEPENDENCY_WAIT_DURATION = MetricDef(
 GENAI_INVOKE_AGENT_DURATION = MetricDef(
     "gen_ai_invoke_agent_duration_seconds",
     _H,
-    "Duration of invoke_agent operations (OpenTelemetry GenAI conventions).",
-    ("agent_name", "error_type"),
+    "Duration of invoke_agent operations (OpenTelemetry GenAI gen_ai.invoke_agent.duration).",
+    ("gen_ai_agent_name", "error_type"),
     unit="seconds",
     buckets=GENAI_DURATION_BUCKETS,
 )
 GENAI_EXECUTE_TOOL_DURATION = MetricDef(
     "gen_ai_execute_tool_duration_seconds",
     _H,
-    "Duration of execute_tool operations (OpenTelemetry GenAI conventions).",
-    ("tool_name", "error_type"),
+    "Duration of execute_tool operations (OpenTelemetry GenAI gen_ai.execute_tool.duration).",
+    ("gen_ai_tool_name", "error_type"),
     unit="seconds",
     buckets=GENAI_DURATION_BUCKETS,
+)
+
+GENAI_WORKFLOW_DURATION = MetricDef(
+    "gen_ai_workflow_duration_seconds",
+    _H,
+    "Duration of invoke_workflow operations (OpenTelemetry GenAI gen_ai.workflow.duration).",
+    ("gen_ai_workflow_name", "error_type"),
+    unit="seconds",
+    buckets=GENAI_WORKFLOW_BUCKETS,
+)
+
+# --- LLM calls: tokens, cost, latency (OpenTelemetry GenAI client metrics) ----
+# The first two are the semconv metrics gen_ai.client.token.usage ({token}) and
+# gen_ai.client.operation.duration (s) under the names and label names the
+# OpenTelemetry -> Prometheus mapping gives them, plus the agent that made the
+# call (gen_ai_agent_name), which no OTel producer puts on them.
+_LLM_LABELS = (
+    "gen_ai_operation_name",
+    "gen_ai_provider_name",
+    "gen_ai_request_model",
+    "gen_ai_agent_name",
+)
+GENAI_CLIENT_TOKEN_USAGE = MetricDef(
+    "gen_ai_client_token_usage",
+    _H,
+    "Input and output tokens per LLM call (OpenTelemetry GenAI gen_ai.client.token.usage).",
+    (*_LLM_LABELS, "gen_ai_token_type"),
+    buckets=GENAI_TOKEN_BUCKETS,
+)
+GENAI_CLIENT_OPERATION_DURATION = MetricDef(
+    "gen_ai_client_operation_duration_seconds",
+    _H,
+    "Duration of LLM calls (OpenTelemetry GenAI gen_ai.client.operation.duration).",
+    (*_LLM_LABELS, "error_type"),
+    unit="seconds",
+    buckets=GENAI_CLIENT_DURATION_BUCKETS,
+)
+LLM_CALLS = MetricDef(
+    "agent_llm_calls_total",
+    _C,
+    "LLM calls made, failed ones included.",
+    _LLM_LABELS,
+)
+LLM_CALL_ERRORS = MetricDef(
+    "agent_llm_call_errors_total",
+    _C,
+    "LLM calls that ended in an error, by error type.",
+    (*_LLM_LABELS, "error_type"),
+)
+LLM_CACHE_TOKENS = MetricDef(
+    "agent_llm_cache_tokens_total",
+    _C,
+    "Input tokens read from (cache_read) or written to (cache_creation) the provider's prompt cache.",
+    (*_LLM_LABELS, "gen_ai_token_type"),
+)
+LLM_COST = MetricDef(
+    "agent_llm_cost_usd_total",
+    _C,
+    "Cost of LLM calls in US dollars, from the configured per-model prices.",
+    _LLM_LABELS,
+    unit="usd",
+)
+LLM_UNPRICED_TOKENS = MetricDef(
+    "agent_llm_unpriced_tokens_total",
+    _C,
+    "Tokens of calls to a model (or token type) without a configured price: not in the cost.",
+    (*_LLM_LABELS, "gen_ai_token_type"),
 )
 
 # --- meshwatch about itself -----------------------------------------------------

@@ -23,6 +23,7 @@ from meshwatch.settings.alerts import (
     ThresholdAlert,
 )
 from meshwatch.settings.dashboards import DashboardSettings
+from meshwatch.settings.genai import GenAISettings, ModelPrice
 from meshwatch.settings.loader import Duration, SettingsError, build, load_yaml_mapping
 from meshwatch.settings.stack import (
     DemoSettings,
@@ -43,6 +44,7 @@ class Settings:
     alerts: AlertsSettings = field(default_factory=AlertsSettings)
     dashboards: DashboardSettings = field(default_factory=DashboardSettings)
     stack: StackSettings = field(default_factory=StackSettings)
+    genai: GenAISettings = field(default_factory=GenAISettings)
 
 
 def load_settings(path: str | Path | None = None) -> Settings:
@@ -75,7 +77,9 @@ __all__ = [
     "DemoSettings",
     "Duration",
     "EventAlert",
+    "GenAISettings",
     "Images",
+    "ModelPrice",
     "Ports",
     "PredictiveAlert",
     "Receiver",

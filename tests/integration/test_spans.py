@@ -134,7 +134,7 @@ def test_genai_spans_carry_the_semantic_convention_names_and_attributes(
         assert attrs[CONVERSATION].startswith("conv-"), span
         if attrs[OPERATION] == "invoke_agent":
             assert span.name == f"invoke_agent {attrs['gen_ai.agent.name']}"
-            assert attrs["gen_ai.agent.id"].startswith("did:mesh:")
+            assert attrs["meshwatch.agent.id"].startswith("did:mesh:")
             assert attrs["gen_ai.agent.name"] == service(span)
         else:
             assert span.name == f"execute_tool {attrs['gen_ai.tool.name']}"

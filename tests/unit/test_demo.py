@@ -600,6 +600,7 @@ def test_one_conversation_is_one_trace_with_genai_attributes(
     incident_demo: DemoProcess, receiver: OtlpReceiver
 ) -> None:
     required = {
+        "invoke_workflow conversation",
         "invoke_agent orchestrator",
         "send delegate",
         "process delegate",
@@ -612,7 +613,7 @@ def test_one_conversation_is_one_trace_with_genai_attributes(
         """A conversation whose spans have all arrived (each provider exports on its own)."""
         spans = receiver.snapshot()
         for root in spans:
-            if root.name != "invoke_agent orchestrator" or root.parent_span_id:
+            if root.name != "invoke_workflow conversation" or root.parent_span_id:
                 continue
             if root.attributes.get("gen_ai.conversation.id") is None:
                 continue  # the fleet's bootstrap, not a conversation
@@ -639,7 +640,7 @@ def test_one_conversation_is_one_trace_with_genai_attributes(
         if span.name.startswith("invoke_agent "):
             assert operation == "invoke_agent"
             assert span.attributes["gen_ai.agent.name"] == span.name.removeprefix("invoke_agent ")
-            assert str(span.attributes["gen_ai.agent.id"]).startswith("did:mesh:")
+            assert str(span.attributes["meshwatch.agent.id"]).startswith("did:mesh:")
         if span.name.startswith("execute_tool "):
             assert operation == "execute_tool"
             assert span.attributes["gen_ai.tool.name"] == span.name.removeprefix("execute_tool ")

@@ -74,7 +74,9 @@ def test_agent_and_tool_spans_follow_the_genai_conventions(tracing: Tracing) -> 
     assert dict(outer.attributes) == {
         "gen_ai.operation.name": "invoke_agent",
         "gen_ai.agent.name": "researcher",
-        "gen_ai.agent.id": "did:mesh:r",
+        "gen_ai.provider.name": "meshwatch",  # required by the conventions
+        "gen_ai.system": "meshwatch",  # pre-1.37 name, without the stability opt-in
+        "meshwatch.agent.id": "did:mesh:r",  # gen_ai.agent.id is for remote agents only
         "gen_ai.conversation.id": "conv-1",
     }
     assert dict(inner.attributes) == {
@@ -258,7 +260,7 @@ def test_the_default_metrics_are_exposed_through_the_prometheus_adapter() -> Non
     registry.register(MeshwatchCollector([GENAI_METRICS], include_self_metrics=False))
     family = GENAI_METRICS.invoke_agent_duration.metric.name
     count = registry.get_sample_value(
-        f"{family}_count", {"agent_name": "exposed-agent", "error_type": ""}
+        f"{family}_count", {"gen_ai_agent_name": "exposed-agent", "error_type": ""}
     )
     assert count is not None and count >= 1
 
