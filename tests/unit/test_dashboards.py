@@ -31,6 +31,7 @@ EXPECTED_UIDS = [
     "meshwatch-work",
     "meshwatch-sagas",
     "meshwatch-stack-health",
+    "meshwatch-llm",
 ]
 # Panels that draw field values; the others (row headers, the alert list, the
 # trace view, the node graph) have no field unit or thresholds that apply.
