@@ -3,8 +3,9 @@ real protobuf. One agent conversation must be one trace, every span's parent the
 span that caused it (across agents, through message headers), with the GenAI
 semantic-convention names and attributes.
 
-The conversation shape (from :mod:`meshwatch.demo.world`): the orchestrator's
-``invoke_agent`` span is the root; a message is a ``send <type>`` PRODUCER span
+The conversation shape (from :mod:`meshwatch.demo.world`): an ``invoke_workflow
+conversation`` span is the root, the orchestrator's ``invoke_agent`` span under it;
+LLM calls are ``chat``/``embeddings`` spans inside an agent's turn; a message is a ``send <type>`` PRODUCER span
 on the sender and a ``process <type>`` CONSUMER span on the receiver, inside
 which the receiver's ``invoke_agent`` span runs; tools run as ``execute_tool``
 spans inside the tool agent's turn; saga spans hang under the publisher's turn.
@@ -29,7 +30,8 @@ pytestmark = pytest.mark.integration
 
 CONVERSATION = "gen_ai.conversation.id"
 OPERATION = "gen_ai.operation.name"
-ROOT_NAME = f"invoke_agent {ORCHESTRATOR.name}"
+ROOT_NAME = "invoke_workflow conversation"
+ORCHESTRATOR_TURN = f"invoke_agent {ORCHESTRATOR.name}"
 # Conversations take seconds; spans leave the demo a second after they end.
 SPANS_TIMEOUT = 60.0
 WANTED_CONVERSATIONS = 3
@@ -113,6 +115,9 @@ def test_every_span_has_the_parent_that_caused_it(conversations: dict[str, Trace
                 assert parent.kind == Span.SPAN_KIND_PRODUCER, where
                 assert parent.name == f"send {message_type}", where
                 assert service(parent) != service(span), where
+            elif span.name == ORCHESTRATOR_TURN and parent.name == ROOT_NAME:
+                # The orchestrator's turn is the workflow's first step.
+                assert service(parent) == service(span), where
             elif span.name.startswith("invoke_agent "):
                 # An agent's turn runs inside the processing of the message it got.
                 assert parent.kind == Span.SPAN_KIND_CONSUMER, where
@@ -126,15 +131,32 @@ def test_every_span_has_the_parent_that_caused_it(conversations: dict[str, Trace
 def test_genai_spans_carry_the_semantic_convention_names_and_attributes(
     otlp: OtlpReceiver, conversations: dict[str, Trace]
 ) -> None:
-    agents = [s for t in conversations.values() for s in t if s.attributes.get(OPERATION)]
-    assert {s.attributes[OPERATION] for s in agents} == {"invoke_agent", "execute_tool"}
-    for span in agents:
+    genai = [s for t in conversations.values() for s in t if s.attributes.get(OPERATION)]
+    assert {s.attributes[OPERATION] for s in genai} == {
+        "invoke_workflow",
+        "invoke_agent",
+        "execute_tool",
+        "chat",
+        "embeddings",
+    }
+    for span in genai:
         attrs = span.attributes
+        if attrs[OPERATION] in ("chat", "embeddings"):
+            # An LLM call: a CLIENT span named for its operation and model, with usage.
+            assert span.kind == Span.SPAN_KIND_CLIENT, span
+            assert span.name == f"{attrs[OPERATION]} {attrs['gen_ai.request.model']}"
+            assert attrs["gen_ai.provider.name"] == "meshwatch-demo"
+            assert isinstance(attrs["gen_ai.usage.input_tokens"], int)
+            continue
         assert span.kind == Span.SPAN_KIND_INTERNAL, span
         assert attrs[CONVERSATION].startswith("conv-"), span
-        if attrs[OPERATION] == "invoke_agent":
+        if attrs[OPERATION] == "invoke_workflow":
+            assert span.name == f"invoke_workflow {attrs['gen_ai.workflow.name']}"
+        elif attrs[OPERATION] == "invoke_agent":
             assert span.name == f"invoke_agent {attrs['gen_ai.agent.name']}"
             assert attrs["meshwatch.agent.id"].startswith("did:mesh:")
+            assert "gen_ai.agent.id" not in attrs, "not on an in-process agent's span"
+            assert attrs["gen_ai.provider.name"]
             assert attrs["gen_ai.agent.name"] == service(span)
         else:
             assert span.name == f"execute_tool {attrs['gen_ai.tool.name']}"
