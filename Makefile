@@ -13,7 +13,7 @@ help:
 	@echo "make down      stop what 'make up' started"
 	@echo "make status    readiness of each running component"
 	@echo "make test      run the test suite (unit, rules, integration; containers where Docker runs)"
-	@echo "make lint      ruff"
+	@echo "make lint      ruff and mypy --strict"
 	@echo "make bench     benchmarks, printed as ratios against baselines measured in the same run"
 	@echo "make generate  write rules, dashboards and stack files to ./$(OUT)"
 
@@ -58,6 +58,7 @@ test-integration: $(BIN)/.installed system-deps
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check meshwatch tests benchmarks
+	$(BIN)/mypy
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m benchmarks

@@ -80,14 +80,11 @@ def _quantiles(
     One record name for the three, told apart by their ``quantile`` label.
     """
     record = record_name((*by, "quantile"), metric, f"histogram_quantile_{RATE}")
-    return tuple(
-        _windowed(
-            record,
-            lambda w, q=q: f"histogram_quantile({q}, {buckets.at(w)})",
-            {"quantile": str(q)},
-        )
-        for q in QUANTILES
-    )
+
+    def quantile(q: float) -> Callable[[str], str]:
+        return lambda w: f"histogram_quantile({q}, {buckets.at(w)})"
+
+    return tuple(_windowed(record, quantile(q), {"quantile": str(q)}) for q in QUANTILES)
 
 
 def _ratio(part: str, rest: str) -> str:

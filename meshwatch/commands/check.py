@@ -82,12 +82,12 @@ def _rules_match_settings(target: Target) -> Outcome:
 
     expected = {f.path: f.content for f in alerts.render(target.settings)}
     problems = []
-    for path, content in sorted(expected.items()):
-        on_disk = target.out_dir / path
+    for name, content in sorted(expected.items()):
+        on_disk = target.out_dir / name
         if not on_disk.is_file():
-            problems.append(f"missing: {path}")
+            problems.append(f"missing: {name}")
         elif on_disk.read_text(encoding="utf-8") != content:
-            problems.append(f"differs from the settings: {path}")
+            problems.append(f"differs from the settings: {name}")
     rules_dir = target.out_dir / alerts.RULES_DIR
     for path in sorted(rules_dir.rglob("*.yml")) if rules_dir.is_dir() else ():
         relative = path.relative_to(target.out_dir).as_posix()
@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "check",
         help="validate generated rules, rule tests and configs with promtool and amtool",

@@ -89,7 +89,7 @@ def _non_negative(text: str) -> float:
     return value
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     defaults = DemoSettings()
     parser = subparsers.add_parser(
         "demo",

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if statuses and all(s.ready for s in statuses) else 1
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "status",
         help="readiness of each component `meshwatch up` started",

@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if all(s.ready for s in statuses) else 1
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "up",
         help="generate the stack and start it (docker compose, or native without Docker)",

@@ -37,6 +37,7 @@ from meshwatch.alerts.catalogue import AlertDef, Tier
 from meshwatch.alerts.model import RecordingRule
 from meshwatch.dashboards.panels import (
     AllByDefault,
+    CellType,
     DataSourceRef,
     ModernBarGauge,
     ModernGauge,
@@ -304,7 +305,7 @@ def table(
     hide: tuple[str, ...] = ("Time",),
     sort_by: str | None = None,
     sort_desc: bool = True,
-    cell: str = "color-text",
+    cell: CellType = "color-text",
     data_links: Sequence[DataLink] = (),
     datasource: DataSourceRef = PROMETHEUS,
 ) -> ModernTable:

@@ -30,6 +30,13 @@ from attr.validators import in_, instance_of, optional
 from grafanalib.core import Panel, Template
 
 JSON = dict[str, Any]
+CellType = Literal["auto", "color-text", "color-background"]
+
+
+def _panel_json(panel: Panel, overrides: JSON) -> JSON:
+    """grafanalib's ``Panel.panel_json`` (unannotated there), with its result typed."""
+    out: JSON = Panel.panel_json(panel, overrides)
+    return out
 
 
 @attr.s(frozen=True, slots=True)
@@ -139,7 +146,8 @@ class ModernGauge(Panel):
     showThresholdMarkers: bool = attr.ib(default=True, validator=instance_of(bool))
 
     def to_json_data(self) -> JSON:
-        return self.panel_json(
+        return _panel_json(
+            self,
             {
                 "fieldConfig": {
                     "defaults": {
@@ -160,7 +168,7 @@ class ModernGauge(Panel):
                     "sizing": "auto",
                 },
                 "type": "gauge",
-            }
+            },
         )
 
 
@@ -180,7 +188,8 @@ class ModernBarGauge(Panel):
     )
 
     def to_json_data(self) -> JSON:
-        return self.panel_json(
+        return _panel_json(
+            self,
             {
                 "fieldConfig": {
                     "defaults": {
@@ -204,7 +213,7 @@ class ModernBarGauge(Panel):
                     "valueMode": "color",
                 },
                 "type": "bargauge",
-            }
+            },
         )
 
 
@@ -219,7 +228,7 @@ class ModernTable(Panel):
 
     unit: str = attr.ib(default="short", validator=instance_of(str))
     mappings: list[ValueText] = attr.ib(factory=list, validator=instance_of(list))
-    cellType: Literal["auto", "color-text", "color-background"] = attr.ib(
+    cellType: CellType = attr.ib(
         default="color-text", validator=in_(("auto", "color-text", "color-background"))
     )
     renameByName: dict[str, str] = attr.ib(factory=dict, validator=instance_of(dict))
@@ -241,7 +250,8 @@ class ModernTable(Panel):
             [] if self.sortBy is None else [{"desc": self.sortDesc, "displayName": self.sortBy}]
         )
         reshape = [organize] if self.hideFields or self.renameByName else []
-        return self.panel_json(
+        return _panel_json(
+            self,
             {
                 "fieldConfig": {
                     "defaults": {
@@ -266,7 +276,7 @@ class ModernTable(Panel):
                 },
                 "transformations": [*self.transformations, *reshape],
                 "type": "table",
-            }
+            },
         )
 
 
@@ -276,10 +286,11 @@ class Traces(Panel):
 
     Grafana renders a single trace here, so the query is normally a trace id
     taken from a dashboard variable that a TraceQL search table fills in.
+    ``maxDataPoints`` is null: a trace is shown whole.
     """
 
     def to_json_data(self) -> JSON:
-        return self.panel_json({"options": {}, "type": "traces"})
+        return _panel_json(self, {"maxDataPoints": None, "options": {}, "type": "traces"})
 
 
 @attr.s
@@ -288,7 +299,7 @@ class NodeGraph(Panel):
 
     Tempo's datasource builds the nodes and edges from the metrics-generator's
     ``traces_service_graph_*`` series in the Prometheus datasource linked in
-    its ``serviceMap`` setting.
+    its ``serviceMap`` setting. ``maxDataPoints`` is null: the graph is shown whole.
     """
 
     mainStatUnit: str = attr.ib(default="reqps", validator=instance_of(str))
@@ -296,12 +307,14 @@ class NodeGraph(Panel):
 
     def to_json_data(self) -> JSON:
         stats = {"mainStatUnit": self.mainStatUnit, "secondaryStatUnit": self.secondaryStatUnit}
-        return self.panel_json(
+        return _panel_json(
+            self,
             {
                 "fieldConfig": {"defaults": {"unit": self.mainStatUnit}, "overrides": []},
+                "maxDataPoints": None,
                 "options": {"edges": dict(stats), "nodes": {**stats, "arcs": []}},
                 "type": "nodeGraph",
-            }
+            },
         )
 
 
@@ -319,7 +332,8 @@ class UnifiedAlertList(Panel):
     groupBy: tuple[str, ...] = attr.ib(default=(), validator=instance_of(tuple))
 
     def to_json_data(self) -> JSON:
-        return self.panel_json(
+        return _panel_json(
+            self,
             {
                 "options": {
                     "alertInstanceLabelFilter": "",
@@ -342,7 +356,7 @@ class UnifiedAlertList(Panel):
                     "viewMode": "list",
                 },
                 "type": "alertlist",
-            }
+            },
         )
 
 

@@ -183,7 +183,6 @@ def _service_graph_panels(grid: Grid) -> None:
             dataSource=TEMPO,
             targets=[TempoTarget(datasource=TEMPO, queryType="serviceMap")],
             thresholds=neutral_steps(),
-            maxDataPoints=None,
         ),
         w=12,
         h=12,

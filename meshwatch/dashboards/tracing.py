@@ -54,6 +54,5 @@ def add_saga_traces(grid: Grid, *, height: int = 10) -> Grid:
         dataSource=TEMPO,
         targets=[TempoTarget(datasource=TEMPO, query="${" + TRACE_ID_VARIABLE + "}")],
         thresholds=neutral_steps(),
-        maxDataPoints=None,
     )
     return grid.add(search, w=10, h=height).add(timeline, w=14, h=height)

@@ -27,7 +27,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,7 +232,7 @@ class Demo:
             shutil.rmtree(self._own_audit_dir, ignore_errors=True)
 
 
-def _within(deadline: float, closers: list, what: str) -> None:
+def _within(deadline: float, closers: list[Callable[[], object]], what: str) -> None:
     """Run ``closers`` in parallel threads; give up on the stragglers at ``deadline``.
 
     The threads are daemons: a collector that never answers cannot keep the

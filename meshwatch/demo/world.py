@@ -355,7 +355,8 @@ class World:
             kind=SpanKind.PRODUCER,
             attributes=_messaging("send", destination, body.get("conversation_id")),
         ):
-            headers: dict[str, str] = inject({})
+            headers: dict[str, str] = {}
+            inject(headers)
         message = Message(message_type, sender, body, size, headers, reply_to)
         self.work(sender).message_sent(message_type, size_bytes=size)
         if isinstance(to, AgentSpec):

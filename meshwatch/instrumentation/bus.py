@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 from meshwatch.instrumentation.catalogue import (
@@ -42,7 +42,7 @@ from meshwatch.instrumentation.catalogue import (
 )
 from meshwatch.instrumentation.drops import RateLimitedLog
 from meshwatch.instrumentation.events import EventType, HypervisorEvent
-from meshwatch.instrumentation.values import CounterStore, MetricFamilySnapshot
+from meshwatch.instrumentation.values import CounterStore, LabelValues, MetricFamilySnapshot
 
 Handler = Callable[[HypervisorEvent], object]
 
@@ -56,9 +56,9 @@ _Entry = HypervisorEvent | deque[HypervisorEvent]
 def _entry_events(entry: _Entry | None) -> list[HypervisorEvent]:
     if entry is None:
         return []
-    if type(entry) is deque:
+    if isinstance(entry, deque):
         return list(entry)
-    return [entry]  # type: ignore[list-item]
+    return [entry]
 
 
 def _as_utc(moment: datetime | None, name: str) -> datetime | None:
@@ -139,7 +139,7 @@ class HypervisorEventBus:
                 entry = index.get(key)
                 if entry is None:
                     index[key] = event
-                elif type(entry) is deque:
+                elif isinstance(entry, deque):
                     entry.append(event)
                 else:
                     index[key] = deque((entry, event))
@@ -149,7 +149,7 @@ class HypervisorEventBus:
                 entry = index.get(key)
                 if entry is None:
                     index[key] = event
-                elif type(entry) is deque:
+                elif isinstance(entry, deque):
                     entry.append(event)
                 else:
                     index[key] = deque((entry, event))
@@ -300,7 +300,7 @@ class HypervisorEventBus:
             event_type = EventType(event_type)
         start, end = _as_utc(start, "start"), _as_utc(end, "end")
         with self._lock:
-            candidates: Iterable[HypervisorEvent]
+            candidates: list[HypervisorEvent]
             # Start from the narrowest index given; filter the rest below.
             sources: list[list[HypervisorEvent]] = []
             if session_id is not None:
@@ -359,7 +359,9 @@ class HypervisorEventBus:
     def metric_families(self) -> Iterator[MetricFamilySnapshot]:
         """The bus's own metrics, for the Prometheus adapter."""
         with self._lock:
-            emitted = {(t.value,): float(n) for t, n in self._emitted.items()}
+            emitted: dict[LabelValues, float] = {
+                (t.value,): float(n) for t, n in self._emitted.items()
+            }
             retained = float(len(self._log))
         yield MetricFamilySnapshot(BUS_EVENTS, BUS_EVENTS.labels, emitted)
         yield MetricFamilySnapshot(BUS_RETAINED_EVENTS, BUS_RETAINED_EVENTS.labels, {(): retained})

@@ -48,6 +48,7 @@ from meshwatch.instrumentation.values import (
     CounterStore,
     GaugeStore,
     HistogramStore,
+    LabelValues,
     MetricFamilySnapshot,
     finite_number,
 )
@@ -283,7 +284,9 @@ class GovernanceMetrics:
         yield self._rate_limited.snapshot()
         yield self._latency.snapshot()
         if self._trust_callbacks:
-            scores = {(agent,): score for agent, score in self.trust_scores().items()}
+            scores: dict[LabelValues, float] = {
+                (agent,): score for agent, score in self.trust_scores().items()
+            }
             yield MetricFamilySnapshot(
                 GOVERNANCE_TRUST_SCORE, GOVERNANCE_TRUST_SCORE.labels, scores
             )

@@ -221,7 +221,7 @@ def _attribute_value(value: object) -> AttributeValue | None:
         items = [_attribute_value(v) for v in value]
         kinds = {type(v) for v in items}
         if len(kinds) == 1 and kinds <= {bool, str, float, int}:
-            return tuple(items)  # type: ignore[return-value]
+            return tuple(items)
     try:
         return str(value)
     except Exception:

@@ -194,7 +194,10 @@ def _family(snapshots: list[MetricFamilySnapshot]) -> Metric:
         out = family.samples
         for names, samples in series:
             for key, value in samples.items():
-                out.append(Sample(sample_name, dict(zip(names, key, strict=True)), value))
+                # Counters and gauges hold floats; only histograms hold a HistogramValue.
+                out.append(
+                    Sample(sample_name, dict(zip(names, key, strict=True)), cast(float, value))
+                )
     return family
 
 
@@ -219,7 +222,7 @@ def _merged(snapshots: list[MetricFamilySnapshot]) -> list[_Series]:
             elif kind is MetricType.COUNTER:
                 target[key] = previous + value
             elif kind is MetricType.HISTOGRAM:
-                target[key] = _sum_histograms(previous, value)
+                target[key] = _sum_histograms(previous, cast(HistogramValue, value))
     return list(merged.items())
 
 

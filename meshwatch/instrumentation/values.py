@@ -216,7 +216,7 @@ class CounterStore(_Store):
                 key = label_values
             else:
                 key = self._admit(label_values, data)
-            data[key] = data.get(key, 0.0) + amount  # type: ignore[index,call-overload]
+            data[key] = data.get(key, 0.0) + amount
 
     def get(self, label_values: Sequence[object] = ()) -> float:
         key = _as_key(label_values)
@@ -250,7 +250,7 @@ class GaugeStore(_Store):
                 key = label_values
             else:
                 key = self._admit(label_values, data)
-            data[key] = float(value)  # type: ignore[index]
+            data[key] = float(value)
 
     def inc(self, label_values: Sequence[object] = (), amount: float = 1.0) -> None:
         with self._lock:
@@ -259,7 +259,7 @@ class GaugeStore(_Store):
                 key = label_values
             else:
                 key = self._admit(label_values, data)
-            data[key] = data.get(key, 0.0) + amount  # type: ignore[index,call-overload]
+            data[key] = data.get(key, 0.0) + amount
 
     def remove(self, label_values: Sequence[object]) -> None:
         key = _as_key(label_values)

@@ -161,12 +161,11 @@ class TaskTimer:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool:
+    ) -> None:
         elapsed = _perf_counter() - self._start
         stores = self._stores
         (stores.tasks_completed if exc_type is None else stores.tasks_failed).inc(self._key)
         stores.task_duration.observe(self._key, elapsed, trace_exemplar(elapsed))
-        return False
 
     async def __aenter__(self) -> TaskTimer:
         return self.__enter__()
@@ -176,7 +175,7 @@ class TaskTimer:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool:
+    ) -> None:
         return self.__exit__(exc_type, exc, tb)
 
 
@@ -202,9 +201,8 @@ class _WaitTimer:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool:
+    ) -> None:
         self._record(_perf_counter() - self._start, exc_type is None)
-        return False
 
 
 class AgentMetrics:

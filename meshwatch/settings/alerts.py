@@ -114,17 +114,21 @@ class AnomalyAlert:
         check(self.z_score > 0, "z_score", f"must be positive, got {self.z_score}")
 
 
-def _t(threshold: float, for_: str, severity: Severity = "warning", critical: float | None = None):
+def _t(
+    threshold: float, for_: str, severity: Severity = "warning", critical: float | None = None
+) -> ThresholdAlert:
     return field(
         default_factory=lambda: ThresholdAlert(threshold, Duration(for_), severity, critical)
     )
 
 
-def _r(threshold: float, for_: str, severity: Severity = "warning", critical: float | None = None):
+def _r(
+    threshold: float, for_: str, severity: Severity = "warning", critical: float | None = None
+) -> RatioAlert:
     return field(default_factory=lambda: RatioAlert(threshold, Duration(for_), severity, critical))
 
 
-def _e(for_: str, severity: Severity = "warning"):
+def _e(for_: str, severity: Severity = "warning") -> EventAlert:
     return field(default_factory=lambda: EventAlert(Duration(for_), severity))
 
 

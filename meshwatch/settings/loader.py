@@ -69,7 +69,8 @@ class Duration(str):
 
 def yaml_key(f: dataclasses.Field[Any]) -> str:
     """The YAML key of a settings field."""
-    return f.metadata.get("key", f.name)
+    key: str = f.metadata.get("key", f.name)
+    return key
 
 
 def build(cls: type[T], data: object, *, path: str = "", source: str | None = None) -> T:

@@ -157,7 +157,10 @@ def _no_completed_series_case(
     """
     at = minutes(s.rate_window) + minutes(cfg.for_) + 3
     limits = (cfg.threshold, cfg.critical_threshold)
-    crossed = (lambda limit: value > limit) if value else (lambda limit: value < limit)
+
+    def crossed(limit: float) -> bool:
+        return value > limit if value else value < limit
+
     expect = tuple(
         fired(rule, agent(0), value)
         for rule, limit in zip(tiers, limits, strict=False)

@@ -28,6 +28,7 @@ from meshwatch.alerts.model import AlertRule
 from meshwatch.alerts.ruletests.model import (
     AlertCheck,
     Case,
+    ExpectedAlert,
     Series,
     at_minute,
     fired,
@@ -188,7 +189,7 @@ def threshold_cases(
             series.extend(proof.signal(safe, at, 1))
         return series
 
-    def alerts(value: float, rules: Sequence[AlertRule]) -> tuple:
+    def alerts(value: float, rules: Sequence[AlertRule]) -> tuple[ExpectedAlert, ...]:
         return tuple(fired(rule, proof.subject_labels(0), value) for rule in rules)
 
     others = " and names only that one" if proof.per_subject and safe is not None else ""

@@ -158,7 +158,9 @@ class AuditReader:
     def __init__(self, path: Path | str, *, connection: sqlite3.Connection | None = None) -> None:
         """Open ``path`` read-only, or read through ``connection`` (the writer's own reader)."""
         self.path = Path(path)
-        self._conn = connection if connection is not None else open_database(self.path, create=False)
+        self._conn = (
+            connection if connection is not None else open_database(self.path, create=False)
+        )
         self._lock = threading.Lock()
 
     def query(

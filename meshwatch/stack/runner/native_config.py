@@ -85,7 +85,7 @@ def native_prometheus(doc: dict[str, Any], settings: Settings, stack_dir: Path) 
             for name, path in prometheus_config.secret_files(settings).items()
         },
     }
-    native = _replace_values(doc, addresses)
+    native: dict[str, Any] = _replace_values(doc, addresses)
     native["scrape_configs"] = [
         job for job in native.get("scrape_configs", []) if job["job_name"] not in COMPOSE_ONLY_JOBS
     ]
@@ -108,14 +108,16 @@ def native_alertmanager(doc: dict[str, Any], settings: Settings) -> dict[str, An
             )
         elif receiver.url is not None:
             mapping[in_container_url(receiver.url)] = receiver.url
-    return _replace_values(doc, mapping)
+    native: dict[str, Any] = _replace_values(doc, mapping)
+    return native
 
 
 def native_configs(settings: Settings, stack_dir: Path) -> list[GeneratedFile]:
     """Native copies of the configs generated in ``stack_dir`` (read back from disk)."""
 
     def load(relative: str) -> dict[str, Any]:
-        return yaml.safe_load((stack_dir / relative).read_text(encoding="utf-8"))
+        doc: dict[str, Any] = yaml.safe_load((stack_dir / relative).read_text(encoding="utf-8"))
+        return doc
 
     return [
         *(
