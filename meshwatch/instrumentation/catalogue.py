@@ -498,6 +498,36 @@ AUDIT_QUEUE_DEPTH = MetricDef(
 )
 
 
+# --- Remediation (meshwatch.remediation: alerts that act on the runtime) ------
+REMEDIATIONS = MetricDef(
+    "meshwatch_remediations_total",
+    _C,
+    "Remediation decisions by alert, action and result (acted, dry_run, failed, refused).",
+    ("alertname", "action", "result"),
+)
+REMEDIATION_REFUSALS = MetricDef(
+    "meshwatch_remediation_refusals_total",
+    _C,
+    "Alerts the remediation receiver did not act on, by reason.",
+    ("reason",),
+)
+REMEDIATION_REQUESTS = MetricDef(
+    "meshwatch_remediation_requests_total",
+    _C,
+    "Webhook requests to the remediation receiver, by HTTP status code.",
+    ("code",),
+)
+REMEDIATION_CIRCUIT_OPEN = MetricDef(
+    "meshwatch_remediation_circuit_open",
+    _G,
+    "1 while the remediation circuit breaker is open (too many actions; nothing is done), else 0.",
+)
+REMEDIATION_DRY_RUN = MetricDef(
+    "meshwatch_remediation_dry_run",
+    _G,
+    "1 while the remediation receiver only records what it would do, 0 while it acts.",
+)
+
 @dataclass(frozen=True)
 class Catalogue:
     """An ordered, name-indexed collection of metric definitions."""

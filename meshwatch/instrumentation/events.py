@@ -80,6 +80,8 @@ class EventType(enum.StrEnum):
     AGENT_KILLED = "security.agent_killed"
     IDENTITY_VERIFIED = "security.identity_verified"
     IDENTITY_REJECTED = "security.identity_rejected"
+    # A remediation decision on an alert (meshwatch.remediation): acted, dry run or refused
+    REMEDIATION_DECIDED = "security.remediation_decided"
     # Audit trail
     AUDIT_DELTA_CAPTURED = "audit.delta_captured"
     AUDIT_COMMITTED = "audit.committed"

@@ -25,6 +25,7 @@ from meshwatch.settings.alerts import (
 from meshwatch.settings.dashboards import DashboardSettings
 from meshwatch.settings.genai import GenAISettings, ModelPrice
 from meshwatch.settings.loader import Duration, SettingsError, build, load_yaml_mapping
+from meshwatch.settings.remediation import RemediationPolicy, RemediationSettings
 from meshwatch.settings.stack import (
     DemoSettings,
     Images,
@@ -45,6 +46,7 @@ class Settings:
     dashboards: DashboardSettings = field(default_factory=DashboardSettings)
     stack: StackSettings = field(default_factory=StackSettings)
     genai: GenAISettings = field(default_factory=GenAISettings)
+    remediation: RemediationSettings = field(default_factory=RemediationSettings)
 
 
 def load_settings(path: str | Path | None = None) -> Settings:
@@ -84,6 +86,8 @@ __all__ = [
     "PredictiveAlert",
     "Receiver",
     "Receivers",
+    "RemediationPolicy",
+    "RemediationSettings",
     "Settings",
     "SettingsError",
     "Severity",
