@@ -24,6 +24,9 @@ from meshwatch.demo.runner import Demo, DemoConfig
 from meshwatch.demo.scenario import SCENARIOS, build_scenario
 from meshwatch.instrumentation.audit import AuditDatabaseError
 from meshwatch.instrumentation.logs import configure_logging
+from meshwatch.remediation import RemediationError
+from meshwatch.settings import SettingsError, load_settings
+from meshwatch.settings.remediation import RemediationSettings
 from meshwatch.settings.stack import DemoSettings, Ports
 
 
@@ -44,8 +47,10 @@ def run(args: argparse.Namespace) -> int:
             duration=args.duration,
             otlp_endpoint=args.otlp_endpoint,
             audit_dir=Path(args.audit_dir) if args.audit_dir else None,
+            remediation=_remediation(args.remediation_config),
+            remediation_port=args.remediation_port,
         )
-    except ValueError as error:
+    except (ValueError, SettingsError) as error:
         raise CommandError(str(error)) from None
     configure_logging(level=args.log_level)
     stop = threading.Event()
@@ -55,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
             demo.start()
         except AuditDatabaseError as error:
             raise CommandError(f"audit trail: {error}") from None
+        except RemediationError as error:
+            raise CommandError(str(error)) from None
         except OSError as error:
             if error.filename is not None:  # the audit directory, not the socket
                 raise CommandError(f"{error.filename}: {error.strerror or error}") from None
@@ -63,9 +70,10 @@ def run(args: argparse.Namespace) -> int:
             ) from None
         try:
             spans = f"; spans to {args.otlp_endpoint}" if args.otlp_endpoint else ""
+            remediation = f"; remediation at {demo.receiver.url}" if demo.receiver else ""
             print(
                 f"meshwatch demo: {scenario.name} scenario, seed {scenario.seed}, "
-                f"serving {demo.url}{spans}",
+                f"serving {demo.url}{spans}{remediation}",
                 flush=True,
             )
             demo.run(stop)
@@ -73,6 +81,11 @@ def run(args: argparse.Namespace) -> int:
             demo.close()
     print("meshwatch demo: stopped", flush=True)
     return 0
+
+
+def _remediation(path: str | None) -> RemediationSettings | None:
+    """The ``remediation:`` section of the settings file at ``path``, if one was given."""
+    return None if path is None else load_settings(path).remediation
 
 
 def _positive(text: str) -> float:
@@ -155,6 +168,23 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=None,
         metavar="DIR",
         help="keep the audit databases here (default: a temporary directory, removed at exit)",
+    )
+    remediation = parser.add_argument_group("remediation")
+    remediation.add_argument(
+        "--remediation-config",
+        default=None,
+        metavar="FILE",
+        help=(
+            "serve the remediation receiver with the remediation section of this meshwatch.yaml "
+            "(its kill_agent action kills simulated agents)"
+        ),
+    )
+    remediation.add_argument(
+        "--remediation-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="port of the remediation receiver (0 picks a free one; default: from the file)",
     )
     parser.add_argument(
         "--log-level",

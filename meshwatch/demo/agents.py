@@ -625,8 +625,16 @@ def incident(world: World) -> Process:
         PUBLISHER.did,
         started.isoformat(timespec="seconds"),
     )
+    killed = False
     while plan.active(world.sim.now):
-        world.breach(rng, TOOL_CODE, "shell_exec")
+        if not killed and world.was_killed(TOOL_CODE):
+            # Remediation killed the rogue agent: its breaches end with it, and the
+            # restarted agent behaves. The rest of the incident runs its course.
+            killed = True
+            log.warning("incident: %s was killed; restarting it in a new session", TOOL_CODE.did)
+            world.restart(TOOL_CODE)
+        if not killed:
+            world.breach(rng, TOOL_CODE, "shell_exec")
         gap = rng.expovariate(plan.breach_rate)
         if plan.duration is not None:
             gap = min(gap, max(0.0, plan.duration - world.sim.now))

@@ -36,6 +36,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 from meshwatch.demo.agents import bootstrap
 from meshwatch.demo.llm import new_llm_metrics
+from meshwatch.demo.remediation import KillSimulatedAgent
 from meshwatch.demo.scenario import Scenario
 from meshwatch.demo.world import LEGACY, ORCHESTRATOR, PUBLISHER, SERVICES, Instruments, World
 from meshwatch.instrumentation.audit import AuditTrail
@@ -51,6 +52,8 @@ from meshwatch.instrumentation.prometheus import (
 )
 from meshwatch.instrumentation.values import CardinalityGuard, MetricFamilySnapshot, MetricSource
 from meshwatch.instrumentation.work import AgentMetrics
+from meshwatch.remediation import RemediationReceiver, start_remediation
+from meshwatch.settings.remediation import RemediationSettings
 
 log = logging.getLogger("meshwatch.demo")
 
@@ -80,6 +83,10 @@ class DemoConfig:
     duration: float | None = None
     otlp_endpoint: str | None = None
     audit_dir: Path | None = None
+    # With settings, the demo serves the remediation receiver (its kill_agent
+    # acts on the simulated fleet); ``remediation_port`` overrides their port.
+    remediation: RemediationSettings | None = None
+    remediation_port: int | None = None
 
     def __post_init__(self) -> None:
         if self.duration is not None and not self.duration > 0:
@@ -118,6 +125,7 @@ class Demo:
         self.instrumented: Instrumented | None = None
         self.providers: dict[str, TracerProvider] = {}
         self.trails: list[AuditTrail] = []
+        self.receiver: RemediationReceiver | None = None
         self._own_audit_dir: Path | None = None
         self._closed = False
 
@@ -190,10 +198,19 @@ class Demo:
         )
         self.world = World(config.scenario, instruments)
         self.world.sim.spawn(bootstrap(self.world))
+        sources: list[MetricSource] = [self.instrumented]
+        if config.remediation is not None:
+            self.receiver = start_remediation(
+                config.remediation,
+                [KillSimulatedAgent(self.world)],
+                bus=bus,
+                port=config.remediation_port,
+            )
+            sources.append(self.receiver)
         registry = CollectorRegistry()
         ProcessCollector(registry=registry)
         self.server = serve_metrics(
-            config.metrics_port, config.addr, registry=registry, sources=self.instrumented
+            config.metrics_port, config.addr, registry=registry, sources=sources
         )
 
     def run(self, stop: threading.Event) -> None:
@@ -222,6 +239,8 @@ class Demo:
         deadline = time.monotonic() + timeout
         if self.world is not None:
             self.world.close()
+        if self.receiver is not None:
+            self.receiver.stop()
         if self.server is not None:
             self.server.close()
         if self.instrumented is not None:

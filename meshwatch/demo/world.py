@@ -198,6 +198,8 @@ class World:
         self._baseline = {a.did: a.trust for a in (*FLEET, LEGACY)}
         self._trust = dict(self._baseline)
         self._trust_lock = threading.Lock()
+        self._killed: set[str] = set()
+        self._kill_lock = threading.Lock()
         self.pager = PagerBridge(instruments.bus)
         instruments.governance.register_trust_score_gauge(self.trust_scores)
         instruments.governance.register_active_agents_gauge(self.active_agents)
@@ -232,6 +234,33 @@ class World:
         self.emit(
             event, agent, {"from_ring": agent.ring - 1, "to_ring": agent.ring, "reason": reason}
         )
+
+    def kill(self, did: str, reason: str) -> bool:
+        """Kill agent ``did`` (a remediation action, from the receiver's thread).
+
+        Its session ends with a ``security.agent_killed`` event; what it was
+        doing wrong stops (:meth:`was_killed`), and the fleet restarts it in a
+        new session. False if no running agent has that DID.
+        """
+        agent = next((a for a in (*FLEET, LEGACY) if a.did == did), None)
+        with self._kill_lock:
+            if agent is None or agent.did not in self.sessions or agent.did in self._killed:
+                return False
+            self._killed.add(agent.did)
+        self.emit(EventType.AGENT_KILLED, agent, {"reason": reason, "handoffs": 0})
+        self.emit(EventType.SESSION_TERMINATED, agent, {"reason": f"killed: {reason}"})
+        return True
+
+    def was_killed(self, agent: AgentSpec) -> bool:
+        """Whether ``agent`` was killed since it last joined (read by the sim's processes)."""
+        with self._kill_lock:
+            return agent.did in self._killed
+
+    def restart(self, agent: AgentSpec) -> None:
+        """A killed agent comes back in a new session, as an orchestrator would restart it."""
+        with self._kill_lock:
+            self._killed.discard(agent.did)
+        self.join(agent)
 
     def breach(self, rng: random.Random, agent: AgentSpec, tool: str) -> None:
         """``agent`` tried a tool above its ring: a breach, and a blocked governance call."""
