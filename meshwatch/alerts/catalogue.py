@@ -128,6 +128,7 @@ GOVERNANCE = "governance"
 SAGAS = "sagas"
 WORK = "agent work"
 STACK = "the stack itself"
+REMEDIATION = "remediation"
 
 # The three tutorial alerts, made correct.
 HIGH_RING_BREACH_RATE = AlertDef("HighRingBreachRate", "ring_breach_rate", RING, "above")
@@ -170,6 +171,12 @@ ALERTMANAGER_NOTIFICATIONS_FAILING = AlertDef(
     "AlertmanagerNotificationsFailing", "notifications_failing", STACK, "on_event"
 )
 
+
+# The remediation receiver watching itself (meshwatch.remediation).
+REMEDIATION_FAILING = AlertDef("RemediationFailing", "remediation_failing", REMEDIATION, "on_event")
+REMEDIATION_CIRCUIT_OPEN = AlertDef(
+    "RemediationCircuitOpen", "remediation_circuit_open", REMEDIATION, "on_event"
+)
 
 class AlertCatalogue:
     """The alerts in index order, looked up by name; names and settings keys are unique."""
@@ -222,5 +229,7 @@ ALERT_CATALOGUE = AlertCatalogue(
     TARGET_DOWN,
     RULE_EVALUATION_FAILURES,
     ALERTMANAGER_NOTIFICATIONS_FAILING,
+    REMEDIATION_FAILING,
+    REMEDIATION_CIRCUIT_OPEN,
 )
 ALERT_NAMES: tuple[str, ...] = ALERT_CATALOGUE.names

@@ -170,6 +170,10 @@ class AlertsSettings:
     target_down: EventAlert = _e("2m", "critical")
     rule_evaluation_failures: EventAlert = _e("5m")
     notifications_failing: EventAlert = _e("5m", "critical")
+    # The remediation receiver (meshwatch.remediation): an allow-listed alert it did not
+    # act on needs a person; an open circuit breaker means automation has stopped.
+    remediation_failing: EventAlert = _e("0s")
+    remediation_circuit_open: EventAlert = _e("0s", "critical")
 
     def __post_init__(self) -> None:
         check(

@@ -16,7 +16,15 @@ from collections.abc import Callable, Mapping
 from meshwatch.alerts.model import AlertRule
 from meshwatch.alerts.render import ALERTS_FILE, RECORDING_FILE, RULES_DIR, TESTS_DIR, to_yaml
 from meshwatch.alerts.rules import alert_rules
-from meshwatch.alerts.ruletests import governance, meta, recording, ring, sagas, tasks
+from meshwatch.alerts.ruletests import (
+    governance,
+    meta,
+    recording,
+    remediation,
+    ring,
+    sagas,
+    tasks,
+)
 from meshwatch.alerts.ruletests.model import Case, UnitTestFile
 from meshwatch.generated import GeneratedFile
 from meshwatch.settings import AlertsSettings
@@ -28,6 +36,7 @@ BUILDERS: tuple[CaseBuilder, ...] = (
     sagas.cases,
     tasks.cases,
     meta.cases,
+    remediation.cases,
 )
 RECORDING_TESTS = "recording"
 
