@@ -13,6 +13,9 @@ Questions it answers:
 * Does meshwatch's own pipeline lose data: spans dropped before export,
   events dropped for bad payloads, series folded into overflow by the
   cardinality guard, audit events not persisted?
+* What did automatic remediation do about alerts, what did it refuse and why
+  (``RemediationFailing``), and has its circuit breaker stopped it
+  (``RemediationCircuitOpen``)?
 
 Prometheus' own series (``up``, scrape and rule metrics, ``ALERTS``) exist
 wherever Prometheus runs; the Alertmanager and Tempo panels need Prometheus
@@ -25,6 +28,8 @@ from grafanalib.core import Dashboard
 
 from meshwatch.alerts.catalogue import (
     ALERTMANAGER_NOTIFICATIONS_FAILING,
+    REMEDIATION_CIRCUIT_OPEN,
+    REMEDIATION_FAILING,
     RULE_EVALUATION_FAILURES,
     TARGET_DOWN,
 )
@@ -66,10 +71,13 @@ from meshwatch.instrumentation.catalogue import (
     AUDIT_EVENTS_DROPPED,
     AUDIT_QUEUE_DEPTH,
     EVENTS_DROPPED,
+    REMEDIATION_REFUSALS,
+    REMEDIATIONS,
     SERIES_OVERFLOW,
     SPANS_DROPPED,
     SPANS_EXPORTED,
 )
+from meshwatch.instrumentation.catalogue import REMEDIATION_CIRCUIT_OPEN as CIRCUIT_OPEN
 from meshwatch.settings import Settings
 
 SLUG = "stack-health"
@@ -286,6 +294,55 @@ def _pipeline_panels(grid: Grid) -> None:
     )
 
 
+def _remediation_panels(settings: Settings, grid: Grid) -> None:
+    grid.row("Remediation")
+    grid.add(
+        timeseries(
+            "Remediation decisions",
+            "What the remediation receiver decided per minute, by alert, action and result "
+            "(acted, dry_run, failed, refused). Failed or refused decisions fire "
+            f"{REMEDIATION_FAILING.name}: the alert they were for needs a person.",
+            [
+                prom(
+                    f"sum by (alertname, action, result) (increase({REMEDIATIONS.name}[{RATE}]))",
+                    "{{alertname}} {{action}} {{result}}",
+                )
+            ],
+            unit=COUNT,
+            **alert_marks(settings, REMEDIATION_FAILING),
+        ),
+        w=12,
+        h=8,
+    )
+    grid.add(
+        timeseries(
+            "Refusals by reason",
+            "Alerts the receiver did not act on per minute, by reason. Re-sends of a decided "
+            "firing (duplicate) are normal: Alertmanager repeats notifications.",
+            [
+                prom(
+                    f"sum by (reason) (increase({REMEDIATION_REFUSALS.name}[{RATE}]))",
+                    "{{reason}}",
+                )
+            ],
+            unit=COUNT,
+        ),
+        w=8,
+        h=8,
+    )
+    grid.add(
+        stat(
+            "Circuit breaker",
+            f"1 while the breaker is open and automation refuses to act; {REMEDIATION_CIRCUIT_OPEN.name} pages.",
+            [prom(f"max({CIRCUIT_OPEN.name}) or vector(0)", "open")],
+            unit=COUNT,
+            **alert_marks(settings, REMEDIATION_CIRCUIT_OPEN),
+        ),
+        w=4,
+        h=8,
+    )
+
+
 def build(settings: Settings) -> Dashboard:
     """The stack health dashboard."""
     grid = Grid()
@@ -293,6 +350,7 @@ def build(settings: Settings) -> Dashboard:
     _rule_and_alert_panels(settings, grid)
     _tempo_panels(grid)
     _pipeline_panels(grid)
+    _remediation_panels(settings, grid)
     return dashboard(
         settings,
         slug=SLUG,

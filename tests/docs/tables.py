@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import meshwatch.instrumentation
+import meshwatch.remediation
 from meshwatch.alerts.catalogue import ALERT_CATALOGUE
 from meshwatch.alerts.recording import RECORDING_RULES
 from meshwatch.commands.up import STATUS_PAGES
@@ -50,6 +51,7 @@ PRODUCERS = {
     "drops": "meshwatch itself (always served)",
     "values": "meshwatch itself (always served)",
     "prometheus": "meshwatch itself (always served)",
+    "remediation": "the remediation receiver (`start_remediation`)",
 }
 STACK_SOURCES: dict[Source, str] = {
     "prometheus": "Prometheus",
@@ -64,18 +66,21 @@ _LABEL_VALUES = re.compile(r"label_values\(\s*(?P<selector>[^,]+),")
 def producers() -> dict[str, str]:
     """Catalogue metric name -> who produces it, from the modules that use each MetricDef."""
     found: dict[str, str] = {}
-    package = meshwatch.instrumentation
-    for info in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}."):
-        # A subpackage's modules (audit.writer) produce under the subpackage's name.
-        name = info.name.removeprefix(f"{package.__name__}.").split(".")[0]
-        if name == "catalogue":
-            continue
-        module = importlib.import_module(info.name)
-        for value in vars(module).values():
-            if isinstance(value, MetricDef) and value.name not in found:
-                if name not in PRODUCERS:
-                    raise KeyError(f"say in PRODUCERS who uses meshwatch.instrumentation.{name}")
-                found[value.name] = PRODUCERS[name]
+    for package in (meshwatch.instrumentation, meshwatch.remediation):
+        for info in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}."):
+            # A subpackage's modules (audit.writer) produce under the subpackage's name;
+            # outside the instrumentation, the package is the producer (remediation).
+            name = info.name.removeprefix(f"{package.__name__}.").split(".")[0]
+            if package is not meshwatch.instrumentation:
+                name = package.__name__.removeprefix("meshwatch.")
+            if name == "catalogue":
+                continue
+            module = importlib.import_module(info.name)
+            for value in vars(module).values():
+                if isinstance(value, MetricDef) and value.name not in found:
+                    if name not in PRODUCERS:
+                        raise KeyError(f"say in PRODUCERS who uses {info.name}")
+                    found[value.name] = PRODUCERS[name]
     return found
 
 
