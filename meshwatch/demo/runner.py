@@ -198,7 +198,7 @@ class Demo:
         )
         self.world = World(config.scenario, instruments)
         self.world.sim.spawn(bootstrap(self.world))
-        sources: list[MetricSource] = [self.instrumented]
+        sources: list[MetricSource] = list(self.instrumented)
         if config.remediation is not None:
             self.receiver = start_remediation(
                 config.remediation,

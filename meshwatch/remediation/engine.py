@@ -63,6 +63,8 @@ REFUSAL_REASONS = (
     "agent_not_allowed",
     "circuit_open",
 )
+# The HTTP answers the receiver gives (see meshwatch.remediation.server).
+ANSWERS = (200, 400, 401, 404, 408, 411, 413)
 # Who acted, in the audit trail: the receiver, on Alertmanager's behalf.
 ACTOR = "meshwatch.remediation"
 # The label value for alerts no policy names: alert names come from the request
@@ -134,8 +136,11 @@ class Remediator:
         self._circuit = GaugeStore(REMEDIATION_CIRCUIT_OPEN, guard=guard)
         self._dry_run = GaugeStore(REMEDIATION_DRY_RUN, guard=guard)
         self._dry_run.set((), 1.0 if settings.dry_run else 0.0)
+        # Every known label value starts at 0, so a first failure is an increase().
         for reason in REFUSAL_REASONS:
             self._refusals.inc((reason,), 0.0)
+        for code in ANSWERS:
+            self._requests.inc((str(code),), 0.0)
         for policy in settings.policies:
             for result in ("acted", "dry_run", "failed", "refused"):
                 self._decisions.inc((policy.alert, policy.action, result), 0.0)

@@ -553,8 +553,26 @@ def incident_demo(
 ) -> Iterator[DemoProcess]:
     """One incident demo for the live checks, exporting spans to ``receiver``."""
     tmp = tmp_path_factory.mktemp("demo")
+    # The remediation receiver (a dry run) serves the remediation metrics.
+    (tmp / "token").write_text("demo-token\n", encoding="utf-8")
+    config = tmp / "meshwatch.yaml"
+    config.write_text(
+        f"remediation:\n  token_file: {tmp / 'token'}\n  policies:\n"
+        "    - {alert: HighRingBreachRate, action: kill_agent, agents: ['did:mesh:*']}\n",
+        encoding="utf-8",
+    )
     with _demo(
-        tmp, "--scenario", "incident", "--seed", "3", "--otlp-endpoint", receiver.endpoint
+        tmp,
+        "--scenario",
+        "incident",
+        "--seed",
+        "3",
+        "--otlp-endpoint",
+        receiver.endpoint,
+        "--remediation-config",
+        str(config),
+        "--remediation-port",
+        "0",
     ) as demo:
         yield demo
 
