@@ -171,8 +171,9 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "meshwatch-remediation"
 
     def setup(self) -> None:
-        self.timeout = self.server.receiver._timeout
         super().setup()
+        # Every read of the request (its line and headers too) is bounded.
+        self.connection.settimeout(self.server.receiver._timeout)
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s: %s", self.client_address[0], format % args)
