@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from meshwatch import __version__
+from meshwatch.commands.shared import CommandError
 from meshwatch.settings import SettingsError
 
 # The order here is the order `meshwatch --help` lists them in.
@@ -27,14 +28,6 @@ COMMAND_MODULES = (
     "meshwatch.commands.demo",
     "meshwatch.commands.alert_sink",
 )
-
-
-class CommandError(Exception):
-    """A user-facing failure: printed as one line, exit code 1 (or ``exit_code``)."""
-
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -178,6 +178,7 @@ REMEDIATION_CIRCUIT_OPEN = AlertDef(
     "RemediationCircuitOpen", "remediation_circuit_open", REMEDIATION, "on_event"
 )
 
+
 class AlertCatalogue:
     """The alerts in index order, looked up by name; names and settings keys are unique."""
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import threading
 
-from meshwatch.cli import CommandError
+from meshwatch.commands.shared import CommandError
 from meshwatch.commands.signals import stop_on_signals
 from meshwatch.settings.stack import Ports, StackSettings
 from meshwatch.stack.alert_sink import AlertSink

@@ -13,7 +13,7 @@ import re
 import sys
 from datetime import UTC, datetime, timedelta
 
-from meshwatch.cli import CommandError
+from meshwatch.commands.shared import CommandError
 from meshwatch.instrumentation.audit import (
     AuditDatabaseError,
     AuditFilter,

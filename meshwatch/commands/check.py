@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from meshwatch.cli import CommandError
+from meshwatch.commands.shared import CommandError, add_config_argument
 from meshwatch.settings import Settings, load_settings
 
 TOOL_TIMEOUT_SECONDS = 300
@@ -176,7 +176,5 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("dir", help="directory written by meshwatch generate --out")
-    parser.add_argument(
-        "--config", default=None, help="settings file (default: ./meshwatch.yaml if present)"
-    )
+    add_config_argument(parser)
     parser.set_defaults(func=run)

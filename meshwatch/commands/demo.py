@@ -18,16 +18,16 @@ import argparse
 import threading
 from pathlib import Path
 
-from meshwatch.cli import CommandError
+from meshwatch.commands.shared import CommandError
 from meshwatch.commands.signals import stop_on_signals
+from meshwatch.demo.command_line import add_arguments
 from meshwatch.demo.runner import Demo, DemoConfig
-from meshwatch.demo.scenario import SCENARIOS, build_scenario
+from meshwatch.demo.scenario import build_scenario
 from meshwatch.instrumentation.audit import AuditDatabaseError
 from meshwatch.instrumentation.logs import configure_logging
 from meshwatch.remediation import RemediationError
 from meshwatch.settings import SettingsError, load_settings
 from meshwatch.settings.remediation import RemediationSettings
-from meshwatch.settings.stack import DemoSettings, Ports
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,110 +88,14 @@ def _remediation(path: str | None) -> RemediationSettings | None:
     return None if path is None else load_settings(path).remediation
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
-    return value
-
-
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    defaults = DemoSettings()
     parser = subparsers.add_parser(
         "demo",
         help="run a simulated multi-agent fleet that drives the real instrumentation",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--metrics-port",
-        type=int,
-        metavar="PORT",
-        default=Ports().demo_metrics,
-        help="port of /metrics (0 picks a free one; default %(default)s)",
-    )
-    parser.add_argument(
-        "--addr", default="127.0.0.1", help="address of /metrics (default %(default)s)"
-    )
-    parser.add_argument(
-        "--duration",
-        type=_positive,
-        default=None,
-        help="stop after this many seconds (default: run until stopped)",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=defaults.seed, help="random seed (default %(default)s)"
-    )
-    parser.add_argument(
-        "--scenario",
-        choices=SCENARIOS,
-        default=defaults.scenario,
-        help="steady: a healthy fleet; incident: drives the three tutorial alerts (default %(default)s)",
-    )
-    parser.add_argument(
-        "--otlp-endpoint",
-        default=None,
-        metavar="URL",
-        help="export spans over OTLP/HTTP to URL (base URL: /v1/traces is appended)",
-    )
-    incident = parser.add_argument_group("incident scenario")
-    incident.add_argument(
-        "--incident-duration",
-        type=_positive,
-        default=None,
-        metavar="SECONDS",
-        help="end the incident after this long and keep running healthy (default: never)",
-    )
-    incident.add_argument(
-        "--breach-rate",
-        type=_positive,
-        default=None,
-        metavar="PER_SECOND",
-        help="ring breaches per second by the rogue agent (default 5)",
-    )
-    incident.add_argument(
-        "--elevation-backdate",
-        type=_non_negative,
-        default=None,
-        metavar="SECONDS",
-        help="the stuck elevation began this long before start (default 330; 0 = now)",
-    )
-    parser.add_argument(
-        "--audit-dir",
-        default=None,
-        metavar="DIR",
-        help="keep the audit databases here (default: a temporary directory, removed at exit)",
-    )
-    remediation = parser.add_argument_group("remediation")
-    remediation.add_argument(
-        "--remediation-config",
-        default=None,
-        metavar="FILE",
-        help=(
-            "serve the remediation receiver with the remediation section of this meshwatch.yaml "
-            "(its kill_agent action kills simulated agents)"
-        ),
-    )
-    remediation.add_argument(
-        "--remediation-port",
-        type=int,
-        default=None,
-        metavar="PORT",
-        help="port of the remediation receiver (0 picks a free one; default: from the file)",
-    )
-    parser.add_argument(
-        "--log-level",
-        default="INFO",
-        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-        help="JSON log lines on stderr at this level (default %(default)s)",
-    )
+    add_arguments(parser)
     parser.set_defaults(func=run)
 
 

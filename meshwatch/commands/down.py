@@ -10,8 +10,7 @@ from __future__ import annotations
 import argparse
 import shutil
 
-from meshwatch.cli import CommandError
-from meshwatch.commands.up import add_stack_arguments
+from meshwatch.commands.shared import CommandError, add_stack_arguments
 from meshwatch.settings import load_settings
 from meshwatch.stack.runner import ComposeStack, NativeStack, StackError, Workdir, docker_available
 

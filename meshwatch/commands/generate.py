@@ -5,28 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from meshwatch.cli import CommandError
-from meshwatch.generated import GeneratedFile, check_unique, write_tree
-from meshwatch.settings import Settings, load_settings
+from meshwatch.commands.shared import CommandError, add_config_argument
+from meshwatch.generated import write_tree
+from meshwatch.rendering import render_all
+from meshwatch.settings import load_settings
 from meshwatch.stack.runner.workdir import replaceable
-
-
-def render_all(settings: Settings, out_dir: Path | None = None) -> list[GeneratedFile]:
-    """Every generated file, from the one settings object.
-
-    ``out_dir`` is the current output, if any: the stack generator reuses the
-    Grafana password it wrote there before, so regenerating does not lock the
-    user out.
-    """
-    from meshwatch import alerts, dashboards, stack
-
-    return check_unique(
-        [
-            *alerts.render(settings),
-            *dashboards.render(settings),
-            *stack.render(settings, previous=out_dir),
-        ]
-    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +34,5 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=__doc__,
     )
     parser.add_argument("--out", required=True, help="output directory (replaced atomically)")
-    parser.add_argument(
-        "--config", default=None, help="settings file (default: ./meshwatch.yaml if present)"
-    )
+    add_config_argument(parser)
     parser.set_defaults(func=run)

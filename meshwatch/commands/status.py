@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from meshwatch.commands.up import add_stack_arguments, print_statuses
+from meshwatch.commands.shared import add_stack_arguments, print_statuses
 from meshwatch.settings import load_settings
 from meshwatch.stack.runner import ComposeStack, NativeStack, Workdir
 

@@ -12,9 +12,13 @@ sink, which runs in both modes; ``up`` says where to read what it received.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 
-from meshwatch.cli import CommandError
+from meshwatch.commands.shared import (
+    CommandError,
+    add_stack_arguments,
+    print_statuses,
+)
+from meshwatch.rendering import render_all
 from meshwatch.settings import Settings, load_settings
 from meshwatch.stack import secrets as stack_secrets
 from meshwatch.stack.alert_sink import NOTIFICATIONS_PATH
@@ -30,26 +34,6 @@ from meshwatch.stack.runner import (
 from meshwatch.stack.runner.compose import ENGINE_PROBE_TIMEOUT
 
 DEFAULT_TIMEOUT = {"native": 120.0, "compose": 300.0}
-# The page of each component worth opening, after its base URL.
-STATUS_PAGES = {"demo": "/metrics", ALERT_SINK: NOTIFICATIONS_PATH}
-
-
-def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by up, down and status: which settings and which working directory."""
-    parser.add_argument(
-        "--config", default=None, help="settings file (default: ./meshwatch.yaml if present)"
-    )
-    parser.add_argument(
-        "--workdir", default=None, help="working directory (default: stack.workdir, .meshwatch)"
-    )
-
-
-def print_statuses(statuses: Sequence[ComponentStatus]) -> None:
-    width = max((len(s.name) for s in statuses), default=0)
-    for s in statuses:
-        url = s.url + STATUS_PAGES.get(s.name, "")
-        state = "ready" if s.ready else f"NOT READY ({s.detail})"
-        print(f"  {s.name.ljust(width)}  {url}  {state}")
 
 
 def choose_mode(requested: str) -> str:
@@ -66,7 +50,9 @@ def choose_mode(requested: str) -> str:
 
 
 def _up_native(settings: Settings, workdir: Workdir, timeout: float) -> list[ComponentStatus]:
-    stack = NativeStack(settings, workdir.root, say=lambda m: print(f"meshwatch up: {m}"))
+    stack = NativeStack(
+        settings, workdir.root, renderer=render_all, say=lambda m: print(f"meshwatch up: {m}")
+    )
     statuses = stack.start(timeout=timeout)
     print(f"meshwatch is up in native mode (working directory {workdir.root}):")
     print_statuses(statuses)
@@ -85,7 +71,7 @@ def _up_native(settings: Settings, workdir: Workdir, timeout: float) -> list[Com
 
 
 def _up_compose(settings: Settings, workdir: Workdir, timeout: float) -> list[ComponentStatus]:
-    stack = ComposeStack(settings, workdir.root)
+    stack = ComposeStack(settings, workdir.root, renderer=render_all)
     statuses = stack.start(timeout=timeout)
     print(f"meshwatch is up under docker compose (project {settings.stack.project}):")
     print_statuses(statuses)

@@ -528,6 +528,7 @@ REMEDIATION_DRY_RUN = MetricDef(
     "1 while the remediation receiver only records what it would do, 0 while it acts.",
 )
 
+
 @dataclass(frozen=True)
 class Catalogue:
     """An ordered, name-indexed collection of metric definitions."""

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import meshwatch
+from meshwatch.demo import command_line as demo_command_line
 from meshwatch.generated import GeneratedFile
 from meshwatch.settings import Settings
 from meshwatch.stack import (
@@ -34,7 +35,6 @@ from meshwatch.stack import (
 )
 from meshwatch.stack import secrets as stack_secrets
 from meshwatch.stack.alert_sink import NOTIFICATIONS_FILE, READY_PATH
-from meshwatch.stack.demo import demo_arguments
 from meshwatch.stack.ports import (
     ALERT_SINK,
     CONTAINER_PORTS,
@@ -138,7 +138,7 @@ def _healthy(*services: str) -> dict[str, dict[str, str]]:
 def demo_command(settings: Settings) -> list[str]:
     """Arguments of ``meshwatch`` in the demo container: listen on the compose network."""
     demo = settings.stack.demo
-    return demo_arguments(
+    return demo_command_line.argv(
         demo,
         metrics_port=CONTAINER_PORTS["demo"],
         addr="0.0.0.0",

@@ -29,7 +29,7 @@ import meshwatch.instrumentation
 import meshwatch.remediation
 from meshwatch.alerts.catalogue import ALERT_CATALOGUE
 from meshwatch.alerts.recording import RECORDING_RULES
-from meshwatch.commands.up import STATUS_PAGES
+from meshwatch.commands.shared import STATUS_PAGES
 from meshwatch.dashboards import dashboard_models, metric_names, panel_queries, source_of
 from meshwatch.dashboards.queries import Source
 from meshwatch.instrumentation.catalogue import CATALOGUE, MetricDef

@@ -43,31 +43,71 @@ def _unit(path: Path, package: Path = PACKAGE) -> str:
     return path.relative_to(package).with_suffix("").parts[0]
 
 
+MODULE_PATH = re.compile(r"meshwatch(\.[a-z_]+)*")
+
+
+def _imports_by_name(tree: ast.AST) -> bool:
+    """Whether the module calls ``import_module`` (``importlib.import_module`` or imported bare)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if name == "import_module":
+                return True
+    return False
+
+
+def _imported(tree: ast.AST) -> list[str]:
+    """The meshwatch modules a module imports: statements, and names it imports by string.
+
+    In a module that calls ``import_module``, every string that is a dotted
+    meshwatch module path counts (``COMMAND_MODULES = ("meshwatch.commands.up", ...)``).
+    """
+    modules = []
+    by_name = _imports_by_name(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0:
+            if node.module == "meshwatch":  # from meshwatch import alerts, __version__
+                modules.extend(f"meshwatch.{alias.name}" for alias in node.names)
+            else:
+                modules.append(node.module or "")
+        elif isinstance(node, ast.Import):
+            modules.extend(alias.name for alias in node.names)
+        elif by_name and isinstance(node, ast.Constant) and isinstance(node.value, str):
+            modules.extend(m.group() for m in [MODULE_PATH.fullmatch(node.value)] if m)
+    return modules
+
+
 def actual(package: Path = PACKAGE) -> dict[str, set[str]]:
-    """Which top-level parts of meshwatch each part imports (lazy imports included)."""
+    """Which top-level parts of meshwatch each part imports (lazy and by-name imports included)."""
     edges: dict[str, set[str]] = {}
     for path in package.rglob("*.py"):
         source = _unit(path, package)
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.level == 0:
-                modules = [node.module or ""]
-            elif isinstance(node, ast.Import):
-                modules = [alias.name for alias in node.names]
-            else:
+        for module in _imported(ast.parse(path.read_text(encoding="utf-8"))):
+            parts = module.split(".")
+            if parts[0] != "meshwatch":
                 continue
-            for module in modules:
-                parts = module.split(".")
-                if parts[0] != "meshwatch":
-                    continue
-                target = parts[1] if len(parts) > 1 else "__init__"
-                if target != source:
-                    edges.setdefault(source, set()).add(target)
+            # ``from meshwatch import __version__`` reads the package root.
+            target = parts[1] if len(parts) > 1 and not parts[1].startswith("__") else "__init__"
+            if target != source:
+                edges.setdefault(source, set()).add(target)
     return edges
 
 
 def test_the_table_lists_every_part_of_the_package() -> None:
     parts = {_unit(p) for p in PACKAGE.rglob("*.py")} - {"__init__"}
     assert set(documented()) == parts
+
+
+def test_every_permission_in_the_table_is_used() -> None:
+    """The table says what is true: a row lists exactly what its package imports."""
+    edges = actual()
+    stale = {
+        source: sorted(allowed - edges.get(source, set()))
+        for source, allowed in documented().items()
+        if allowed - edges.get(source, set())
+    }
+    assert not stale, f"the table allows imports no module makes: {stale}"
 
 
 def test_no_package_imports_what_the_architecture_page_does_not_allow() -> None:
@@ -89,3 +129,15 @@ def test_the_scan_sees_imports_inside_functions_and_ignores_relative_ones(tmp_pa
         encoding="utf-8",
     )
     assert actual(tmp_path) == {"alerts": {"dashboards", "settings"}}
+
+
+def test_the_scan_sees_modules_imported_by_name(tmp_path: Path) -> None:
+    """``import_module("meshwatch.x")`` is an import; a module path in a file that never
+    imports by name (a docstring, a log message) is not."""
+    (tmp_path / "cli.py").write_text(
+        "import importlib\nMODULES = ('meshwatch.commands.up',)\n"
+        "def load():\n    return [importlib.import_module(m) for m in MODULES]\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "demo.py").write_text("HELP = 'see meshwatch.stack'\n", encoding="utf-8")
+    assert actual(tmp_path) == {"cli": {"commands"}}

@@ -25,6 +25,7 @@ from meshwatch.alerts.external_metrics import (
     ALERTMANAGER_NOTIFICATIONS,
     ALERTMANAGER_NOTIFICATIONS_FAILED,
 )
+from meshwatch.rendering import render_all
 from meshwatch.settings import Settings, settings_from_mapping
 from meshwatch.stack.alert_sink import NOTIFICATIONS_PATH, read_tail
 from meshwatch.stack.runner import NativeStack
@@ -74,7 +75,7 @@ def stack(
 ) -> Iterator[NativeStack]:
     """A native stack with default receivers; afterwards nothing it started may still run."""
     settings = _settings(tmp_path / "work")
-    native = NativeStack(settings)
+    native = NativeStack(settings, renderer=render_all)
     needles = (str(native.workdir.root), f"--metrics-port {settings.stack.ports.demo_metrics}")
     recorded: set[int] = set()
     try:

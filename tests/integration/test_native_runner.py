@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from meshwatch.cli import main
+from meshwatch.rendering import render_all
 from meshwatch.settings import load_settings, settings_from_mapping
 from meshwatch.stack.prometheus_config import JOB_ALERTMANAGER, JOB_DEMO, JOB_PROMETHEUS
 from meshwatch.stack.runner import NativeStack, ProcessRecord, StackError
@@ -86,7 +87,7 @@ def _targets_up(prometheus: PrometheusAPI, jobs: set[str]) -> bool:
 
 def test_start_status_restart_and_stop(workdir: Path) -> None:
     settings = settings_from_mapping(_stack_mapping(workdir, demo=False))
-    stack = NativeStack(settings)
+    stack = NativeStack(settings, renderer=render_all)
     try:
         statuses = stack.start(timeout=START_TIMEOUT)
         assert [(s.name, s.ready) for s in statuses] == [
@@ -132,10 +133,10 @@ def test_start_status_restart_and_stop(workdir: Path) -> None:
 
 def test_a_regenerated_config_is_reloaded_not_restarted(workdir: Path) -> None:
     mapping = _stack_mapping(workdir, demo=False)
-    with NativeStack(settings_from_mapping(mapping)) as stack:
+    with NativeStack(settings_from_mapping(mapping), renderer=render_all) as stack:
         before = {n: r.pid for n, r in stack.records().items()}
         mapping["stack"]["agent_targets"] = ["127.0.0.1:1"]
-        changed = NativeStack(settings_from_mapping(mapping))
+        changed = NativeStack(settings_from_mapping(mapping), renderer=render_all)
         changed.start(timeout=START_TIMEOUT)
         assert {n: r.pid for n, r in changed.records().items()} == before
         prometheus = PrometheusAPI(stack.url("prometheus"))
@@ -193,7 +194,7 @@ def test_a_taken_port_fails_the_start_and_stops_what_it_started(workdir: Path) -
     blocker = socket.socket()
     blocker.bind((LOOPBACK, mapping["stack"]["ports"]["alertmanager"]))
     blocker.listen()
-    stack = NativeStack(settings_from_mapping(mapping))
+    stack = NativeStack(settings_from_mapping(mapping), renderer=render_all)
     try:
         with pytest.raises(StackError, match=r"needed by alertmanager, is already in use"):
             stack.start(timeout=START_TIMEOUT)
@@ -212,7 +213,9 @@ def test_a_component_that_exits_during_start_up_is_reported_with_its_log(
     fake.write_text("#!/bin/sh\necho 'alertmanager: cannot open storage' >&2\nexit 1\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
-    stack = NativeStack(settings_from_mapping(_stack_mapping(workdir, demo=False)))
+    stack = NativeStack(
+        settings_from_mapping(_stack_mapping(workdir, demo=False)), renderer=render_all
+    )
     with pytest.raises(StackError, match="alertmanager exited during start-up") as info:
         stack.start(timeout=START_TIMEOUT)
     assert "cannot open storage" in str(info.value)
@@ -222,7 +225,7 @@ def test_a_component_that_exits_during_start_up_is_reported_with_its_log(
 
 def test_the_demo_runs_and_is_scraped(workdir: Path) -> None:
     settings = settings_from_mapping(_stack_mapping(workdir, demo=True))
-    with NativeStack(settings) as stack:
+    with NativeStack(settings, renderer=render_all) as stack:
         assert [s.name for s in stack.status() if s.ready] == [
             "prometheus",
             "alert-sink",

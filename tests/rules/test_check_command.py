@@ -10,8 +10,8 @@ import pytest
 from meshwatch.alerts import ALERTS_FILE, RULES_DIR, TESTS_DIR
 from meshwatch.cli import main
 from meshwatch.commands import check
-from meshwatch.commands.generate import render_all
 from meshwatch.generated import write_tree
+from meshwatch.rendering import render_all
 from meshwatch.settings import Settings
 from meshwatch.stack import alertmanager_config, prometheus_config
 

@@ -332,3 +332,15 @@ def test_status_in_compose_mode_probes_the_services_up_started(
     out = capsys.readouterr().out
     assert "compose mode (project meshwatch)" in out
     assert "prometheus" in out and "grafana" not in out
+
+
+def test_a_runner_built_without_a_renderer_can_stop_but_not_start(tmp_path: Path) -> None:
+    """Down and status build runners with no renderer; only starting needs one."""
+    native = NativeStack(Settings(), tmp_path / "wd")
+    assert native.stop() == []
+    with pytest.raises(StackError, match="built without a renderer"):
+        native.prepare()
+    recorder = Recorder()
+    with pytest.raises(StackError, match="built without a renderer"):
+        ComposeStack(Settings(), tmp_path / "wd", run=recorder).start()
+    assert not any("up" in command for command in recorder.commands)

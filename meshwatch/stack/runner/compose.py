@@ -20,7 +20,7 @@ from meshwatch.settings import Settings
 from meshwatch.stack import compose
 from meshwatch.stack.ports import endpoints
 from meshwatch.stack.runner.health import ComponentStatus, probe
-from meshwatch.stack.runner.workdir import Renderer, StackError, Workdir
+from meshwatch.stack.runner.workdir import Renderer, StackError, Workdir, given
 
 # `--wait-timeout` arrived in compose 2.20 (and `dockerfile_inline` in 2.17).
 MIN_COMPOSE_VERSION = (2, 20)
@@ -151,7 +151,7 @@ class ComposeStack:
         """Generate, then bring the project up and wait for every healthcheck."""
         self.check_compose()
         self.workdir.ensure()
-        changed = self.workdir.generate(self.settings, self._renderer)
+        changed = self.workdir.generate(self.settings, given(self._renderer))
         result = self._run(self.up_command(recreate=changed, timeout=timeout), check=False)
         if result.returncode != 0:
             raise StackError(

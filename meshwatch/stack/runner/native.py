@@ -28,10 +28,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 
+from meshwatch.demo import command_line as demo_command_line
 from meshwatch.generated import write_tree
 from meshwatch.settings import Settings
 from meshwatch.stack import prometheus_config
-from meshwatch.stack.demo import demo_arguments
 from meshwatch.stack.ports import ALERT_SINK, connect_host, endpoints, url_host
 from meshwatch.stack.replicas import (
     ALERTMANAGER_PEERS,
@@ -55,7 +55,7 @@ from meshwatch.stack.runner.state import (
     pid_alive,
     start_ticks,
 )
-from meshwatch.stack.runner.workdir import Renderer, StackError, Workdir, read_tree
+from meshwatch.stack.runner.workdir import Renderer, StackError, Workdir, given, read_tree
 
 # Start order (stop is the reverse): the alert sink listens before Alertmanager can notify.
 # The second Prometheus and Alertmanager run only with stack.ha.
@@ -128,7 +128,9 @@ class NativeStack:
 
     ``settings`` gives the ports (``stack.ports``) and everything generated;
     ``workdir`` defaults to ``settings.stack.workdir``. ``renderer`` produces
-    the generated files (default: everything ``meshwatch generate`` writes).
+    the generated files (``meshwatch.rendering.render_all`` for everything
+    ``meshwatch generate`` writes); without one the runner can stop, signal
+    and report on what runs, but not start.
     ``say`` receives one-line progress messages (default: silent).
     """
 
@@ -249,7 +251,7 @@ class NativeStack:
             sys.executable,
             "-m",
             "meshwatch",
-            *demo_arguments(
+            *demo_command_line.argv(
                 demo,
                 metrics_port=ports.demo_metrics,
                 addr=self._listen_host,
@@ -263,7 +265,7 @@ class NativeStack:
     def prepare(self) -> bool:
         """Generate the stack and the native configs, and validate them; True if anything changed."""
         self.workdir.ensure()
-        changed = self.workdir.generate(self.settings, self._renderer)
+        changed = self.workdir.generate(self.settings, given(self._renderer))
         native = native_configs(self.settings, self.workdir.stack)
         current = read_tree(self.workdir.native) if self.workdir.native.is_dir() else None
         if current != {f.path: (f.content, f.mode) for f in native}:

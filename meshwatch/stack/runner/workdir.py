@@ -35,11 +35,14 @@ class StackError(Exception):
     """The stack could not be generated, started or stopped; the message says why and what to do."""
 
 
-def default_renderer(settings: Settings, previous: Path | None) -> list[GeneratedFile]:
-    """Everything ``meshwatch generate`` writes: rules, dashboards and the stack files."""
-    from meshwatch.commands.generate import render_all
-
-    return render_all(settings, previous)
+def given(renderer: Renderer | None) -> Renderer:
+    """The renderer a runner was built with: without one it can stop and report, not start."""
+    if renderer is None:
+        raise StackError(
+            "this runner was built without a renderer, so it cannot generate the stack: "
+            "pass renderer=meshwatch.rendering.render_all"
+        )
+    return renderer
 
 
 class Workdir:
@@ -77,12 +80,17 @@ class Workdir:
         for path in (self.data, self.logs, self.run):
             path.mkdir(parents=True, exist_ok=True)
 
-    def generate(self, settings: Settings, renderer: Renderer | None = None) -> bool:
-        """Write the generated files into ``stack/``; True when anything changed."""
+    def generate(self, settings: Settings, renderer: Renderer) -> bool:
+        """Write what ``renderer`` generates into ``stack/``; True when anything changed.
+
+        The renderer is passed in (``meshwatch up`` passes
+        :func:`meshwatch.rendering.render_all`) rather than imported, so the
+        stack never reaches back up to what generates everything.
+        """
         previous = self.stack if self.stack.is_dir() else None
         if previous is not None:
             self._check_ours(previous)
-        files = check_unique((renderer or default_renderer)(settings, previous))
+        files = check_unique(renderer(settings, previous))
         if previous is not None and read_tree(previous) == {
             f.path: (f.content, f.mode) for f in files
         }:

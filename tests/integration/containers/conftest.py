@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from meshwatch.commands.generate import render_all
 from meshwatch.generated import write_tree
+from meshwatch.rendering import render_all
 from meshwatch.settings import Ports, Settings, load_settings
 from meshwatch.stack.secrets import ADMIN_USER, PASSWORD_VAR, read_env_file
 from tests.integration.helpers.net import LOOPBACK, free_ports

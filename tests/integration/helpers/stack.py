@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import yaml
 
+from meshwatch.rendering import render_all
 from meshwatch.settings import Settings, load_settings
 from meshwatch.stack.runner import NativeStack
 from tests.integration.helpers.net import LOOPBACK, free_ports
@@ -173,7 +174,7 @@ def running_stack(
     settings_file = directory / "meshwatch.yaml"
     settings_file.write_text(yaml.safe_dump(document, sort_keys=True), encoding="utf-8")
     settings = load_settings(settings_file)
-    native = NativeStack(settings, settings.stack.workdir)
+    native = NativeStack(settings, settings.stack.workdir, renderer=render_all)
     workdir = str(native.workdir.root)
     needles = (workdir, f"--metrics-port {settings.stack.ports.demo_metrics}")
     recorded: set[int] = set()

@@ -1,0 +1,151 @@
+"""The ``meshwatch demo`` command line, owned by the demo: its flags, and the argv that sets them.
+
+The parser (:func:`add_arguments`, used by :mod:`meshwatch.commands.demo`) and
+the argument list a deployment runs the demo with (:func:`argv`, used by the
+generated compose file and the native runner) spell each flag through the same
+constant, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from meshwatch.demo.scenario import SCENARIOS
+from meshwatch.settings.stack import DemoSettings, Ports
+
+METRICS_PORT = "--metrics-port"
+ADDR = "--addr"
+DURATION = "--duration"
+SEED = "--seed"
+SCENARIO = "--scenario"
+OTLP_ENDPOINT = "--otlp-endpoint"
+INCIDENT_DURATION = "--incident-duration"
+BREACH_RATE = "--breach-rate"
+ELEVATION_BACKDATE = "--elevation-backdate"
+AUDIT_DIR = "--audit-dir"
+REMEDIATION_CONFIG = "--remediation-config"
+REMEDIATION_PORT = "--remediation-port"
+LOG_LEVEL = "--log-level"
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The demo's options, on the ``meshwatch demo`` parser."""
+    defaults = DemoSettings()
+    parser.add_argument(
+        METRICS_PORT,
+        type=int,
+        metavar="PORT",
+        default=Ports().demo_metrics,
+        help="port of /metrics (0 picks a free one; default %(default)s)",
+    )
+    parser.add_argument(ADDR, default="127.0.0.1", help="address of /metrics (default %(default)s)")
+    parser.add_argument(
+        DURATION,
+        type=_positive,
+        default=None,
+        help="stop after this many seconds (default: run until stopped)",
+    )
+    parser.add_argument(
+        SEED, type=int, default=defaults.seed, help="random seed (default %(default)s)"
+    )
+    parser.add_argument(
+        SCENARIO,
+        choices=SCENARIOS,
+        default=defaults.scenario,
+        help="steady: a healthy fleet; incident: drives the three tutorial alerts (default %(default)s)",
+    )
+    parser.add_argument(
+        OTLP_ENDPOINT,
+        default=None,
+        metavar="URL",
+        help="export spans over OTLP/HTTP to URL (base URL: /v1/traces is appended)",
+    )
+    incident = parser.add_argument_group("incident scenario")
+    incident.add_argument(
+        INCIDENT_DURATION,
+        type=_positive,
+        default=None,
+        metavar="SECONDS",
+        help="end the incident after this long and keep running healthy (default: never)",
+    )
+    incident.add_argument(
+        BREACH_RATE,
+        type=_positive,
+        default=None,
+        metavar="PER_SECOND",
+        help="ring breaches per second by the rogue agent (default 5)",
+    )
+    incident.add_argument(
+        ELEVATION_BACKDATE,
+        type=_non_negative,
+        default=None,
+        metavar="SECONDS",
+        help="the stuck elevation began this long before start (default 330; 0 = now)",
+    )
+    parser.add_argument(
+        AUDIT_DIR,
+        default=None,
+        metavar="DIR",
+        help="keep the audit databases here (default: a temporary directory, removed at exit)",
+    )
+    remediation = parser.add_argument_group("remediation")
+    remediation.add_argument(
+        REMEDIATION_CONFIG,
+        default=None,
+        metavar="FILE",
+        help=(
+            "serve the remediation receiver with the remediation section of this meshwatch.yaml "
+            "(its kill_agent action kills simulated agents)"
+        ),
+    )
+    remediation.add_argument(
+        REMEDIATION_PORT,
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="port of the remediation receiver (0 picks a free one; default: from the file)",
+    )
+    parser.add_argument(
+        LOG_LEVEL,
+        default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="JSON log lines on stderr at this level (default %(default)s)",
+    )
+
+
+def argv(
+    demo: DemoSettings,
+    *,
+    metrics_port: int,
+    addr: str | None = None,
+    otlp_endpoint: str | None = None,
+    audit_dir: str | None = None,
+) -> list[str]:
+    """Arguments of ``meshwatch`` that run the demo as ``demo`` settings describe."""
+    args = ["demo", METRICS_PORT, str(metrics_port)]
+    if addr is not None:
+        args += [ADDR, addr]
+    if otlp_endpoint is not None:
+        args += [OTLP_ENDPOINT, otlp_endpoint]
+    args += [SEED, str(demo.seed), SCENARIO, demo.scenario]
+    if demo.duration is not None:
+        args += [DURATION, str(int(demo.duration.seconds))]
+    if demo.incident_duration is not None:
+        args += [INCIDENT_DURATION, str(int(demo.incident_duration.seconds))]
+    if audit_dir is not None:
+        args += [AUDIT_DIR, audit_dir]
+    return args
