@@ -29,6 +29,7 @@ events emitted per type, events retained, subscriber errors.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections import deque
@@ -106,6 +107,12 @@ class HypervisorEventBus:
         self._by_session: dict[str, _Entry] = {}
         self._by_agent: dict[str, _Entry] = {}
         self._emitted: dict[EventType, int] = {}
+        # The indexes are built on the first query after emits, not by emit (the hot
+        # path): ``_indexed`` counts the events ever added to them and ``_evicted``
+        # those ever dropped from the log, so the log's events from position
+        # ``_indexed - _evicted`` on are not indexed yet.
+        self._indexed = 0
+        self._evicted = 0
         # Copy-on-write handler tuples: emit reads them without the lock.
         self._typed: dict[EventType, tuple[Handler, ...]] = {}
         self._wildcard: tuple[Handler, ...] = ()
@@ -120,8 +127,9 @@ class HypervisorEventBus:
     def emit(self, event: HypervisorEvent) -> None:
         """Record ``event`` and deliver it to its subscribers. Never raises for a valid event.
 
-        The body is deliberately inlined (no helper calls for indexing or
-        eviction): it is the hot path every instrumented action pays.
+        It is the hot path every instrumented action pays, so it only appends,
+        counts and evicts: the session, agent and type indexes are brought up
+        to date by the next query (:meth:`_catch_up`), not here.
         """
         if type(event) is not HypervisorEvent and not isinstance(event, HypervisorEvent):
             raise TypeError(f"emit takes a HypervisorEvent, got {type(event).__name__}")
@@ -129,60 +137,13 @@ class HypervisorEventBus:
         with self._lock:
             log = self._log
             log.append(event)
-            typed = self._by_type.get(event_type)
-            if typed is None:
-                typed = self._by_type[event_type] = deque()
-            typed.append(event)
-            key = event.session_id
-            if key is not None:
-                index = self._by_session
-                entry = index.get(key)
-                if entry is None:
-                    index[key] = event
-                elif isinstance(entry, deque):
-                    entry.append(event)
-                else:
-                    index[key] = deque((entry, event))
-            key = event.agent_did
-            if key is not None:
-                index = self._by_agent
-                entry = index.get(key)
-                if entry is None:
-                    index[key] = event
-                elif isinstance(entry, deque):
-                    entry.append(event)
-                else:
-                    index[key] = deque((entry, event))
             emitted = self._emitted
             emitted[event_type] = emitted.get(event_type, 0) + 1
             if len(log) > self._max_events:
-                # The oldest event is also the oldest entry of each of its
-                # indexes, so eviction is a popleft per index.
                 oldest = log.popleft()
-                typed = self._by_type[oldest.event_type]
-                typed.popleft()
-                if not typed:
-                    del self._by_type[oldest.event_type]
-                key = oldest.session_id
-                if key is not None:
-                    index = self._by_session
-                    entry = index[key]
-                    if type(entry) is deque:
-                        entry.popleft()
-                        if len(entry) == 1:
-                            index[key] = entry[0]
-                    else:
-                        del index[key]
-                key = oldest.agent_did
-                if key is not None:
-                    index = self._by_agent
-                    entry = index[key]
-                    if type(entry) is deque:
-                        entry.popleft()
-                        if len(entry) == 1:
-                            index[key] = entry[0]
-                    else:
-                        del index[key]
+                if self._evicted < self._indexed:
+                    self._unindex(oldest)
+                self._evicted += 1
         handlers = self._typed.get(event_type)
         if handlers:
             for handler in handlers:
@@ -195,6 +156,59 @@ class HypervisorEventBus:
                 handler(event)
             except Exception:
                 self._subscriber_failed(event, handler)
+
+    def _unindex(self, oldest: HypervisorEvent) -> None:
+        """Drop the log's oldest event from the indexes (called with the lock held).
+
+        The oldest event is also the oldest entry of each of its indexes, so
+        this is a popleft per index.
+        """
+        typed = self._by_type[oldest.event_type]
+        typed.popleft()
+        if not typed:
+            del self._by_type[oldest.event_type]
+        for index, key in (
+            (self._by_session, oldest.session_id),
+            (self._by_agent, oldest.agent_did),
+        ):
+            if key is None:
+                continue
+            entry = index[key]
+            if isinstance(entry, deque):
+                entry.popleft()
+                if len(entry) == 1:
+                    index[key] = entry[0]
+            else:
+                del index[key]
+
+    def _catch_up(self) -> None:
+        """Index the events emitted since the last query (called with the lock held)."""
+        log = self._log
+        new = len(log) - max(0, self._indexed - self._evicted)
+        if new <= 0:
+            return
+        fresh = list(itertools.islice(reversed(log), new))
+        fresh.reverse()
+        by_type = self._by_type
+        for event in fresh:
+            typed = by_type.get(event.event_type)
+            if typed is None:
+                typed = by_type[event.event_type] = deque()
+            typed.append(event)
+            for index, key in (
+                (self._by_session, event.session_id),
+                (self._by_agent, event.agent_did),
+            ):
+                if key is None:
+                    continue
+                entry = index.get(key)
+                if entry is None:
+                    index[key] = event
+                elif isinstance(entry, deque):
+                    entry.append(event)
+                else:
+                    index[key] = deque((entry, event))
+        self._indexed = self._evicted + len(log)
 
     def _subscriber_failed(self, event: HypervisorEvent, handler: Handler) -> None:
         self._subscriber_errors.inc((event.event_type.value,))
@@ -255,16 +269,19 @@ class HypervisorEventBus:
         """Retained events of one type, oldest first."""
         event_type = EventType(event_type)
         with self._lock:
+            self._catch_up()
             return list(self._by_type.get(event_type, ()))
 
     def query_by_session(self, session_id: str) -> list[HypervisorEvent]:
         """Retained events of one session, oldest first."""
         with self._lock:
+            self._catch_up()
             return _entry_events(self._by_session.get(session_id))
 
     def query_by_agent(self, agent_did: str) -> list[HypervisorEvent]:
         """Retained events of one agent, oldest first."""
         with self._lock:
+            self._catch_up()
             return _entry_events(self._by_agent.get(agent_did))
 
     def query_by_time_range(
@@ -300,6 +317,7 @@ class HypervisorEventBus:
             event_type = EventType(event_type)
         start, end = _as_utc(start, "start"), _as_utc(end, "end")
         with self._lock:
+            self._catch_up()
             candidates: list[HypervisorEvent]
             # Start from the narrowest index given; filter the rest below.
             sources: list[list[HypervisorEvent]] = []
@@ -339,6 +357,7 @@ class HypervisorEventBus:
     def type_counts(self) -> dict[str, int]:
         """Retained events per event type value, e.g. ``{"ring.assigned": 1}``."""
         with self._lock:
+            self._catch_up()
             return {t.value: len(events) for t, events in self._by_type.items()}
 
     def emitted_counts(self) -> dict[str, int]:

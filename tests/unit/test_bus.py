@@ -111,10 +111,40 @@ def test_memory_stays_bounded_under_unique_keys() -> None:
     for i in range(5_000):
         bus.emit(ev(EventType.SESSION_CREATED, f"s{i}", f"did:{i % 7}-{i}"))
     assert bus.event_count == 100
+    assert sum(len(bus.query_by_session(f"s{i}")) for i in range(5_000)) == 100
     assert len(bus._by_session) == 100
     assert len(bus._by_agent) == 100
     assert len(bus._by_type) == 1
-    assert sum(len(bus.query_by_session(f"s{i}")) for i in range(5_000)) == 100
+    for i in range(5_000, 10_000):  # indexed now: eviction keeps them bounded too
+        bus.emit(ev(EventType.SESSION_CREATED, f"s{i}", f"did:{i % 7}-{i}"))
+        if i % 999 == 0:
+            assert len(bus.query_by_agent(f"did:{i % 7}-{i}")) == 1
+    assert len(bus._by_session) <= 100 and len(bus._by_agent) <= 100
+
+
+def test_indexes_built_on_query_agree_with_the_log_between_any_emits() -> None:
+    """Emit does not index; every query first indexes what was emitted since the last one.
+
+    Queries at irregular points (before, at and past the retention bound, with
+    evictions of indexed and of never-indexed events between them) must answer
+    exactly what filtering the retained log answers.
+    """
+    bus = HypervisorEventBus(max_events=50)
+    types = (EventType.SESSION_CREATED, EventType.RING_ASSIGNED, EventType.SAGA_CREATED)
+    assert bus._by_session == {} and bus._by_agent == {}
+    for i in range(400):
+        bus.emit(ev(types[i % 3], f"s{i % 11}" if i % 5 else None, f"did:{i % 13}"))
+        if i % 17 in (0, 1) or i in range(120, 180):
+            log = bus.all_events
+            for s in ("s0", "s3", "s10", "nope"):
+                assert bus.query_by_session(s) == [e for e in log if e.session_id == s]
+            for a in ("did:0", "did:12"):
+                assert bus.query_by_agent(a) == [e for e in log if e.agent_did == a]
+            for t in types:
+                assert bus.query_by_type(t) == [e for e in log if e.event_type is t]
+            assert bus.query(session_id="s3", agent_did="did:3") == [
+                e for e in log if e.session_id == "s3" and e.agent_did == "did:3"
+            ]
 
 
 def test_eviction_downgrades_and_removes_index_entries() -> None:
