@@ -52,6 +52,7 @@ from datetime import time as time_of_day
 from typing import IO, Any
 
 from meshwatch.instrumentation.context import current_trace
+from meshwatch.instrumentation.text import safe_str
 
 _AGENT: ContextVar[str | None] = ContextVar("meshwatch_log_agent_id", default=None)
 _SESSION: ContextVar[str | None] = ContextVar("meshwatch_log_session_id", default=None)
@@ -81,11 +82,11 @@ def json_safe(value: object, _depth: int = 0) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if _depth >= _MAX_DEPTH:
-        return _text(value)
+        return safe_str(value)
     try:
         if isinstance(value, Mapping):
             return {
-                (k if isinstance(k, str) else _text(k)): json_safe(v, _depth + 1)
+                (k if isinstance(k, str) else safe_str(k)): json_safe(v, _depth + 1)
                 for k, v in value.items()
             }
         if isinstance(value, list | tuple | set | frozenset):
@@ -95,15 +96,8 @@ def json_safe(value: object, _depth: int = 0) -> Any:
         if isinstance(value, enum.Enum):
             return json_safe(value.value, _depth + 1)
     except Exception:  # a container that fails while being walked
-        return _text(value)
-    return _text(value)
-
-
-def _text(value: object) -> str:
-    try:
-        return str(value)
-    except Exception:
-        return f"<unprintable {type(value).__name__}>"
+        return safe_str(value)
+    return safe_str(value)
 
 
 def _otel_ids(otel: Any) -> tuple[str, str] | None:
@@ -197,7 +191,7 @@ class JsonFormatter(logging.Formatter):
         try:
             return record.getMessage()
         except Exception:  # wrong %-args: keep the line, show what was passed
-            return f"{_text(record.msg)} (unformattable args: {_text(record.args)})"
+            return f"{safe_str(record.msg)} (unformattable args: {safe_str(record.args)})"
 
 
 class JsonLogHandler(logging.StreamHandler):  # type: ignore[type-arg]

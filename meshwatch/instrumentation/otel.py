@@ -72,6 +72,7 @@ from meshwatch.instrumentation.saga_spans import (
     ATTR_SAGA_ID,
     STATUS_ERROR,
 )
+from meshwatch.instrumentation.text import safe_str
 from meshwatch.instrumentation.trace import CausalTraceId
 from meshwatch.instrumentation.values import CounterStore, MetricFamilySnapshot
 
@@ -222,10 +223,7 @@ def _attribute_value(value: object) -> AttributeValue | None:
         kinds = {type(v) for v in items}
         if len(kinds) == 1 and kinds <= {bool, str, float, int}:
             return tuple(items)
-    try:
-        return str(value)
-    except Exception:
-        return f"<unprintable {type(value).__name__}>"
+    return safe_str(value)
 
 
 def active_otel_trace_id() -> str | None:

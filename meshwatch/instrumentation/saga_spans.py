@@ -40,6 +40,7 @@ from meshwatch.instrumentation.bus import HypervisorEventBus
 from meshwatch.instrumentation.drops import RateLimitedLog, record_event_drop, record_span_drop
 from meshwatch.instrumentation.events import EventType, HypervisorEvent, payload_id
 from meshwatch.instrumentation.protocols import SpanSink
+from meshwatch.instrumentation.text import safe_str
 
 COMPONENT = "saga_spans"
 STATUS_OK = "ok"
@@ -97,10 +98,7 @@ def _attr(value: object) -> str | bool | int | float:
     """An OpenTelemetry-compatible attribute value (scalars kept, the rest as text)."""
     if type(value) in (str, bool, int, float):
         return value  # type: ignore[return-value]
-    try:
-        return str(value)
-    except Exception:
-        return f"<unprintable {type(value).__name__}>"
+    return safe_str(value)
 
 
 class _OpenSaga:

@@ -63,6 +63,7 @@ from meshwatch.instrumentation.catalogue import (
 )
 from meshwatch.instrumentation.context import trace_exemplar
 from meshwatch.instrumentation.drops import record_event_drop
+from meshwatch.instrumentation.text import safe_str
 from meshwatch.instrumentation.values import (
     CardinalityGuard,
     CounterStore,
@@ -122,16 +123,6 @@ class _WorkStores:
         # (agent_did, conflict id) -> perf_counter at its start; oldest first, for eviction.
         self.open_conflicts: OrderedDict[tuple[str, str], float] = OrderedDict()
         self.conflicts_lock = threading.Lock()
-
-
-def _label(value: object) -> str:
-    """A label value as a string: unhashable or odd values must not raise in the store."""
-    if type(value) is str:
-        return value
-    try:
-        return str(value)
-    except Exception:  # a __str__ that raises
-        return f"<unprintable {type(value).__name__}>"
 
 
 class TaskTimer:
@@ -230,15 +221,15 @@ class AgentMetrics:
     # --- tasks ------------------------------------------------------------------------
     def task(self, task_type: str) -> TaskTimer:
         """Context manager: one task of ``task_type`` (started, outcome, duration)."""
-        return TaskTimer(self._stores, (self.agent_did, _label(task_type)))
+        return TaskTimer(self._stores, (self.agent_did, safe_str(task_type)))
 
     def task_started(self, task_type: str) -> None:
         """Count a task start, for callers that cannot wrap the task in ``with``."""
-        self._stores.tasks_started.inc((self.agent_did, _label(task_type)))
+        self._stores.tasks_started.inc((self.agent_did, safe_str(task_type)))
 
     def task_finished(self, task_type: str, duration_seconds: float, *, ok: bool = True) -> None:
         """Record a task's outcome and duration measured by the caller."""
-        key = (self.agent_did, _label(task_type))
+        key = (self.agent_did, safe_str(task_type))
         seconds = finite_number(duration_seconds)
         stores = self._stores
         (stores.tasks_completed if ok else stores.tasks_failed).inc(key)
@@ -253,7 +244,7 @@ class AgentMetrics:
         if value is None or not 0.0 <= value <= 1.0:
             self._drop("invalid_quality", score)
             return
-        self._stores.task_quality.observe((_label(task_type),), value)
+        self._stores.task_quality.observe((safe_str(task_type),), value)
 
     def set_queue_length(self, length: int) -> None:
         """Tasks waiting in this agent's queue now."""
@@ -276,7 +267,7 @@ class AgentMetrics:
         the bad measurement is dropped.
         """
         stores = self._stores
-        decision_type = _label(decision_type)
+        decision_type = safe_str(decision_type)
         stores.decisions.inc((self.agent_did, decision_type))
         if confidence is not None:
             value = finite_number(confidence)
@@ -296,14 +287,14 @@ class AgentMetrics:
         self, message_type: str, size_bytes: int | None = None, outcome: str = "ok"
     ) -> None:
         """An inter-agent message sent (``outcome``: ok, timeout, rejected...)."""
-        message_type = _label(message_type)
-        self._stores.messages_sent.inc((self.agent_did, message_type, _label(outcome)))
+        message_type = safe_str(message_type)
+        self._stores.messages_sent.inc((self.agent_did, message_type, safe_str(outcome)))
         if size_bytes is not None:
             self._observe_size(message_type, size_bytes)
 
     def message_received(self, message_type: str, size_bytes: int | None = None) -> None:
         """An inter-agent message received."""
-        message_type = _label(message_type)
+        message_type = safe_str(message_type)
         self._stores.messages_received.inc((self.agent_did, message_type))
         if size_bytes is not None:
             self._observe_size(message_type, size_bytes)
@@ -322,7 +313,7 @@ class AgentMetrics:
         stores.conflicts.inc((self.agent_did, "started"))
         evicted = False
         with stores.conflicts_lock:
-            stores.open_conflicts[(self.agent_did, _label(conflict_id))] = _perf_counter()
+            stores.open_conflicts[(self.agent_did, safe_str(conflict_id))] = _perf_counter()
             if len(stores.open_conflicts) > MAX_OPEN_CONFLICTS:
                 stores.open_conflicts.popitem(last=False)
                 evicted = True
@@ -341,7 +332,7 @@ class AgentMetrics:
         stores = self._stores
         stores.conflicts.inc((self.agent_did, state))
         with stores.conflicts_lock:
-            start = stores.open_conflicts.pop((self.agent_did, _label(conflict_id)), None)
+            start = stores.open_conflicts.pop((self.agent_did, safe_str(conflict_id)), None)
         if start is None:
             self._drop("unknown_conflict", conflict_id)
             return
