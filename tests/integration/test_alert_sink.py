@@ -29,30 +29,20 @@ from meshwatch.rendering import render_all
 from meshwatch.settings import Settings, settings_from_mapping
 from meshwatch.stack.alert_sink import NOTIFICATIONS_PATH, read_tail
 from meshwatch.stack.runner import NativeStack
-from tests.integration.helpers.net import LOOPBACK, free_ports
+from tests.integration.helpers.net import LOOPBACK, free_stack_ports
 from tests.integration.helpers.poll import wait_until
 from tests.integration.helpers.prom import http_get
 from tests.integration.helpers.stack import check_no_orphans
 
 pytestmark = pytest.mark.integration
 
-PORT_NAMES = (
-    "prometheus",
-    "alertmanager",
-    "grafana",
-    "tempo",
-    "otlp_grpc",
-    "otlp_http",
-    "demo_metrics",
-    "alert_sink",
-)
 START_TIMEOUT = 60.0
 # Escalation at ~10 s, then a scrape, an evaluation and group_wait of 1 s each.
 DELIVERY_TIMEOUT = 90.0
 
 
 def _settings(workdir: Path) -> Settings:
-    ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True))
+    ports = free_stack_ports()
     return settings_from_mapping(
         {
             "stack": {

@@ -24,7 +24,7 @@ from meshwatch.settings import load_settings, settings_from_mapping
 from meshwatch.stack.prometheus_config import JOB_ALERTMANAGER, JOB_DEMO, JOB_PROMETHEUS
 from meshwatch.stack.runner import NativeStack, ProcessRecord, StackError
 from meshwatch.stack.runner.state import group_members
-from tests.integration.helpers.net import LOOPBACK, free_ports
+from tests.integration.helpers.net import LOOPBACK, free_stack_ports
 from tests.integration.helpers.poll import wait_until
 from tests.integration.helpers.processes import (
     alive,
@@ -35,21 +35,11 @@ from tests.integration.helpers.prom import PrometheusAPI
 
 pytestmark = pytest.mark.integration
 
-PORT_NAMES = (
-    "prometheus",
-    "alertmanager",
-    "grafana",
-    "tempo",
-    "otlp_grpc",
-    "otlp_http",
-    "demo_metrics",
-    "alert_sink",
-)
 START_TIMEOUT = 60.0
 
 
 def _stack_mapping(workdir: Path, *, demo: bool) -> dict[str, Any]:
-    ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True))
+    ports = free_stack_ports()
     return {
         "stack": {
             "bind_address": LOOPBACK,

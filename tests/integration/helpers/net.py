@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
+
+from meshwatch.settings.stack import Ports
 
 LOOPBACK = "127.0.0.1"
 
@@ -31,6 +34,12 @@ def free_ports(count: int) -> list[int]:
     finally:
         for sock in socks:
             sock.close()
+
+
+def free_stack_ports() -> dict[str, int]:
+    """A distinct free port for every entry of ``stack.ports``, named as ``Ports`` names them."""
+    names = [f.name for f in dataclasses.fields(Ports)]
+    return dict(zip(names, free_ports(len(names)), strict=True))
 
 
 def port_open(port: int, host: str = LOOPBACK, timeout: float = 0.5) -> bool:

@@ -23,7 +23,7 @@ import yaml
 from meshwatch.rendering import render_all
 from meshwatch.settings import Settings, load_settings
 from meshwatch.stack.runner import NativeStack
-from tests.integration.helpers.net import LOOPBACK, free_ports
+from tests.integration.helpers.net import LOOPBACK, free_stack_ports
 from tests.integration.helpers.processes import kill_leftovers, live_processes_mentioning
 from tests.integration.helpers.prom import AlertmanagerAPI, PrometheusAPI, http_get
 from tests.integration.helpers.webhook_receiver import WebhookReceiver
@@ -47,15 +47,6 @@ RESEND_DELAY = "1s"
 GROUP_WAIT = "8s"
 START_TIMEOUT = 60.0
 
-PORT_NAMES = (
-    "prometheus",
-    "alertmanager",
-    "grafana",
-    "tempo",
-    "otlp_grpc",
-    "otlp_http",
-    "demo_metrics",
-)
 # The three tutorial alerts and the target-down alert the fault tests wait for.
 FAST_ALERTS = ("ring_breach_rate", "elevation_too_long", "governance_latency_high", "target_down")
 
@@ -107,7 +98,7 @@ def settings_document(
     Critical and warning notifications go to ``<webhook_base_url>/<name>/critical``
     and ``.../warning``, so one receiver can serve several stacks apart.
     """
-    ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True))
+    ports = free_stack_ports()
     demo: dict[str, Any] = {"enabled": True, "seed": seed, "scenario": scenario}
     if otlp_endpoint is not None:
         demo["otlp_endpoint"] = otlp_endpoint
