@@ -75,14 +75,17 @@ def _fmt(value: float) -> str:
 
 
 def seconds_per_call(
-    fn: Callable[[], object], *, number: int | None = None, repeat: int = 7
+    fn: Callable[[], object], *, number: int | None = None, repeat: int = 100
 ) -> float:
     """The fastest of ``repeat`` runs of ``number`` calls to ``fn``, in seconds per call.
 
-    Without ``number``, it is chosen so that one repeat takes about 0.1 s.
+    Without ``number``, it is chosen so that one repeat takes about 2 ms: on a
+    loaded machine a long repeat is almost always preempted somewhere, while
+    the fastest of many short ones is a run that was not, for the measured
+    code and its same-run baseline alike.
     """
     if number is None:
-        number = _autorange(fn)
+        number = _autorange(fn, budget_ns=2_000_000)
     best = min(_run(fn, number) for _ in range(repeat))
     return best / number / 1e9
 
