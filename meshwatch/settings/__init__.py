@@ -24,6 +24,7 @@ from meshwatch.settings.alerts import (
 )
 from meshwatch.settings.dashboards import DashboardSettings
 from meshwatch.settings.genai import GenAISettings, ModelPrice
+from meshwatch.settings.kubernetes import AgentMonitor, GrafanaSidecar, KubernetesSettings
 from meshwatch.settings.loader import Duration, SettingsError, build, load_yaml_mapping
 from meshwatch.settings.remediation import RemediationPolicy, RemediationSettings
 from meshwatch.settings.stack import (
@@ -47,6 +48,7 @@ class Settings:
     stack: StackSettings = field(default_factory=StackSettings)
     genai: GenAISettings = field(default_factory=GenAISettings)
     remediation: RemediationSettings = field(default_factory=RemediationSettings)
+    kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
 
 
 def load_settings(path: str | Path | None = None) -> Settings:
@@ -73,6 +75,7 @@ def settings_from_mapping(data: object, source: str | None = None) -> Settings:
 __all__ = [
     "DEFAULT_FILE",
     "SEVERITIES",
+    "AgentMonitor",
     "AlertsSettings",
     "AnomalyAlert",
     "DashboardSettings",
@@ -80,7 +83,9 @@ __all__ = [
     "Duration",
     "EventAlert",
     "GenAISettings",
+    "GrafanaSidecar",
     "Images",
+    "KubernetesSettings",
     "ModelPrice",
     "Ports",
     "PredictiveAlert",

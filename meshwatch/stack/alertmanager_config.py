@@ -62,16 +62,22 @@ def secret_files(settings: Settings) -> dict[str, str]:
     return files
 
 
-def _receiver(stack: StackSettings, name: str, r: Receiver) -> dict[str, Any]:
+def _receiver(
+    stack: StackSettings, name: str, r: Receiver, secrets_dir: str, sink_base: str | None
+) -> dict[str, Any]:
     def secret(field_name: str) -> str:
-        return f"{SECRETS_DIR}/{secret_name(name, field_name)}"
+        return f"{secrets_dir}/{secret_name(name, field_name)}"
 
     config: dict[str, Any] = {"send_resolved": r.send_resolved}
     if r.kind == "webhook":
         if r.posts_to_sink:
-            config["url"] = alert_sink_url(stack, name, in_compose=True)
+            config["url"] = (
+                alert_sink_url(stack, name, in_compose=True)
+                if sink_base is None
+                else f"{sink_base}/{name}"
+            )
         elif r.url is not None:
-            config["url"] = in_container_url(r.url)
+            config["url"] = in_container_url(r.url) if sink_base is None else r.url
         else:
             config["url_file"] = secret("url_file")
         return {"name": name, "webhook_configs": [config]}
@@ -94,8 +100,16 @@ def _receiver(stack: StackSettings, name: str, r: Receiver) -> dict[str, Any]:
     return {"name": name, "pagerduty_configs": [config]}
 
 
-def alertmanager_config(settings: Settings) -> dict[str, Any]:
-    """The alertmanager.yml document."""
+def alertmanager_config(
+    settings: Settings, *, secrets_dir: str = SECRETS_DIR, sink_base: str | None = None
+) -> dict[str, Any]:
+    """The alertmanager.yml document.
+
+    By default it is written for compose (secrets under :data:`SECRETS_DIR`,
+    the sink and loopback URLs as the compose network sees them). The
+    Kubernetes target passes where its Secret is mounted and the alert sink
+    Service's base URL; user URLs are then kept as written.
+    """
     receivers = settings.stack.receivers
     equal = list(INHIBIT_EQUAL)
     return {
@@ -123,7 +137,7 @@ def alertmanager_config(settings: Settings) -> dict[str, Any]:
             },
         ],
         "receivers": [
-            _receiver(settings.stack, name, receiver)
+            _receiver(settings.stack, name, receiver, secrets_dir, sink_base)
             for name, receiver in receivers.by_severity().items()
         ],
     }
