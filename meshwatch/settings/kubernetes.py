@@ -138,7 +138,8 @@ class KubernetesSettings:
     ``alertmanager_config`` picks an ``AlertmanagerConfig`` object (v1alpha1)
     or the ``alertmanager.yaml`` Secret the Alertmanager reads as a whole.
     Either way the receivers' secrets stay in ``receiver_secret``, a Secret
-    you create from the files named in ``stack.receivers``.
+    you create from the files named in ``stack.receivers``; the credentials
+    of ``stack.remote_write`` stay in ``remote_write_secret``.
 
     ``demo_image`` is the image running ``meshwatch demo`` and the alert sink
     (the one ``meshwatch up`` builds in compose mode, pushed to your
@@ -157,6 +158,7 @@ class KubernetesSettings:
     agents: AgentMonitor = field(default_factory=AgentMonitor)
     alertmanager_config: AlertmanagerForm = "AlertmanagerConfig"
     receiver_secret: str = "meshwatch-receivers"
+    remote_write_secret: str = "meshwatch-remote-write"
     grafana: GrafanaSidecar = field(default_factory=GrafanaSidecar)
     demo_image: str | None = None
 
@@ -166,11 +168,13 @@ class KubernetesSettings:
         check_labels("operator_labels", self.operator_labels, allow_empty=False)
         for name in ("prometheus_release", "tempo_release"):
             check_dns_label(name, getattr(self, name))
-        check(
-            bool(_DNS_SUBDOMAIN.match(self.receiver_secret)),
-            "receiver_secret",
-            f"must be a Kubernetes object name, got {self.receiver_secret!r}",
-        )
+        for name in ("receiver_secret", "remote_write_secret"):
+            value = getattr(self, name)
+            check(
+                bool(_DNS_SUBDOMAIN.match(value)),
+                name,
+                f"must be a Kubernetes object name, got {value!r}",
+            )
         if self.demo_image is not None:
             tag = self.demo_image.rpartition(":")[2]
             check(

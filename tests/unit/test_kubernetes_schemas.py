@@ -54,6 +54,24 @@ VARIANTS = {
             },
         },
     },
+    "ha-remote-write": {
+        "stack": {
+            "ha": True,
+            "external_labels": {"cluster": "eu-1"},
+            "remote_write": [
+                {
+                    "url": "https://mimir.example.org/api/v1/push",
+                    "name": "mimir",
+                    "username": "agents",
+                    "password_file": "/secrets/mimir",
+                    "headers": {"X-Scope-OrgID": "agents"},
+                    "remote_timeout": "30s",
+                    "queue": {"capacity": 10000, "max_shards": 20, "max_backoff": "10s"},
+                },
+                {"url": "https://thanos.example.org/api/v1/receive", "bearer_token_file": "/s/t"},
+            ],
+        }
+    },
     "email-and-webhook-secret": {
         "stack": {
             "receivers": {
@@ -211,6 +229,49 @@ def test_kube_prometheus_stack_overlay_keys_exist_in_the_pinned_chart(variant: s
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_overlay_specs_pass_the_pinned_prometheus_and_alertmanager_crds(variant: str) -> None:
+    """kube-prometheus-stack copies these keys into the Prometheus and Alertmanager objects.
+
+    So the remote writes, external labels, replicas and selectors of the
+    overlay must be valid fields of those objects' specs.
+    """
+    overlay = _overlay(settings_from_mapping(VARIANTS[variant]), helm.KUBE_PROMETHEUS_STACK)
+    prometheus = {"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus"}
+    alertmanager = {"apiVersion": "monitoring.coreos.com/v1", "kind": "Alertmanager"}
+    for doc, spec in (
+        (prometheus, overlay["prometheus"]["prometheusSpec"]),
+        (alertmanager, overlay["alertmanager"]["alertmanagerSpec"]),
+    ):
+        assert not crd_errors({**doc, "metadata": {"name": "x"}, "spec": spec})
+
+
+def test_ha_and_remote_write_reach_the_prometheus_spec() -> None:
+    overlay = _overlay(
+        settings_from_mapping(VARIANTS["ha-remote-write"]), helm.KUBE_PROMETHEUS_STACK
+    )
+    spec = overlay["prometheus"]["prometheusSpec"]
+    assert spec["replicas"] == 2
+    assert spec["replicaExternalLabelName"] == "replica"
+    assert spec["externalLabels"] == {"cluster": "eu-1"}
+    mimir, thanos = spec["remoteWrite"]
+    assert mimir["headers"] == {"X-Scope-OrgID": "agents"}
+    assert mimir["basicAuth"]["password"] == {
+        "name": "meshwatch-remote-write",
+        "key": "meshwatch_remote_write_0_password",
+    }
+    assert mimir["queueConfig"] == {"capacity": 10000, "maxShards": 20, "maxBackoff": "10s"}
+    assert thanos["authorization"]["credentials"]["key"] == "meshwatch_remote_write_1_bearer_token"
+    assert overlay["alertmanager"]["alertmanagerSpec"]["replicas"] == 2
+    # No credential is inlined: the files appear only in the command creating the Secret.
+    text = {
+        f.path: f.content for f in helm.render(settings_from_mapping(VARIANTS["ha-remote-write"]))
+    }
+    kps = text[helm.KUBE_PROMETHEUS_STACK.values_path]
+    assert kps.count("/secrets/mimir") == 1
+    assert "--from-file=meshwatch_remote_write_0_password=/secrets/mimir" in kps
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_tempo_distributed_overlay_keys_exist_in_the_pinned_chart(variant: str) -> None:
     pin = upstream.TEMPO_DISTRIBUTED_VALUES
     assert upstream.chart_version(pin) == helm.TEMPO_DISTRIBUTED.version
@@ -224,3 +285,13 @@ def test_the_values_check_rejects_a_misspelled_key() -> None:
     assert unknown_keys(overlay, upstream.chart_values(pin), upstream.chart_templates(pin)) == [
         "prometheus.prometheusSpec.ruleSelectr"
     ]
+
+
+def test_the_prometheus_spec_check_rejects_a_misspelled_remote_write_field() -> None:
+    overlay = _overlay(
+        settings_from_mapping(VARIANTS["ha-remote-write"]), helm.KUBE_PROMETHEUS_STACK
+    )
+    spec = overlay["prometheus"]["prometheusSpec"]
+    spec["remoteWrite"][0]["basicauth"] = spec["remoteWrite"][0].pop("basicAuth")
+    doc = {"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus", "metadata": {}}
+    assert crd_errors({**doc, "spec": spec})

@@ -52,6 +52,8 @@ CRDS = {
         "ServiceMonitor": "servicemonitors",
         "PodMonitor": "podmonitors",
         "AlertmanagerConfig": "alertmanagerconfigs",
+        "Prometheus": "prometheuses",
+        "Alertmanager": "alertmanagers",
     }.items()
 }
 # The commits that set each chart's version (its Chart.yaml's last change).
