@@ -116,10 +116,11 @@ def demo_count() -> SeriesCount:
     wanted = {name for metric in CATALOGUE for name in metric.series_names}
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="meshwatch-bench-") as audit:
+        command = [sys.executable, "-m", "meshwatch", "demo", "--metrics-port", str(port)]
+        command += ["--scenario", "incident", "--seed", "42", "--audit-dir", audit]
+        command += ["--log-level", "WARNING", "--duration", str(int(DEMO_TIMEOUT_SECONDS) + 30)]
         process = subprocess.Popen(
-            [sys.executable, "-m", "meshwatch", "demo", "--metrics-port", str(port)]
-            + ["--scenario", "incident", "--seed", "42", "--audit-dir", audit]
-            + ["--log-level", "WARNING", "--duration", str(int(DEMO_TIMEOUT_SECONDS) + 30)],
+            command,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env={k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},

@@ -18,8 +18,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import jsonschema
-import kubernetes_validate
+import jsonschema  # type: ignore[import-untyped]
+import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
@@ -209,7 +209,8 @@ def unknown_keys(overlay: Any, values: Any, templates: str, prefix: str = "") ->
 
 def _overlay(settings: Settings, chart: helm.Chart) -> dict[str, Any]:
     files = {f.path: f for f in helm.render(settings)}
-    return yaml.safe_load(files[chart.values_path].content)
+    values: dict[str, Any] = yaml.safe_load(files[chart.values_path].content)
+    return values
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

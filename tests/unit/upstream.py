@@ -120,7 +120,8 @@ def crd_schema(kind: str, version: str) -> dict[str, Any]:
     crd = yaml.load(read(CRDS[kind]), Loader=_CrdLoader)
     for served in crd["spec"]["versions"]:
         if served["name"] == version:
-            return served["schema"]["openAPIV3Schema"]
+            schema: dict[str, Any] = served["schema"]["openAPIV3Schema"]
+            return schema
     raise AssertionError(f"the {kind} CRD serves no version {version}")
 
 
