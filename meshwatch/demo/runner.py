@@ -2,7 +2,7 @@
 
 :class:`Demo` owns every part and the order they start and stop in:
 
-* the event bus with the standard collectors (:func:`~meshwatch.instrumentation.prometheus.instrument`),
+* the event bus with the standard collectors (:func:`~meshwatch.instrumentation.instrument`),
   governance and work metrics, GenAI duration histograms;
 * two audit trails in SQLite: the primary one, and a "compliance mirror"
   deliberately sized too small for the bulk import's burst, so the audit drop
@@ -44,13 +44,9 @@ from meshwatch.instrumentation.bus import HypervisorEventBus
 from meshwatch.instrumentation.genai import GENAI_METRICS
 from meshwatch.instrumentation.governance import GovernanceMetrics
 from meshwatch.instrumentation.otel import SPAN_EXPORT_METRICS, OTelSpanSink, configure_tracing
-from meshwatch.instrumentation.prometheus import (
-    Instrumented,
-    MetricsServer,
-    instrument,
-    serve_metrics,
-)
+from meshwatch.instrumentation.prometheus import MetricsServer, serve_metrics
 from meshwatch.instrumentation.values import CardinalityGuard, MetricFamilySnapshot, MetricSource
+from meshwatch.instrumentation.wiring import Instrumented, instrument
 from meshwatch.instrumentation.work import AgentMetrics
 from meshwatch.remediation import RemediationReceiver, start_remediation
 from meshwatch.settings.remediation import RemediationSettings

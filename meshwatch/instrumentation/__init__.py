@@ -36,6 +36,7 @@ from meshwatch.instrumentation.values import (
     MetricSource,
     configure_cardinality,
 )
+from meshwatch.instrumentation.wiring import Instrumented, instrument
 from meshwatch.instrumentation.work import AgentMetrics
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "GovernanceMetrics",
     "HypervisorEvent",
     "HypervisorEventBus",
+    "Instrumented",
     "JsonFormatter",
     "MetricSource",
     "PrometheusExporterProtocol",
@@ -65,6 +67,7 @@ __all__ = [
     "configure_logging",
     "current_trace",
     "current_trace_id_hex",
+    "instrument",
     "log_context",
     "register_trace_id_provider",
     "unregister_trace_id_provider",

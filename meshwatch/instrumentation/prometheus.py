@@ -1,6 +1,6 @@
 """The Prometheus edge: expose meshwatch's in-process metrics to a scrape.
 
-Four entry points:
+Three entry points:
 
 * :class:`MeshwatchCollector`, a prometheus_client custom collector. It holds
   :class:`~meshwatch.instrumentation.values.MetricSource` objects (the event
@@ -14,9 +14,9 @@ Four entry points:
   tutorial's ``collector.export_to_prometheus(exporter)`` push style.
 * :func:`serve_metrics`, a ``/metrics`` HTTP endpoint (prometheus_client's
   server) with a :class:`MeshwatchCollector` registered, returning a
-  :class:`MetricsServer` that shuts down cleanly.
-* :func:`instrument`, the usual wiring in one call: ring and saga metrics and
-  saga spans attached to a bus, iterable as the sources to serve.
+  :class:`MetricsServer` that shuts down cleanly. Its ``sources`` are
+  typically what :func:`meshwatch.instrumentation.instrument` (the core's
+  usual wiring) returns.
 
 Every family takes its name, type, unit and help from the catalogue. The output
 passes ``promtool check metrics`` without warnings, label values of any content
@@ -38,7 +38,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, cast
 from wsgiref.simple_server import WSGIServer
 
@@ -49,14 +48,8 @@ from prometheus_client.samples import Exemplar as PromExemplar
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-from meshwatch.instrumentation.bus import HypervisorEventBus
 from meshwatch.instrumentation.catalogue import CATALOGUE, SCRAPE_ERRORS, MetricDef, MetricType
 from meshwatch.instrumentation.drops import DROPS, RateLimitedLog
-from meshwatch.instrumentation.governance import GovernanceMetrics
-from meshwatch.instrumentation.protocols import SpanSink
-from meshwatch.instrumentation.ring_metrics import RingMetricsCollector
-from meshwatch.instrumentation.saga_metrics import SagaMetricsCollector
-from meshwatch.instrumentation.saga_spans import SagaSpanExporter
 from meshwatch.instrumentation.values import (
     CardinalityGuard,
     CounterStore,
@@ -277,66 +270,6 @@ def _add_histograms(family: Metric, name: str, series: list[_Series]) -> None:
             out.append(Sample(sum_name, labels, value.sum))
 
 
-# --- one call for the usual wiring ----------------------------------------------
-
-
-@dataclass(frozen=True)
-class Instrumented:
-    """The standard collectors attached to one bus; iterating yields its MetricSources.
-
-    So it can be handed straight to :func:`serve_metrics` or
-    :class:`MeshwatchCollector`, while ``ring`` (for ``collect()`` or
-    ``export_to_prometheus``) and ``spans`` (``completed_spans``) stay at hand.
-    """
-
-    bus: HypervisorEventBus
-    ring: RingMetricsCollector
-    sagas: SagaMetricsCollector
-    spans: SagaSpanExporter
-    governance: GovernanceMetrics | None = None
-    extra_sources: tuple[MetricSource, ...] = ()
-
-    def __iter__(self) -> Iterator[MetricSource]:
-        yield self.bus
-        yield self.ring
-        yield self.sagas
-        if self.governance is not None:
-            yield self.governance
-        yield from self.extra_sources
-
-    def close(self) -> None:
-        """Detach the collectors from the bus (their values stay readable)."""
-        self.ring.close()
-        self.sagas.close()
-        self.spans.close()
-
-
-def instrument(
-    bus: HypervisorEventBus,
-    *,
-    governance: GovernanceMetrics | None = None,
-    span_sink: SpanSink | None = None,
-    extra_sources: Iterable[MetricSource] = (),
-    guard: CardinalityGuard | None = None,
-) -> Instrumented:
-    """Attach ring and saga metrics and saga spans to ``bus``; return them as one bundle.
-
-    >>> bus = HypervisorEventBus()
-    >>> server = serve_metrics(8000, sources=instrument(bus, span_sink=OTelSpanSink()))  # doctest: +SKIP
-
-    ``span_sink`` receives every saga span (e.g. ``otel.OTelSpanSink``);
-    ``guard`` overrides the process-wide cardinality guard for these collectors.
-    """
-    return Instrumented(
-        bus=bus,
-        ring=RingMetricsCollector(bus, guard=guard),
-        sagas=SagaMetricsCollector(bus, guard=guard),
-        spans=SagaSpanExporter(bus, sink=span_sink),
-        governance=governance,
-        extra_sources=tuple(extra_sources),
-    )
-
-
 # --- the push-style protocol --------------------------------------------------
 
 
@@ -517,10 +450,8 @@ def serve_metrics(
 
 __all__ = [
     "SELF_METRICS",
-    "Instrumented",
     "MeshwatchCollector",
     "MetricsServer",
     "PrometheusExporter",
-    "instrument",
     "serve_metrics",
 ]

@@ -27,6 +27,7 @@ EXPECTED_PUBLIC_NAMES = {
     "GovernanceMetrics",
     "HypervisorEvent",
     "HypervisorEventBus",
+    "Instrumented",
     "PrometheusExporterProtocol",
     "RingMetricsCollector",
     "SagaMetricsCollector",
@@ -35,6 +36,7 @@ EXPECTED_PUBLIC_NAMES = {
     "SpanSink",
     "configure_cardinality",
     "current_trace",
+    "instrument",
     "use_trace",
 }
 

@@ -39,7 +39,6 @@ from meshwatch.instrumentation.drops import DROPS, event_drops, record_event_dro
 from meshwatch.instrumentation.prometheus import (
     MeshwatchCollector,
     PrometheusExporter,
-    instrument,
     serve_metrics,
 )
 from meshwatch.instrumentation.values import (
@@ -50,6 +49,7 @@ from meshwatch.instrumentation.values import (
     HistogramStore,
     MetricFamilySnapshot,
 )
+from meshwatch.instrumentation.wiring import instrument
 
 
 class StoreSource:

@@ -19,6 +19,7 @@ from meshwatch.instrumentation import (
     GovernanceMetrics,
     HypervisorEvent,
     HypervisorEventBus,
+    instrument,
 )
 from meshwatch.instrumentation.catalogue import (
     CATALOGUE,
@@ -30,7 +31,7 @@ from meshwatch.instrumentation.catalogue import (
     MetricType,
 )
 from meshwatch.instrumentation.otel import SPAN_EXPORT_METRICS
-from meshwatch.instrumentation.prometheus import PrometheusExporter, instrument, serve_metrics
+from meshwatch.instrumentation.prometheus import PrometheusExporter, serve_metrics
 from meshwatch.instrumentation.values import (
     CounterStore,
     Exemplar,

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
+from meshwatch.instrumentation import instrument
 from meshwatch.instrumentation.bus import HypervisorEventBus
-from meshwatch.instrumentation.prometheus import MetricsServer, instrument, serve_metrics
+from meshwatch.instrumentation.prometheus import MetricsServer, serve_metrics
 from tests.integration.helpers.net import LOOPBACK, free_port
 
 
