@@ -127,6 +127,7 @@ RING = "ring enforcement"
 GOVERNANCE = "governance"
 SAGAS = "sagas"
 WORK = "agent work"
+LLM = "LLM calls and cost"
 STACK = "the stack itself"
 REMEDIATION = "remediation"
 
@@ -162,6 +163,12 @@ AGENT_QUEUE_BACKLOG_GROWING = AlertDef(
 AGENT_TASK_RATE_ANOMALY = AlertDef(
     "AgentTaskRateAnomaly", "task_rate_anomaly", WORK, "off_baseline"
 )
+LLM_SPEND_OVER_BUDGET = AlertDef(
+    "LLMSpendForecastOverBudget", "llm_budget_forecast", LLM, "on_forecast"
+)
+LLM_COST_SPIKE = AlertDef("LLMCostSpike", "llm_cost_spike", LLM, "off_baseline")
+LLM_RUNAWAY_AGENT = AlertDef("LLMRunawayAgent", "llm_runaway_agent", LLM, "above")
+LLM_ERROR_RATIO_HIGH = AlertDef("LLMErrorRatioHigh", "llm_error_ratio", LLM, "above")
 TARGET_DOWN = AlertDef("TargetDown", "target_down", STACK, "on_event")
 # Named for its settings key: the metric it reads is PROMETHEUS_RULE_EVALUATION_FAILURES.
 RULE_EVALUATION_FAILURES = AlertDef(
@@ -227,6 +234,10 @@ ALERT_CATALOGUE = AlertCatalogue(
     AGENT_TASK_DURATION_HIGH,
     AGENT_QUEUE_BACKLOG_GROWING,
     AGENT_TASK_RATE_ANOMALY,
+    LLM_SPEND_OVER_BUDGET,
+    LLM_COST_SPIKE,
+    LLM_RUNAWAY_AGENT,
+    LLM_ERROR_RATIO_HIGH,
     TARGET_DOWN,
     RULE_EVALUATION_FAILURES,
     ALERTMANAGER_NOTIFICATIONS_FAILING,

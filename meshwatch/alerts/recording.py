@@ -24,10 +24,14 @@ from collections.abc import Callable, Sequence
 from meshwatch.alerts.model import RecordingRule
 from meshwatch.alerts.promql import duration, sum_by, sum_rate
 from meshwatch.instrumentation.catalogue import (
+    GENAI_INVOKE_AGENT_DURATION,
     GOVERNANCE_BLOCKED,
     GOVERNANCE_DECISIONS,
     GOVERNANCE_LATENCY,
     GOVERNANCE_RATE_LIMIT_HITS,
+    LLM_CALL_ERRORS,
+    LLM_CALLS,
+    LLM_COST,
     RING_BREACHES,
     RING_TRANSITIONS,
     SAGA_COMPENSATIONS,
@@ -221,6 +225,94 @@ def anomaly_rules(settings: AlertsSettings) -> tuple[RecordingRule, ...]:
     )
 
 
+# --- LLM calls and cost --------------------------------------------------------------
+AGENT_NAME = "gen_ai_agent_name"
+MODEL = "gen_ai_request_model"
+#: US dollars per second spent on LLM calls, per agent.
+LLM_COST_RATE = _summed_rate((AGENT_NAME,), LLM_COST)
+LLM_CALL_RATE = _summed_rate((AGENT_NAME,), LLM_CALLS)
+#: Agent invocations (ended invoke_agent spans) per second, per agent.
+LLM_INVOCATION_RATE = _summed_rate((AGENT_NAME,), GENAI_INVOKE_AGENT_DURATION, "_count")
+#: LLM calls per ended agent invocation, per agent (+Inf while an agent calls and ends no turn).
+LLM_CALLS_PER_INVOCATION = _windowed(
+    record_name((AGENT_NAME,), LLM_CALLS, f"per_invocation_{RATE}"),
+    lambda w: f"{LLM_CALL_RATE.at(w)} / {LLM_INVOCATION_RATE.at(w)}",
+)
+LLM_MODEL_CALL_RATE = _summed_rate((MODEL,), LLM_CALLS)
+LLM_MODEL_ERROR_RATE = _summed_rate((MODEL,), LLM_CALL_ERRORS)
+#: Failed / all LLM calls per request model (zero, not absent, for a model that never failed).
+LLM_ERROR_RATIO = _windowed(
+    record_name((MODEL,), LLM_CALL_ERRORS, f"ratio_{RATE}"),
+    lambda w: _share(LLM_MODEL_ERROR_RATE.at(w), LLM_MODEL_CALL_RATE.at(w)),
+)
+#: US dollars spent over the last 24 hours, fleet-wide: what the budget forecast extrapolates.
+SPEND_WINDOW = Duration("1d")
+LLM_DAILY_SPEND = RecordingRule(
+    record_name((), LLM_COST, f"increase{SPEND_WINDOW}"),
+    f"sum(increase({LLM_COST.name}[{SPEND_WINDOW}]))",
+)
+#: How far back an agent's normal number of calls per invocation is measured.
+NORMAL_WINDOW = Duration("1d")
+LLM_CALLS_PER_INVOCATION_NORMAL = f"{LLM_CALLS_PER_INVOCATION.record}_normal"
+LLM_RUNAWAY_FACTOR = f"{LLM_CALLS_PER_INVOCATION.record}_over_normal"
+LLM_COST_RATE_BASELINE_MEAN = f"{LLM_COST_RATE.record}_baseline_mean"
+LLM_COST_RATE_BASELINE_STDDEV = f"{LLM_COST_RATE.record}_baseline_stddev"
+LLM_COST_RATE_ZSCORE = f"{LLM_COST_RATE.record}_zscore"
+
+
+def normal_offset(settings: AlertsSettings) -> Duration:
+    """How long before now an agent's normal ends: the runaway's ``for`` and two rate windows.
+
+    So a runaway, for as long as its alert is pending, is not yet part of the
+    normal it is compared with.
+    """
+    return duration(settings.llm_runaway_agent.for_.seconds + 2 * RATE_WINDOW.seconds)
+
+
+def cost_baseline_offset(settings: AlertsSettings) -> Duration:
+    """As :func:`baseline_offset`, for the cost spike's baseline."""
+    return duration(settings.llm_cost_spike.for_.seconds + RATE_WINDOW.seconds)
+
+
+def llm_rules(settings: AlertsSettings) -> tuple[RecordingRule, ...]:
+    """LLM rates, ratios, the daily spend, each agent's normal and the cost-rate z-score."""
+    offset = normal_offset(settings)
+    calls, runs = LLM_CALLS.name, GENAI_INVOKE_AGENT_DURATION.name + "_count"
+    spike = settings.llm_cost_spike
+    cost_offset = cost_baseline_offset(settings)
+    rate = LLM_COST_RATE.record
+    return (
+        LLM_COST_RATE,
+        LLM_CALL_RATE,
+        LLM_INVOCATION_RATE,
+        LLM_CALLS_PER_INVOCATION,
+        LLM_MODEL_CALL_RATE,
+        LLM_MODEL_ERROR_RATE,
+        LLM_ERROR_RATIO,
+        LLM_DAILY_SPEND,
+        RecordingRule(
+            LLM_CALLS_PER_INVOCATION_NORMAL,
+            f"sum by ({AGENT_NAME}) (increase({calls}[{NORMAL_WINDOW}] offset {offset}))"
+            f" / sum by ({AGENT_NAME}) (increase({runs}[{NORMAL_WINDOW}] offset {offset}))",
+        ),
+        RecordingRule(
+            LLM_RUNAWAY_FACTOR,
+            f"{LLM_CALLS_PER_INVOCATION.selector} / ({LLM_CALLS_PER_INVOCATION_NORMAL} > 0)",
+        ),
+        RecordingRule(
+            LLM_COST_RATE_BASELINE_MEAN, f"avg_over_time({rate}[{spike.baseline_window}])"
+        ),
+        RecordingRule(
+            LLM_COST_RATE_BASELINE_STDDEV, f"stddev_over_time({rate}[{spike.baseline_window}])"
+        ),
+        RecordingRule(
+            LLM_COST_RATE_ZSCORE,
+            f"({rate} - {LLM_COST_RATE_BASELINE_MEAN} offset {cost_offset})"
+            f" / ({LLM_COST_RATE_BASELINE_STDDEV} offset {cost_offset} > 0)",
+        ),
+    )
+
+
 # --- Groups ------------------------------------------------------------------------
 RING_RULES = (RING_BREACH_RATE, RING_TRANSITION_RATE)
 GOVERNANCE_RULES = (
@@ -258,6 +350,7 @@ def recording_rule_groups(settings: AlertsSettings) -> dict[str, tuple[Recording
         "meshwatch-governance.rules": GOVERNANCE_RULES,
         "meshwatch-tasks.rules": (*TASK_RULES, *anomaly_rules(settings)),
         "meshwatch-sagas.rules": SAGA_RULES,
+        "meshwatch-llm.rules": llm_rules(settings),
     }
 
 

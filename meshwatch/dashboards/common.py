@@ -152,6 +152,11 @@ def alert_steps(settings: Settings, alert: AlertDef) -> list[ThresholdStep]:
     raise ValueError(f"{alert.name} forecasts another alert's threshold: draw that alert's steps")
 
 
+def level_steps(severity: Severity, level: float) -> list[ThresholdStep]:
+    """Green, then ``severity``'s colour from ``level`` up: a forecast's own limit (a budget)."""
+    return [ThresholdStep(BASE_OK), ThresholdStep(_SEVERITY_COLOR[severity], level)]
+
+
 def runbooks(settings: Settings, *alerts: AlertDef) -> list[DataLink]:
     """Panel links to the runbooks of the alerts a panel shows the signal of."""
     return [

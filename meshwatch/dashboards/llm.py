@@ -22,6 +22,18 @@ from __future__ import annotations
 
 from grafanalib.core import Dashboard
 
+from meshwatch.alerts.catalogue import (
+    LLM_COST_SPIKE,
+    LLM_ERROR_RATIO_HIGH,
+    LLM_RUNAWAY_AGENT,
+    LLM_SPEND_OVER_BUDGET,
+)
+from meshwatch.alerts.recording import (
+    LLM_COST_RATE_ZSCORE,
+    LLM_DAILY_SPEND,
+    LLM_ERROR_RATIO,
+    LLM_RUNAWAY_FACTOR,
+)
 from meshwatch.dashboards.common import (
     COUNT,
     NONE,
@@ -31,12 +43,16 @@ from meshwatch.dashboards.common import (
     SECONDS,
     TEMPO,
     Grid,
+    alert_marks,
     bargauge,
     dashboard,
     datasource_variable,
     label_variable,
+    level_steps,
     prom,
     quantile,
+    recorded,
+    runbooks,
     sel,
     stat,
     table,
@@ -50,7 +66,6 @@ from meshwatch.instrumentation.catalogue import (
     GENAI_INVOKE_AGENT_DURATION,
     GENAI_WORKFLOW_DURATION,
     LLM_CACHE_TOKENS,
-    LLM_CALL_ERRORS,
     LLM_CALLS,
     LLM_COST,
     LLM_UNPRICED_TOKENS,
@@ -75,7 +90,7 @@ def _rate(metric: str, *matchers: str) -> str:
     return f"rate({sel(metric, *matchers)}[{RATE}])"
 
 
-def _spend_panels(grid: Grid) -> None:
+def _spend_panels(settings: Settings, grid: Grid) -> None:
     grid.row("Spend")
     cost = LLM_COST.name
     grid.add(
@@ -120,6 +135,34 @@ def _spend_panels(grid: Grid) -> None:
             unit=USD,
         ),
         w=6,
+        h=8,
+    )
+    budget = settings.alerts.llm_budget_forecast
+    grid.add(
+        timeseries(
+            "Spend over 24 hours",
+            f"The LLM spend of the last 24 hours against the daily budget of "
+            f"{budget.daily_budget_usd:g} USD (the line). {LLM_SPEND_OVER_BUDGET.name} fires "
+            f"when its trend over {budget.lookback} would pass the budget within {budget.horizon}.",
+            [prom(LLM_DAILY_SPEND.selector, "last 24h")],
+            unit=USD,
+            steps=level_steps(budget.severity, budget.daily_budget_usd),
+            links=runbooks(settings, LLM_SPEND_OVER_BUDGET),
+        ),
+        w=12,
+        h=8,
+    )
+    grid.add(
+        timeseries(
+            "Spend rate z-score per agent",
+            "How far each agent's spend rate is from its own baseline, in standard "
+            f"deviations. {LLM_COST_SPIKE.name} fires above the line.",
+            [prom(sel(LLM_COST_RATE_ZSCORE, AGENT), "{{gen_ai_agent_name}}")],
+            unit=NONE,
+            min_value=None,
+            **alert_marks(settings, LLM_COST_SPIKE),
+        ),
+        w=12,
         h=8,
     )
 
@@ -177,7 +220,7 @@ def _token_panels(grid: Grid) -> None:
     )
 
 
-def _unit_cost_panels(grid: Grid) -> None:
+def _unit_cost_panels(settings: Settings, grid: Grid) -> None:
     grid.row("Per conversation, task and invocation")
     cost = f"sum({_rate(LLM_COST.name, AGENT, MODEL)})"
     workflows = f"sum({_rate(GENAI_WORKFLOW_DURATION.name + '_count')})"
@@ -218,20 +261,33 @@ def _unit_cost_panels(grid: Grid) -> None:
         w=8,
         h=8,
     )
+    grid.add(
+        timeseries(
+            "LLM calls per invocation over the agent's normal",
+            "Calls per invocation now (5m) divided by the agent's own over the day before. "
+            f"{LLM_RUNAWAY_AGENT.name} fires above the line; +Inf while an agent calls its "
+            "model and ends no turn.",
+            [prom(sel(LLM_RUNAWAY_FACTOR, AGENT), "{{gen_ai_agent_name}}")],
+            unit=NONE,
+            **alert_marks(settings, LLM_RUNAWAY_AGENT),
+        ),
+        w=24,
+        h=8,
+    )
 
 
-def _reliability_panels(grid: Grid) -> None:
+def _reliability_panels(settings: Settings, grid: Grid) -> None:
     grid.row("Errors and latency")
     by_model = "gen_ai_request_model"
-    errors = f"sum by ({by_model}) ({_rate(LLM_CALL_ERRORS.name, AGENT, MODEL)})"
-    calls = f"sum by ({by_model}) ({_rate(LLM_CALLS.name, AGENT, MODEL)})"
     grid.add(
         timeseries(
             "LLM error ratio per model",
-            "Failed LLM calls / all LLM calls per request model.",
-            [prom(f"({errors} or {calls} * 0) / {calls}", "{{gen_ai_request_model}}")],
+            f"Failed LLM calls / all LLM calls per request model (5m), as {LLM_ERROR_RATIO_HIGH.name} "
+            "computes it; the dashed line is its threshold.",
+            [prom(recorded(LLM_ERROR_RATIO, MODEL), "{{gen_ai_request_model}}")],
             unit=RATIO,
             max_value=1,
+            **alert_marks(settings, LLM_ERROR_RATIO_HIGH),
         ),
         w=8,
         h=8,
@@ -293,10 +349,10 @@ def _reliability_panels(grid: Grid) -> None:
 def build(settings: Settings) -> Dashboard:
     """The LLM cost and tokens dashboard."""
     grid = Grid()
-    _spend_panels(grid)
+    _spend_panels(settings, grid)
     _token_panels(grid)
-    _unit_cost_panels(grid)
-    _reliability_panels(grid)
+    _unit_cost_panels(settings, grid)
+    _reliability_panels(settings, grid)
     return dashboard(
         settings,
         slug=SLUG,

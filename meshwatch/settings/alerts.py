@@ -97,6 +97,24 @@ class PredictiveAlert:
 
 
 @dataclass(frozen=True)
+class BudgetForecastAlert(PredictiveAlert):
+    """A forecast of the LLM spend over 24 hours crossing ``daily_budget_usd``.
+
+    The default budget is a placeholder, not advice: set yours. The forecast
+    is ``predict_linear`` over ``lookback`` of the spend of the last 24 hours.
+    """
+
+    daily_budget_usd: float = 100.0
+
+    def __post_init__(self) -> None:
+        check(
+            self.daily_budget_usd > 0,
+            "daily_budget_usd",
+            f"must be a positive amount of US dollars, got {self.daily_budget_usd}",
+        )
+
+
+@dataclass(frozen=True)
 class AnomalyAlert:
     """An agent's rate departs from its own baseline by more than ``z_score`` deviations.
 
@@ -166,6 +184,14 @@ class AlertsSettings:
     # Forecast and anomaly.
     governance_latency_predicted: PredictiveAlert = field(default_factory=PredictiveAlert)
     task_rate_anomaly: AnomalyAlert = field(default_factory=AnomalyAlert)
+    # LLM calls and cost.
+    llm_budget_forecast: BudgetForecastAlert = field(default_factory=BudgetForecastAlert)
+    llm_cost_spike: AnomalyAlert = field(default_factory=AnomalyAlert)
+    # A factor: LLM calls per agent invocation over the agent's normal of the day before.
+    llm_runaway_agent: ThresholdAlert = _t(5.0, "5m")
+    llm_error_ratio: RatioAlert = field(
+        default_factory=lambda: RatioAlert(0.1, Duration("10m"), "warning", min_events=20)
+    )
     # The monitoring stack itself.
     target_down: EventAlert = _e("2m", "critical")
     rule_evaluation_failures: EventAlert = _e("5m")

@@ -46,6 +46,16 @@ CUSTOM = {
         "governance_latency_predicted": {"lookback": "30m", "horizon": "2h", "for": "5m"},
         "saga_escalated": {"for": "1m", "severity": "warning"},
         "target_down": {"for": "5m"},
+        "llm_budget_forecast": {
+            "daily_budget_usd": 40,
+            "lookback": "30m",
+            "horizon": "3h",
+            "for": "5m",
+            "severity": "critical",
+        },
+        "llm_cost_spike": {"z_score": 4, "baseline_window": "2h", "for": "5m"},
+        "llm_runaway_agent": {"threshold": 3, "for": "3m", "critical_threshold": 20},
+        "llm_error_ratio": {"threshold": 0.25, "critical_threshold": 0.6, "min_events": 5},
     }
 }
 #: Every threshold at zero (or a ratio bound), where "below" and "twice" stop working;
@@ -69,6 +79,8 @@ EDGES = {
         "task_success_rate_low": {"threshold": 1.0},
         "governance_denial_ratio": {"threshold": 0, "min_events": 0},
         "saga_failure_ratio": {"threshold": 0, "min_events": 1},
+        "llm_runaway_agent": {"threshold": 0},
+        "llm_error_ratio": {"threshold": 0, "min_events": 0},
     }
 }
 VARIANTS: Mapping[str, Mapping] = {"defaults": {}, "custom": CUSTOM, "edges": EDGES}

@@ -43,7 +43,7 @@ def test_every_guarded_ratio_alert_has_cases_on_both_sides_of_its_minimum(varian
         for name, key in ((a.name, a.key) for a in ALERT_CATALOGUE)
         if isinstance(cfg := getattr(settings, key), RatioAlert)
     }
-    assert len(guarded) == 4
+    assert len(guarded) == 5
     for name, cfg in guarded.items():
         below = [c for c in cases[name] if f"below the minimum {cfg.min_events}" in c.name]
         past = [c for c in cases[name] if f"past the minimum {cfg.min_events}" in c.name]

@@ -205,6 +205,7 @@ def test_every_ratio_alert_needs_its_minimum_volume(variant: str) -> None:
             "AgentTaskErrorRateHigh",
             "AgentTaskSuccessRateLow",
             "GovernanceDenialRatioHigh",
+            "LLMErrorRatioHigh",
             "SagaFailureRatioHigh",
         }
     )
@@ -217,7 +218,10 @@ def test_every_ratio_alert_needs_its_minimum_volume(variant: str) -> None:
             assert guard not in rule["expr"] and " and on(" not in rule["expr"], rule["alert"]
             continue
         assert rule["expr"].endswith(guard), rule["alert"]
-        on = "on() (" if rule["alert"] == "GovernanceDenialRatioHigh" else "on(agent_did) ("
+        on = {
+            "GovernanceDenialRatioHigh": "on() (",
+            "LLMErrorRatioHigh": "on(gen_ai_request_model) (",
+        }.get(rule["alert"], "on(agent_did) (")
         assert f" and {on}" in rule["expr"], rule["alert"]
         assert f"needs at least {cfg.min_events} " in rule["annotations"]["description"]
 
@@ -310,7 +314,14 @@ def test_recording_rule_names_follow_level_metric_operations() -> None:
         level, metric, operations = rule.record.split(":")
         assert metric in known or metric.removesuffix("_bucket") in known, rule.record
         assert operations.startswith(
-            ("rate5m", "ratio_rate5m", "failure_ratio_rate5m", "histogram_quantile_rate5m")
+            (
+                "rate5m",
+                "ratio_rate5m",
+                "failure_ratio_rate5m",
+                "histogram_quantile_rate5m",
+                "per_invocation_rate5m",
+                "increase1d",
+            )
         ), rule.record
         kept = (
             set(re.findall(r"by \(([^)]*)\)", rule.expr)[0].split(", "))

@@ -115,6 +115,10 @@ _SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}")
 _MATCHER = re.compile(r'(\w+)\s*(?:=~|!~|!=|=)\s*"')
 
 
+# Every label a catalogue metric has: a record name's level is some of them joined by "_".
+_LABELS = {"le", *(label for m in CATALOGUE for label in m.all_labels(with_optional=True))}
+
+
 def _labels_of(series: str) -> set[str] | None:
     """The labels series ``series`` can carry (None when it is no known series)."""
     for catalogue in (CATALOGUE, EXTERNAL_METRICS):
@@ -125,9 +129,7 @@ def _labels_of(series: str) -> set[str] | None:
     for rule in RECORDING_RULES:
         if rule.record == series:
             level = rule.record.split(":", 1)[0]
-            return {
-                label for label in ("agent_did", "le", "outcome", "tool_name") if label in level
-            } | set(rule.labels)
+            return {label for label in _LABELS if label in level} | set(rule.labels)
     return None
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from meshwatch.alerts import conventions
 from meshwatch.alerts.model import AlertRule
-from meshwatch.alerts.rules import governance, meta, remediation, ring, sagas, tasks
+from meshwatch.alerts.rules import governance, llm, meta, remediation, ring, sagas, tasks
 from meshwatch.settings import AlertsSettings
 
 #: Rule group name -> the function building its alerts, in file order.
@@ -15,6 +15,7 @@ AREAS: dict[str, Callable[[AlertsSettings], list[AlertRule]]] = {
     "meshwatch-governance.alerts": governance.alerts,
     "meshwatch-sagas.alerts": sagas.alerts,
     "meshwatch-tasks.alerts": tasks.alerts,
+    "meshwatch-llm.alerts": llm.alerts,
     "meshwatch-meta.alerts": meta.alerts,
     "meshwatch-remediation.alerts": remediation.alerts,
 }

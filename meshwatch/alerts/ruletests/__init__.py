@@ -18,6 +18,7 @@ from meshwatch.alerts.render import ALERTS_FILE, RECORDING_FILE, RULES_DIR, TEST
 from meshwatch.alerts.rules import alert_rules
 from meshwatch.alerts.ruletests import (
     governance,
+    llm,
     meta,
     recording,
     remediation,
@@ -35,6 +36,7 @@ BUILDERS: tuple[CaseBuilder, ...] = (
     governance.cases,
     sagas.cases,
     tasks.cases,
+    llm.cases,
     meta.cases,
     remediation.cases,
 )

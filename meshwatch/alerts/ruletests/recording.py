@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from meshwatch.alerts import recording as rec
 from meshwatch.alerts.model import RecordingRule
+from meshwatch.alerts.ruletests import llm
 from meshwatch.alerts.ruletests.model import (
     Case,
     ExprCheck,
@@ -275,4 +276,5 @@ def cases(s: AlertsSettings) -> list[Case]:
         _tasks(),
         _sagas(),
         *_baseline(s),
+        *llm.recording_cases(s),
     ]

@@ -49,6 +49,15 @@ START_TIMEOUT = 60.0
 
 # The three tutorial alerts and the target-down alert the fault tests wait for.
 FAST_ALERTS = ("ring_breach_rate", "elevation_too_long", "governance_latency_high", "target_down")
+# A daily LLM budget the demo passes within seconds, and a forecast over a window a
+# fresh stack already has, so LLMSpendForecastOverBudget fires live (tests/integration/test_llm.py).
+TEST_DAILY_BUDGET_USD = 0.001
+BUDGET_FORECAST = {
+    "daily_budget_usd": TEST_DAILY_BUDGET_USD,
+    "lookback": "30s",
+    "horizon": "1h",
+    "for": ALERT_FOR,
+}
 
 
 @dataclass(frozen=True)
@@ -107,7 +116,11 @@ def settings_document(
     if incident_duration is not None:
         demo["incident_duration"] = f"{incident_duration}s"
     return {
-        "alerts": {"rate_window": RATE_WINDOW, **{key: {"for": ALERT_FOR} for key in FAST_ALERTS}},
+        "alerts": {
+            "rate_window": RATE_WINDOW,
+            **{key: {"for": ALERT_FOR} for key in FAST_ALERTS},
+            "llm_budget_forecast": BUDGET_FORECAST,
+        },
         "stack": {
             "bind_address": LOOPBACK,
             "ports": ports,
