@@ -252,7 +252,7 @@ LLM_DAILY_SPEND = RecordingRule(
     f"sum(increase({LLM_COST.name}[{SPEND_WINDOW}]))",
 )
 #: How far back an agent's normal number of calls per invocation is measured.
-NORMAL_WINDOW = Duration("1d")
+NORMAL_WINDOW = Duration("6h")
 LLM_CALLS_PER_INVOCATION_NORMAL = f"{LLM_CALLS_PER_INVOCATION.record}_normal"
 LLM_RUNAWAY_FACTOR = f"{LLM_CALLS_PER_INVOCATION.record}_over_normal"
 LLM_COST_RATE_BASELINE_MEAN = f"{LLM_COST_RATE.record}_baseline_mean"

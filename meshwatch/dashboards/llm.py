@@ -264,7 +264,7 @@ def _unit_cost_panels(settings: Settings, grid: Grid) -> None:
     grid.add(
         timeseries(
             "LLM calls per invocation over the agent's normal",
-            "Calls per invocation now (5m) divided by the agent's own over the day before. "
+            "Calls per invocation now (5m) divided by the agent's own over the 6 hours before. "
             f"{LLM_RUNAWAY_AGENT.name} fires above the line; +Inf while an agent calls its "
             "model and ends no turn.",
             [prom(sel(LLM_RUNAWAY_FACTOR, AGENT), "{{gen_ai_agent_name}}")],

@@ -187,7 +187,7 @@ class AlertsSettings:
     # LLM calls and cost.
     llm_budget_forecast: BudgetForecastAlert = field(default_factory=BudgetForecastAlert)
     llm_cost_spike: AnomalyAlert = field(default_factory=AnomalyAlert)
-    # A factor: LLM calls per agent invocation over the agent's normal of the day before.
+    # A factor: LLM calls per agent invocation over the agent's normal of the 6 hours before.
     llm_runaway_agent: ThresholdAlert = _t(5.0, "5m")
     llm_error_ratio: RatioAlert = field(
         default_factory=lambda: RatioAlert(0.1, Duration("10m"), "warning", min_events=20)

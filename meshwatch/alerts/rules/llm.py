@@ -9,7 +9,7 @@ All four read the series ``GenAISpanMetrics`` derives from GenAI spans (or
 * the cost spike compares each agent's spend rate with its own baseline by
   z-score, as the task-rate anomaly does, and fires on spikes up only;
 * the runaway agent divides an agent's LLM calls per invocation now by its
-  normal over the day before (ending before the runaway began): an agent
+  normal over the 6 hours before (ending before the runaway began): an agent
   looping on its model inside one turn makes calls and ends no turn, so the
   factor climbs (to +Inf while no turn ends);
 * the error ratio is failed / all LLM calls per model, guarded by

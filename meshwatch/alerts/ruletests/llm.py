@@ -41,6 +41,7 @@ from meshwatch.alerts.ruletests.model import (
     num,
 )
 from meshwatch.alerts.ruletests.threshold import (
+    Signal,
     ThresholdProof,
     Volume,
     ratio_proof,
@@ -148,7 +149,7 @@ def _spike_cases(s: AlertsSettings, rule: AlertRule) -> list[Case]:
     ]
 
 
-def _runaway_signal(s: AlertsSettings):  # type: ignore[no-untyped-def]
+def _runaway_signal(s: AlertsSettings) -> Signal:
     """Calls per invocation at ``value`` times the normal from ``for`` + a window before ``at``."""
 
     def signal(value: float, at: int, subject: int) -> list[Series]:
