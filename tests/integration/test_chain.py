@@ -125,13 +125,31 @@ def recording_rule_queries(prometheus: PrometheusAPI) -> dict[str, str]:
     }
 
 
+def _reads(query: str, series: str) -> bool:
+    """Whether ``query`` selects ``series`` (a whole metric name, not part of a longer one)."""
+    return re.search(rf"(?<![\w:]){re.escape(series)}(?![\w:])", query) is not None
+
+
 def history_bound(rules: dict[str, str]) -> dict[str, set[str]]:
-    """Rules reading ``offset D``, with their offsets: no data before the stack is ``D`` old."""
-    return {
+    """Rules reading ``offset D``, with their offsets: no data before the stack is ``D`` old.
+
+    A rule reading such a rule is bound by the same offsets (a ratio over a
+    baseline), so the search repeats until no rule is added.
+    """
+    bound = {
         name: offsets
         for name, query in rules.items()
         if (offsets := set(re.findall(r"\boffset\s+(\w+)", query)))
     }
+    while True:
+        added = {
+            name: set().union(*(offsets for b, offsets in bound.items() if _reads(query, b)))
+            for name, query in rules.items()
+            if name not in bound and any(_reads(query, b) for b in bound)
+        }
+        if not added:
+            return bound
+        bound.update(added)
 
 
 def test_every_rule_evaluates_without_error(live_stack: LiveStack) -> None:
