@@ -134,6 +134,8 @@ def argv(
     addr: str | None = None,
     otlp_endpoint: str | None = None,
     audit_dir: str | None = None,
+    remediation_config: str | None = None,
+    remediation_port: int | None = None,
 ) -> list[str]:
     """Arguments of ``meshwatch`` that run the demo as ``demo`` settings describe."""
     args = ["demo", METRICS_PORT, str(metrics_port)]
@@ -148,4 +150,8 @@ def argv(
         args += [INCIDENT_DURATION, str(int(demo.incident_duration.seconds))]
     if audit_dir is not None:
         args += [AUDIT_DIR, audit_dir]
+    if remediation_config is not None:
+        args += [REMEDIATION_CONFIG, remediation_config]
+    if remediation_port is not None:
+        args += [REMEDIATION_PORT, str(remediation_port)]
     return args

@@ -23,6 +23,7 @@ the policies' alerts); the receiver itself reads the rest.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 
@@ -30,7 +31,6 @@ from meshwatch.settings.loader import Duration, check
 
 _ALERT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ACTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_HOST = re.compile(r"^[A-Za-z0-9.:\-\[\]]+$")
 
 
 @dataclass(frozen=True)
@@ -77,9 +77,9 @@ class RemediationSettings:
 
     def __post_init__(self) -> None:
         check(
-            bool(_HOST.match(self.listen_address)),
+            _is_ip(self.listen_address),
             "listen_address",
-            f"is not a host: {self.listen_address!r}",
+            f"must be an IP address, got {self.listen_address!r}",
         )
         check(1 <= self.port <= 65535, "port", f"must be 1 to 65535, got {self.port}")
         check(
@@ -123,3 +123,11 @@ class RemediationSettings:
     def policy_for(self, alert: str) -> RemediationPolicy | None:
         """The policy for ``alert``, if it has one."""
         return next((p for p in self.policies if p.alert == alert), None)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

@@ -30,6 +30,7 @@ def render(settings: Settings, previous: Path | None = None) -> list[GeneratedFi
         compose,
         grafana_provisioning,
         prometheus_config,
+        remediation_config,
         secrets,
         tempo_config,
     )
@@ -42,6 +43,7 @@ def render(settings: Settings, previous: Path | None = None) -> list[GeneratedFi
             *tempo_config.render(settings),
             *grafana_provisioning.render(settings),
             *secrets.render(settings, previous),
+            *remediation_config.render(settings),
         ]
     )
 

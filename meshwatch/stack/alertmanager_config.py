@@ -17,6 +17,9 @@
   sink, the ``alert-sink`` service of the compose file (see
   :func:`meshwatch.stack.ports.alert_sink_url`), so a fresh stack's
   notifications are delivered and readable instead of failing.
+* With ``remediation.enabled``, the alerts that have a remediation policy
+  also go to the ``remediation`` receiver first (see
+  :mod:`meshwatch.stack.remediation_config`).
 * Secrets are never written here. A receiver's secret is read by Alertmanager
   from a file (``*_file`` fields). In compose that file is mounted as a docker
   secret under :data:`SECRETS_DIR`; native mode points at the host path.
@@ -29,6 +32,7 @@ from typing import Any
 from meshwatch.generated import GeneratedFile
 from meshwatch.settings import Receiver, Settings, StackSettings
 from meshwatch.settings.stack import SECRET_FILE_FIELDS
+from meshwatch.stack import remediation_config
 from meshwatch.stack.ports import alert_sink_url, in_container_url
 from meshwatch.stack.yamlfile import yaml_file
 
@@ -59,7 +63,7 @@ def secret_files(settings: Settings) -> dict[str, str]:
     for severity, receiver in settings.stack.receivers.by_severity().items():
         for field_name, host_path in receiver.secret_files().items():
             files[secret_name(severity, field_name)] = host_path
-    return files
+    return {**files, **remediation_config.secret_files(settings)}
 
 
 def _receiver(
@@ -112,6 +116,15 @@ def alertmanager_config(
     """
     receivers = settings.stack.receivers
     equal = list(INHIBIT_EQUAL)
+    remediation = remediation_config.enabled(settings)
+    routes = [
+        {"matchers": ['severity="critical"'], "receiver": RECEIVER_CRITICAL},
+        {"matchers": ['severity=~"warning|info"'], "receiver": RECEIVER_WARNING},
+    ]
+    extra_receivers = []
+    if remediation:
+        routes.insert(0, remediation_config.alertmanager_route(settings))
+        extra_receivers.append(remediation_config.alertmanager_receiver(settings, secrets_dir))
     return {
         "route": {
             "receiver": RECEIVER_WARNING,
@@ -119,10 +132,7 @@ def alertmanager_config(
             "group_wait": str(receivers.group_wait),
             "group_interval": str(receivers.group_interval),
             "repeat_interval": str(receivers.repeat_interval),
-            "routes": [
-                {"matchers": ['severity="critical"'], "receiver": RECEIVER_CRITICAL},
-                {"matchers": ['severity=~"warning|info"'], "receiver": RECEIVER_WARNING},
-            ],
+            "routes": routes,
         },
         "inhibit_rules": [
             {
@@ -137,8 +147,11 @@ def alertmanager_config(
             },
         ],
         "receivers": [
-            _receiver(settings.stack, name, receiver, secrets_dir, sink_base)
-            for name, receiver in receivers.by_severity().items()
+            *(
+                _receiver(settings.stack, name, receiver, secrets_dir, sink_base)
+                for name, receiver in receivers.by_severity().items()
+            ),
+            *extra_receivers,
         ],
     }
 

@@ -31,6 +31,7 @@ from meshwatch.stack import (
     alertmanager_config,
     grafana_provisioning,
     prometheus_config,
+    remediation_config,
     tempo_config,
 )
 from meshwatch.stack import secrets as stack_secrets
@@ -38,6 +39,7 @@ from meshwatch.stack.alert_sink import NOTIFICATIONS_FILE, READY_PATH
 from meshwatch.stack.ports import (
     ALERT_SINK,
     CONTAINER_PORTS,
+    DEMO_SERVICE,
     DOCKER_HOST_ALIAS,
     endpoints,
     url_host,
@@ -53,7 +55,6 @@ from meshwatch.stack.replicas import (
 from meshwatch.stack.yamlfile import yaml_file
 
 PATH = "docker-compose.yml"
-DEMO_SERVICE = "demo"
 ALERT_SINK_SERVICE = ALERT_SINK
 # Where the alert sink's container keeps its notifications (a named volume).
 ALERT_SINK_DATA = "/var/lib/meshwatch"
@@ -138,11 +139,13 @@ def _healthy(*services: str) -> dict[str, dict[str, str]]:
 def demo_command(settings: Settings) -> list[str]:
     """Arguments of ``meshwatch`` in the demo container: listen on the compose network."""
     demo = settings.stack.demo
+    remediation = remediation_config.enabled(settings)
     return demo_command_line.argv(
         demo,
         metrics_port=CONTAINER_PORTS["demo"],
         addr="0.0.0.0",
         otlp_endpoint=demo.otlp_endpoint or f"http://tempo:{CONTAINER_PORTS['otlp_http']}",
+        remediation_config=remediation_config.CONTAINER_PATH if remediation else None,
     )
 
 
@@ -291,6 +294,11 @@ def compose_config(settings: Settings, source: Path | None) -> dict[str, Any]:
             "depends_on": _healthy("prometheus", "tempo"),
             "restart": "unless-stopped",
         }
+        if remediation_config.enabled(settings):
+            services[DEMO_SERVICE]["volumes"] = [
+                f"./{remediation_config.PATH}:{remediation_config.CONTAINER_PATH}:ro"
+            ]
+            services[DEMO_SERVICE]["secrets"] = [remediation_config.TOKEN_SECRET]
     if stack.runs_alert_sink:
         services[ALERT_SINK_SERVICE] = {
             **_meshwatch_image(settings, source),

@@ -20,6 +20,8 @@ from meshwatch.settings import StackSettings
 
 DOCKER_HOST_ALIAS = "host.docker.internal"
 ALERT_SINK = "alert-sink"
+# The demo's compose service (and port name): AM reaches its remediation receiver there.
+DEMO_SERVICE = "demo"
 _LOOPBACK_NAMES = ("localhost",)
 
 # Fixed ports inside the compose network (and the images' defaults). Every

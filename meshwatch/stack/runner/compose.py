@@ -18,7 +18,7 @@ from pathlib import Path
 
 from meshwatch.settings import Settings
 from meshwatch.stack import compose
-from meshwatch.stack.ports import endpoints
+from meshwatch.stack.ports import DEMO_SERVICE, endpoints
 from meshwatch.stack.runner.health import ComponentStatus, probe
 from meshwatch.stack.runner.workdir import Renderer, StackError, Workdir, given
 
@@ -80,7 +80,7 @@ class ComposeStack:
     def default_services(self) -> list[str]:
         names = compose.server_services(self.settings)
         if self.settings.stack.demo.enabled:
-            names.append(compose.DEMO_SERVICE)
+            names.append(DEMO_SERVICE)
         if self.settings.stack.runs_alert_sink:
             names.append(compose.ALERT_SINK_SERVICE)
         return names

@@ -31,7 +31,7 @@ from types import TracebackType
 from meshwatch.demo import command_line as demo_command_line
 from meshwatch.generated import write_tree
 from meshwatch.settings import Settings
-from meshwatch.stack import prometheus_config
+from meshwatch.stack import prometheus_config, remediation_config
 from meshwatch.stack.ports import ALERT_SINK, connect_host, endpoints, url_host
 from meshwatch.stack.replicas import (
     ALERTMANAGER_PEERS,
@@ -45,6 +45,7 @@ from meshwatch.stack.replicas import (
 from meshwatch.stack.runner.health import ComponentStatus, probe, wait_for
 from meshwatch.stack.runner.native_config import (
     ALERTMANAGER,
+    DEMO_REMEDIATION,
     native_config_name,
     native_configs,
 )
@@ -257,6 +258,11 @@ class NativeStack:
                 addr=self._listen_host,
                 otlp_endpoint=demo.otlp_endpoint,
                 audit_dir=str(wd.data / "demo-audit"),
+                remediation_config=(
+                    str(wd.native / DEMO_REMEDIATION)
+                    if remediation_config.enabled(self.settings)
+                    else None
+                ),
             ),
         ]
 

@@ -22,7 +22,7 @@ import yaml
 
 from meshwatch.generated import GeneratedFile
 from meshwatch.settings import Settings
-from meshwatch.stack import alertmanager_config, prometheus_config
+from meshwatch.stack import alertmanager_config, prometheus_config, remediation_config
 from meshwatch.stack.ports import (
     CONTAINER_PORTS,
     alert_sink_url,
@@ -41,6 +41,7 @@ from meshwatch.stack.yamlfile import yaml_file
 
 PROMETHEUS = "prometheus.yml"
 ALERTMANAGER = "alertmanager.yml"
+DEMO_REMEDIATION = "demo-remediation.yaml"
 
 
 def native_config_name(replica: PrometheusReplica) -> str:
@@ -108,6 +109,9 @@ def native_alertmanager(doc: dict[str, Any], settings: Settings) -> dict[str, An
             )
         elif receiver.url is not None:
             mapping[in_container_url(receiver.url)] = receiver.url
+    if remediation_config.enabled(settings):
+        compose_url = remediation_config.receiver_url(settings, in_compose=True)
+        mapping[compose_url] = remediation_config.receiver_url(settings, in_compose=False)
     native: dict[str, Any] = _replace_values(doc, mapping)
     return native
 
@@ -132,5 +136,16 @@ def native_configs(settings: Settings, stack_dir: Path) -> list[GeneratedFile]:
             ALERTMANAGER,
             native_alertmanager(load(alertmanager_config.PATH), settings),
             comment=f"Native-mode copy of {stack_dir / alertmanager_config.PATH}.",
+        ),
+        *(
+            [
+                yaml_file(
+                    DEMO_REMEDIATION,
+                    remediation_config.demo_settings(settings, in_compose=False),
+                    comment="The demo's remediation receiver, listening on the host.",
+                )
+            ]
+            if remediation_config.enabled(settings) and settings.stack.demo.enabled
+            else []
         ),
     ]
