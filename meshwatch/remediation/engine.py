@@ -11,9 +11,13 @@ decision, in this order (the first that applies wins):
 4. ``unknown_action``: the policy names an action nobody registered.
 5. ``missing_labels``: the alert lacks a label the action needs (``agent_did``).
 6. ``agent_not_allowed``: the policy's agent globs do not match its agent.
-7. ``circuit_open``: the breaker is open, or this action would exceed
+7. ``skipped``: the same action was taken (or, in a dry run, planned) for the
+   same agent less than ``cooldown`` ago. A two-tier alert fires twice for one
+   agent (warning and critical are two alerts), and several alerts may map to
+   one action: the agent is handled once, not killed again on restart.
+8. ``circuit_open``: the breaker is open, or this action would exceed
    ``max_actions`` per ``window`` (which opens it).
-8. ``dry_run`` (the default) records the action's plan; otherwise the action
+9. ``dry_run`` (the default) records the action's plan; otherwise the action
    runs: ``acted``, or ``failed`` if it raised.
 
 Every decision but a duplicate becomes one ``security.remediation_decided``
@@ -47,13 +51,14 @@ from meshwatch.instrumentation.values import (
     MetricFamilySnapshot,
 )
 from meshwatch.remediation.actions import Action, ActionRequest, index_actions
-from meshwatch.remediation.guards import CircuitBreaker, SeenAlerts
+from meshwatch.remediation.guards import CircuitBreaker, RecentlyHandled, SeenAlerts
 from meshwatch.remediation.payload import Alert, Notification
 from meshwatch.settings.remediation import RemediationPolicy, RemediationSettings
 
 logger = logging.getLogger("meshwatch.remediation")
 
-Result = Literal["acted", "dry_run", "failed", "refused"]
+Result = Literal["acted", "dry_run", "failed", "refused", "skipped"]
+RESULTS: tuple[Result, ...] = ("acted", "dry_run", "failed", "refused", "skipped")
 REFUSAL_REASONS = (
     "resolved",
     "duplicate",
@@ -126,6 +131,7 @@ class Remediator:
         self._clock = clock
         self._lock = threading.Lock()
         self._seen = SeenAlerts()
+        self._handled = RecentlyHandled(settings.cooldown.seconds)
         self._breaker = CircuitBreaker(
             settings.max_actions, settings.window.seconds, settings.open_for.seconds
         )
@@ -142,7 +148,7 @@ class Remediator:
         for code in ANSWERS:
             self._requests.inc((str(code),), 0.0)
         for policy in settings.policies:
-            for result in ("acted", "dry_run", "failed", "refused"):
+            for result in RESULTS:
                 self._decisions.inc((policy.alert, policy.action, result), 0.0)
 
     @property
@@ -171,10 +177,16 @@ class Remediator:
                 return Decision(
                     alert, policy.action if policy else NONE, "refused", "duplicate", ""
                 )
-            # A dry run takes no slot: it does nothing, so it cannot trip the breaker.
-            acting = refusal is None and not self._settings.dry_run
-            if acting and not self._breaker.admit(self._clock()):
-                refusal = "circuit_open"
+            if refusal is None and policy is not None:
+                handled = (policy.action, agent_of(alert) or "")
+                if not self._handled.claim(handled, self._clock()):
+                    return self._record(
+                        Decision(alert, policy.action, "skipped", "cooldown", ""), policy
+                    )
+                # A dry run takes no slot: it does nothing, so it cannot trip the breaker.
+                if not self._settings.dry_run and not self._breaker.admit(self._clock()):
+                    self._handled.release(handled)
+                    refusal = "circuit_open"
         if refusal is not None or policy is None:
             reason = refusal or "no_policy"
             return self._record(

@@ -4,6 +4,9 @@
   already decided, so Alertmanager's re-sends of one firing act once. It is
   bounded: the oldest keys go first, and a key is older than any re-send
   Alertmanager would still make long before the bound is reached.
+* :class:`RecentlyHandled` remembers which (action, agent) pairs were acted
+  on in the last ``cooldown`` seconds, so one agent is handled once however
+  many alerts (or tiers of one alert) name it. Bounded like the first.
 * :class:`CircuitBreaker` allows at most ``max_actions`` actions in any
   sliding ``window``. The action past that opens it: for ``open_for`` nothing
   is done at all (every decision is refused as ``circuit_open``), and the
@@ -44,6 +47,30 @@ class SeenAlerts:
 
     def __len__(self) -> int:
         return len(self._keys)
+
+
+class RecentlyHandled:
+    """(action, agent) pairs claimed within the last ``cooldown`` seconds. Not thread-safe."""
+
+    def __init__(self, cooldown: float, capacity: int = SEEN_CAPACITY) -> None:
+        self._cooldown = cooldown
+        self._capacity = capacity
+        self._claimed: OrderedDict[Hashable, float] = OrderedDict()
+
+    def claim(self, key: Hashable, now: float) -> bool:
+        """Claim ``key`` at ``now``; False if it was claimed less than ``cooldown`` ago."""
+        since = self._claimed.get(key)
+        if since is not None and now - since < self._cooldown:
+            return False
+        self._claimed[key] = now
+        self._claimed.move_to_end(key)
+        while len(self._claimed) > self._capacity:
+            self._claimed.popitem(last=False)
+        return True
+
+    def release(self, key: Hashable) -> None:
+        """Forget a claim whose action was not taken after all (the breaker refused it)."""
+        self._claimed.pop(key, None)
 
 
 class CircuitBreaker:

@@ -72,6 +72,8 @@ class RemediationSettings:
     max_actions: int = 5
     window: Duration = Duration("10m")
     open_for: Duration = Duration("10m")
+    # One action per agent per cooldown, whichever alerts (or tiers) name it.
+    cooldown: Duration = Duration("10m")
     max_body_bytes: int = 1024 * 1024
     request_timeout_seconds: float = 10.0
 
@@ -90,6 +92,7 @@ class RemediationSettings:
         check(self.max_actions >= 1, "max_actions", f"must be at least 1, got {self.max_actions}")
         check(self.window.seconds > 0, "window", "must be longer than 0s")
         check(self.open_for.seconds > 0, "open_for", "must be longer than 0s")
+        check(self.cooldown.seconds > 0, "cooldown", "must be longer than 0s")
         check(
             1024 <= self.max_body_bytes <= 64 * 1024 * 1024,
             "max_body_bytes",

@@ -109,7 +109,7 @@ def _settings_document(
     }
     return {
         "remediation": {
-            **{k: str(v) if k in ("window", "open_for") else v for k, v in fields.items()},
+            **{k: str(v) if isinstance(v, str) else v for k, v in fields.items()},
             "token_file": token_file,
             "listen_address": listen_address,
             "policies": [

@@ -21,6 +21,12 @@ from tests.integration.helpers.webhook_receiver import WebhookReceiver
 # alert to fire and be delivered (and inhibition to be observed), short enough
 # for the resolved notifications to arrive within the tier's budget.
 INCIDENT_SECONDS = 35
+# The session stack's remediation: the demo's receiver decides on the incident's
+# ring breaches and records what it would do, without doing it.
+DRY_RUN_REMEDIATION = {
+    "dry_run": True,
+    "policies": [{"alert": "HighRingBreachRate", "action": "kill_agent", "agents": ["did:mesh:*"]}],
+}
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +62,8 @@ def live_stack(
         scenario="incident",
         otlp_endpoint=otlp.endpoint,
         incident_duration=INCIDENT_SECONDS,
+        # A dry run: remediation's series exist, and the incident runs its course.
+        remediation=DRY_RUN_REMEDIATION,
     ) as stack:
         yield stack
 

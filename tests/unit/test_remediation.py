@@ -120,15 +120,31 @@ def test_a_firing_allow_listed_alert_runs_the_action_once_and_is_recorded() -> N
 
 
 def test_alertmanager_resends_of_one_firing_act_once() -> None:
-    action = Recording()
-    rem, bus = remediator(action)
+    action, clock = Recording(), Clock()
+    rem, bus = remediator(action, clock)
     for _ in range(5):
         rem.handle(parse(body(alert())))
     assert len(action.calls) == 1
     assert len(bus.query_by_type(EventType.REMEDIATION_DECIDED)) == 1
-    # A new firing of the same alert (a new startsAt) is a new decision.
+    # A new firing of the same alert (a new startsAt) is a new decision, after the cooldown.
+    clock.now += 601
     rem.handle(parse(body(alert(starts_at="2026-12-01T09:00:00Z"))))
     assert len(action.calls) == 2
+
+
+def test_one_agent_is_handled_once_per_cooldown_whichever_alert_names_it() -> None:
+    action, clock = Recording(), Clock()
+    rem, _ = remediator(action, clock)
+    warning = alert(fingerprint="0" * 16)
+    critical = {
+        **alert(fingerprint="1" * 16),
+        "labels": {**alert()["labels"], "severity": "critical"},
+    }
+    decisions = rem.handle(parse(body(warning, critical)))
+    assert [(d.result, d.reason) for d in decisions] == [("acted", ""), ("skipped", "cooldown")]
+    assert len(action.calls) == 1
+    clock.now += 601  # past the 10m cooldown
+    assert rem.handle(parse(body(alert(fingerprint="2" * 16))))[0].result == "acted"
 
 
 def test_dry_run_acts_on_nothing_but_records_the_plan() -> None:

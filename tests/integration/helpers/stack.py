@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +23,7 @@ import yaml
 from meshwatch.rendering import render_all
 from meshwatch.settings import Settings, load_settings
 from meshwatch.stack.runner import NativeStack
-from tests.integration.helpers.net import LOOPBACK, free_stack_ports
+from tests.integration.helpers.net import LOOPBACK, free_port, free_stack_ports
 from tests.integration.helpers.processes import kill_leftovers, live_processes_mentioning
 from tests.integration.helpers.prom import AlertmanagerAPI, PrometheusAPI, http_get
 from tests.integration.helpers.webhook_receiver import WebhookReceiver
@@ -153,12 +153,15 @@ def running_stack(
     incident_duration: int | None = None,
     agent_targets: Sequence[str] = (),
     group_wait: str = GROUP_WAIT,
+    remediation: Mapping[str, Any] | None = None,
 ) -> Iterator[LiveStack]:
     """Start a native stack from a test settings file; always stop it and check for orphans.
 
     ``incident_duration`` ends the demo's incident after that many seconds
     (the ``stack.demo.incident_duration`` setting); ``agent_targets`` are extra ``host:port`` scrape targets (job ``agents``); ``group_wait`` is
-    Alertmanager's (shorter where no inhibition is tested). On exit, a process
+    Alertmanager's (shorter where no inhibition is tested). ``remediation``, when
+    given, is the ``remediation:`` section (a token and a free port are added):
+    the demo serves the receiver and Alertmanager routes the policies' alerts to it. On exit, a process
     that outlived ``stop()`` is killed and reported as an AssertionError, so a
     leak fails the run instead of haunting the next.
     """
@@ -175,6 +178,15 @@ def running_stack(
         group_wait=group_wait,
     )
     document["stack"]["agent_targets"] = list(agent_targets)
+    if remediation is not None:
+        token = directory / "remediation-token"
+        token.write_text(f"{uuid.uuid4().hex}\n", encoding="utf-8")
+        document["remediation"] = {
+            "enabled": True,
+            "token_file": str(token),
+            "port": free_port(),
+            **remediation,
+        }
     settings_file = directory / "meshwatch.yaml"
     settings_file.write_text(yaml.safe_dump(document, sort_keys=True), encoding="utf-8")
     settings = load_settings(settings_file)
