@@ -2,7 +2,9 @@
 
 Opens the database read-only (it never writes, so it is safe on a live trail
 and on a file that turns out not to be ours). Prints a table by default and one
-JSON object per line with ``--json``, newest first.
+JSON object per line with ``--json``, newest first. ``--remediation`` shows the
+remediation receiver's decisions instead: when, which alert, which agent, what
+was done (or would have been, in a dry run, or why not), and by whom.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 from meshwatch.commands.shared import CommandError
+from meshwatch.instrumentation import EventType
 from meshwatch.instrumentation.audit import (
     AuditDatabaseError,
     AuditFilter,
@@ -66,14 +69,47 @@ def _table(records: list[AuditRecord]) -> str:
     )
 
 
+def _decision_row(record: AuditRecord) -> tuple[str, ...]:
+    p = record.payload
+    result = str(p.get("result", "?"))
+    if p.get("dry_run") and result == "dry_run":
+        result = "dry_run (would)"
+    return (
+        record.timestamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        str(p.get("alertname") or "-"),
+        record.agent_did or "-",
+        str(p.get("action") or "-"),
+        result,
+        str(p.get("actor") or "-"),
+        str(p.get("reason") or p.get("detail") or "-"),
+    )
+
+
+def _decisions(records: list[AuditRecord]) -> str:
+    header = ("TIME", "ALERT", "AGENT", "ACTION", "RESULT", "BY", "WHY / WHAT")
+    rows = [header, *map(_decision_row, records)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+        + "  "
+        + row[-1]
+        for row in rows
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Query the audit trail, newest first."""
     since = None if args.since is None else parse_time(args.since, "--since")
     until = None if args.until is None else parse_time(args.until, "--until")
+    event_type = args.type
+    if args.remediation:
+        if args.type is not None and args.type != EventType.REMEDIATION_DECIDED.value:
+            raise CommandError("--remediation shows remediation decisions: leave out --type")
+        event_type = EventType.REMEDIATION_DECIDED.value
     try:
         where = AuditFilter(
             agent_did=args.agent,
-            event_type=args.type,
+            event_type=event_type,
             session_id=args.session,
             trace_id=args.trace,
             since=since,
@@ -89,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         for record in records:
             print(json.dumps(record.to_dict(), ensure_ascii=False, default=str))
     elif records:
-        print(_table(records))
+        print(_decisions(records) if args.remediation else _table(records))
     else:
         print("no stored events match", file=sys.stderr)
     return 0
@@ -117,4 +153,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     query.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     query.add_argument("--offset", type=int, default=0, help="skip this many newest matches")
     query.add_argument("--json", action="store_true", help="one JSON object per line")
+    query.add_argument(
+        "--remediation",
+        action="store_true",
+        help="the remediation receiver's decisions: alert, agent, action, result, by whom",
+    )
     query.set_defaults(func=run)

@@ -7,11 +7,13 @@ test moves, so every rule of the decision order is shown without a server.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from meshwatch.instrumentation import EventType, HypervisorEventBus
+from meshwatch.cli import main
+from meshwatch.instrumentation import AuditTrail, EventType, HypervisorEventBus
 from meshwatch.remediation import ActionRequest, PayloadError, Remediator, parse
 from meshwatch.remediation.guards import CircuitBreaker, SeenAlerts
 from meshwatch.settings import (
@@ -300,3 +302,37 @@ def test_settings_read_policies_and_name_bad_keys() -> None:
         settings_from_mapping(
             {"remediation": {"policies": [{"alert": "A", "action": "Kill Agent"}]}}
         )
+
+
+def test_the_audit_trail_keeps_every_decision_and_the_cli_shows_who_did_what(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "audit.db"
+    action = Recording()
+    rem, bus = remediator(action)
+    with AuditTrail(db) as trail:
+        trail.attach(bus)
+        rem.handle(parse(body(alert(), alert(agent="did:other:x", fingerprint="9" * 16))))
+        assert trail.flush(timeout=10)
+    assert main(["audit", "query", "--db", str(db), "--remediation"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == [
+        "TIME",
+        "ALERT",
+        "AGENT",
+        "ACTION",
+        "RESULT",
+        "BY",
+        "WHY",
+        "/",
+        "WHAT",
+    ]
+    rows = [line.split() for line in lines[1:]]
+    assert {(r[2], r[4], r[5], r[6]) for r in rows} == {
+        ("did:mesh:rogue", "acted", "meshwatch.remediation", "paused"),
+        ("did:other:x", "refused", "meshwatch.remediation", "agent_not_allowed"),
+    }
+    assert (
+        main(["audit", "query", "--db", str(db), "--remediation", "--type", "ring.assigned"]) != 0
+    )
+    assert "leave out --type" in capsys.readouterr().err
