@@ -10,9 +10,9 @@ not):
   It is a floor: an agent that reports two tools or three sessions
   multiplies its series accordingly.
 * **Measured on the demo**: the real ``meshwatch demo`` (incident scenario,
-  which exercises every catalogue metric) on 127.0.0.1, scraped once every
-  catalogue series is served; series are the exposition's samples, as
-  Prometheus stores them.
+  with a dry-run remediation receiver, which together exercise every
+  catalogue metric) on 127.0.0.1, scraped once every catalogue series is
+  served; series are the exposition's samples, as Prometheus stores them.
 
 Per 1,000 agents is ``1000 x per agent + fleet-wide``. The targets are the
 cardinality budget of docs/guide/scaling-out.md, reported, never asserted.
@@ -30,6 +30,7 @@ import time
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -42,6 +43,11 @@ FLEET = 1000
 SERIES_PER_AGENT_BUDGET = 100
 SERIES_PER_1000_AGENTS_BUDGET = 150_000
 DEMO_TIMEOUT_SECONDS = 90.0
+# A dry-run remediation receiver, so the remediation metrics are served too.
+REMEDIATION_CONFIG = (
+    "remediation:\n  token_file: {token}\n  policies:\n"
+    "    - {{alert: HighRingBreachRate, action: kill_agent, agents: ['did:mesh:*']}}\n"
+)
 
 
 @dataclass(frozen=True)
@@ -115,9 +121,13 @@ def demo_count() -> SeriesCount:
     """Run the demo until every catalogue series is served, scrape it, and stop it."""
     wanted = {name for metric in CATALOGUE for name in metric.series_names}
     port = _free_port()
-    with tempfile.TemporaryDirectory(prefix="meshwatch-bench-") as audit:
+    with tempfile.TemporaryDirectory(prefix="meshwatch-bench-") as tmp:
+        token, config = Path(tmp, "token"), Path(tmp, "meshwatch.yaml")
+        token.write_text("bench-token\n", encoding="utf-8")
+        config.write_text(REMEDIATION_CONFIG.format(token=token), encoding="utf-8")
         command = [sys.executable, "-m", "meshwatch", "demo", "--metrics-port", str(port)]
-        command += ["--scenario", "incident", "--seed", "42", "--audit-dir", audit]
+        command += ["--scenario", "incident", "--seed", "42", "--audit-dir", tmp]
+        command += ["--remediation-config", str(config), "--remediation-port", "0"]
         command += ["--log-level", "WARNING", "--duration", str(int(DEMO_TIMEOUT_SECONDS) + 30)]
         process = subprocess.Popen(
             command,
