@@ -1,10 +1,12 @@
 """``meshwatch audit query --db PATH [filters]``: read the durable audit trail.
 
-Opens the database read-only (it never writes, so it is safe on a live trail
-and on a file that turns out not to be ours). Prints a table by default and one
-JSON object per line with ``--json``, newest first. ``--remediation`` shows the
-remediation receiver's decisions instead: when, which alert, which agent, what
-was done (or would have been, in a dry run, or why not), and by whom.
+Opens the database read-only: it never writes, so it is safe on a live trail
+and on a file that turns out not to be ours, and a closed trail's file is read
+without creating anything beside it, so a copy on read-only media can be
+queried. Prints a table by default and one JSON object per line with
+``--json``, newest first. ``--remediation`` shows the remediation receiver's
+decisions instead: when, which alert, which agent, what was done (or would
+have been, in a dry run, or why not), and by whom.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from meshwatch.instrumentation.audit import (
     AuditReader,
     AuditRecord,
 )
+from meshwatch.instrumentation.events import EventType
 
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PAYLOAD_WIDTH = 80
+_EVENT_TYPES = frozenset(t.value for t in EventType)
 
 
 def parse_time(text: str, flag: str, *, now: datetime | None = None) -> datetime:
@@ -34,12 +38,16 @@ def parse_time(text: str, flag: str, *, now: datetime | None = None) -> datetime
     relative = _RELATIVE.fullmatch(text.strip())
     if relative:
         seconds = float(relative.group(1)) * _UNIT_SECONDS[relative.group(2)]
-        return (now or datetime.now(UTC)) - timedelta(seconds=seconds)
+        try:
+            return (now or datetime.now(UTC)) - timedelta(seconds=seconds)
+        except OverflowError:
+            raise CommandError(f"{flag} {text!r}: that is too long ago", exit_code=2) from None
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise CommandError(
-            f"{flag} {text!r}: expected an ISO 8601 time or a duration such as 15m, 2h, 7d"
+            f"{flag} {text!r}: expected an ISO 8601 time or a duration such as 15m, 2h, 7d",
+            exit_code=2,
         ) from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
@@ -99,12 +107,20 @@ def _decisions(records: list[AuditRecord]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Query the audit trail, newest first."""
+    if args.type is not None and args.type not in _EVENT_TYPES:
+        raise CommandError(
+            f"--type {args.type!r}: not an event type (e.g. ring.breach_detected;"
+            " `meshwatch audit query --help` lists them)",
+            exit_code=2,
+        )
     since = None if args.since is None else parse_time(args.since, "--since")
     until = None if args.until is None else parse_time(args.until, "--until")
     event_type = args.type
     if args.remediation:
         if args.type is not None and args.type != EventType.REMEDIATION_DECIDED.value:
-            raise CommandError("--remediation shows remediation decisions: leave out --type")
+            raise CommandError(
+                "--remediation shows remediation decisions: leave out --type", exit_code=2
+            )
         event_type = EventType.REMEDIATION_DECIDED.value
     try:
         where = AuditFilter(
@@ -118,9 +134,9 @@ def run(args: argparse.Namespace) -> int:
         with AuditReader(args.db) as reader:
             records = reader.query(where, limit=args.limit, offset=args.offset)
     except AuditDatabaseError as exc:
-        raise CommandError(str(exc)) from None
+        raise CommandError(str(exc), exit_code=2) from None
     except ValueError as exc:
-        raise CommandError(str(exc)) from None
+        raise CommandError(str(exc), exit_code=2) from None
     if args.json:
         for record in records:
             print(json.dumps(record.to_dict(), ensure_ascii=False, default=str))
@@ -145,7 +161,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     query.add_argument("--db", required=True, help="the audit database file")
     query.add_argument("--agent", help="agent DID")
-    query.add_argument("--type", help="event type, e.g. ring.breach_detected")
+    query.add_argument(
+        "--type",
+        help="event type, one of: " + ", ".join(sorted(_EVENT_TYPES)),
+    )
     query.add_argument("--session", help="session id")
     query.add_argument("--trace", help="trace id (32 or 12 hex, causal id, or traceparent)")
     query.add_argument("--since", help="from this time on (ISO 8601, or 15m / 2h / 7d ago)")

@@ -13,6 +13,15 @@ Design, and why:
   second event of a key. An empty deque costs ~760 bytes, a bare reference 8.
 * **Exact under threads.** One lock guards the log, the indexes and the
   counts. Emit holds it for a few dict and deque operations only.
+* **Bounded in bytes too.** A count alone does not bound memory (3,000 events
+  with 1 MB payloads hold 3 GB), so each payload is measured once at emit
+  (:mod:`~meshwatch.instrumentation.payloads`, an estimate bounded in work).
+  One over ``max_payload_bytes`` (64 KiB by default) is cut to its small
+  values before anyone sees it, counted in
+  ``meshwatch_events_dropped_total{component="bus",reason="payload_truncated"}``;
+  and the log also evicts its oldest events while the retained estimate
+  exceeds ``max_bytes`` (256 MiB by default, about 600 bytes per event plus
+  its payload).
 * **Subscribers outside the lock.** Handlers run after the lock is released,
   on the emitting thread, so a slow or re-entrant handler (one that emits)
   cannot deadlock or stall other emitters. A handler that raises is logged
@@ -41,14 +50,19 @@ from meshwatch.instrumentation.catalogue import (
     BUS_RETAINED_EVENTS,
     BUS_SUBSCRIBER_ERRORS,
 )
-from meshwatch.instrumentation.drops import RateLimitedLog
+from meshwatch.instrumentation.drops import RateLimitedLog, record_event_drop
 from meshwatch.instrumentation.events import EventType, HypervisorEvent
+from meshwatch.instrumentation.payloads import DEFAULT_MAX_PAYLOAD_BYTES, capped, payload_bytes
 from meshwatch.instrumentation.values import CounterStore, LabelValues, MetricFamilySnapshot
 
 Handler = Callable[[HypervisorEvent], object]
 
 _log = RateLimitedLog(logging.getLogger(__name__))
 DEFAULT_MAX_EVENTS = 100_000
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+# What a retained event costs besides its payload (the event, its ids, its
+# index entries): about what benchmarks/bench_instrumentation.py measures.
+EVENT_OVERHEAD_BYTES = 600
 
 # An index entry: the single event of a key, or a deque of its events (oldest first).
 _Entry = HypervisorEvent | deque[HypervisorEvent]
@@ -97,10 +111,26 @@ class HypervisorEventBus:
     (2, 2, 3)
     """
 
-    def __init__(self, max_events: int = DEFAULT_MAX_EVENTS) -> None:
-        if isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 1:
-            raise ValueError(f"max_events must be a positive int, got {max_events!r}")
+    def __init__(
+        self,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    ) -> None:
+        for name, value in (
+            ("max_events", max_events),
+            ("max_bytes", max_bytes),
+            ("max_payload_bytes", max_payload_bytes),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
         self._max_events = max_events
+        self._max_bytes = max_bytes
+        self._max_payload_bytes = max_payload_bytes
+        self._bytes = 0
+        # Each retained event's payload estimate, oldest first (small ints are shared).
+        self._sizes: deque[int] = deque()
         self._lock = threading.Lock()
         self._log: deque[HypervisorEvent] = deque()
         self._by_type: dict[EventType, deque[HypervisorEvent]] = {}
@@ -122,6 +152,15 @@ class HypervisorEventBus:
     def max_events(self) -> int:
         return self._max_events
 
+    @property
+    def max_bytes(self) -> int:
+        return self._max_bytes
+
+    @property
+    def retained_bytes(self) -> int:
+        """The estimated bytes the retained events hold (bounded by ``max_bytes``)."""
+        return self._bytes
+
     # -- emit --------------------------------------------------------------------
 
     def emit(self, event: HypervisorEvent) -> None:
@@ -134,13 +173,21 @@ class HypervisorEventBus:
         if type(event) is not HypervisorEvent and not isinstance(event, HypervisorEvent):
             raise TypeError(f"emit takes a HypervisorEvent, got {type(event).__name__}")
         event_type = event.event_type
+        size = payload_bytes(event.payload, self._max_payload_bytes) if event.payload else 0
+        if size > self._max_payload_bytes:
+            event = capped(event, self._max_payload_bytes)
+            size = payload_bytes(event.payload, self._max_payload_bytes)
+            record_event_drop("bus", "payload_truncated")
         with self._lock:
             log = self._log
             log.append(event)
+            self._sizes.append(size)
+            self._bytes += size + EVENT_OVERHEAD_BYTES
             emitted = self._emitted
             emitted[event_type] = emitted.get(event_type, 0) + 1
-            if len(log) > self._max_events:
+            while len(log) > self._max_events or (self._bytes > self._max_bytes and len(log) > 1):
                 oldest = log.popleft()
+                self._bytes -= self._sizes.popleft() + EVENT_OVERHEAD_BYTES
                 if self._evicted < self._indexed:
                     self._unindex(oldest)
                 self._evicted += 1
@@ -387,4 +434,11 @@ class HypervisorEventBus:
         yield self._subscriber_errors.snapshot()
 
 
-__all__ = ["DEFAULT_MAX_EVENTS", "Handler", "HypervisorEventBus", "Subscription"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_EVENTS",
+    "EVENT_OVERHEAD_BYTES",
+    "Handler",
+    "HypervisorEventBus",
+    "Subscription",
+]

@@ -42,9 +42,9 @@ def record_event_drop(component: str, reason: str) -> None:
     _EVENTS_DROPPED.inc((component, reason))
 
 
-def record_span_drop(reason: str) -> None:
-    """Count one span lost before export for ``reason`` (sink_error, queue_full, ...)."""
-    _SPANS_DROPPED.inc((reason,))
+def record_span_drop(reason: str, count: int = 1) -> None:
+    """Count ``count`` spans lost before export for ``reason`` (sink_error, queue_full, ...)."""
+    _SPANS_DROPPED.inc((reason,), count)
 
 
 def event_drops(component: str, reason: str) -> float:

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -79,6 +79,7 @@ from meshwatch.instrumentation.values import CounterStore, MetricFamilySnapshot
 INSTRUMENTATION_SCOPE = "meshwatch.instrumentation"
 DEFAULT_SERVICE_NAME = "meshwatch-agent"
 TRACES_PATH = "/v1/traces"
+DEFAULT_SHUTDOWN_TIMEOUT = 2.0
 
 # Saga-level span names end in the saga id; OTel names keep only the prefix.
 _SAGA_LEVEL_PREFIXES = ("saga.completed.", "saga.escalated.", "saga.failed.")
@@ -240,25 +241,22 @@ def active_otel_trace_id() -> str | None:
 
 
 class _CountingSpanExporter(SpanExporter):
-    """Counts what reaches the exporter, then what it exported or failed to."""
+    """Tells the processor what reaches the exporter, then what it exported or failed to."""
 
-    def __init__(self, exporter: SpanExporter, handed_out: Callable[[int], None]) -> None:
+    def __init__(self, exporter: SpanExporter, processor: BoundedBatchSpanProcessor) -> None:
         self.exporter = exporter
-        self._handed_out = handed_out
+        self._processor = processor
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         count = len(spans)
-        self._handed_out(count)
+        if not self._processor._handed_out(count):
+            return SpanExportResult.FAILURE  # shutdown gave up: these were counted as lost
         try:
             result = self.exporter.export(spans)
         except Exception:
             _drop_log.warning("export", "span exporter raised; %d spans lost", count, exc_info=True)
             result = SpanExportResult.FAILURE
-        if result is SpanExportResult.SUCCESS:
-            _SPANS_EXPORTED.inc((), count)
-        else:
-            for _ in range(count):
-                record_span_drop("export_failed")
+        self._processor._exported(count, result is SpanExportResult.SUCCESS)
         return result
 
     def shutdown(self) -> None:
@@ -269,7 +267,7 @@ class _CountingSpanExporter(SpanExporter):
 
 
 class BoundedBatchSpanProcessor(SpanProcessor):
-    """The SDK's BatchSpanProcessor with the queue bound enforced, and drops counted, here.
+    """The SDK's BatchSpanProcessor with the queue bound enforced, drops counted, shutdown bounded.
 
     The SDK processor drops the oldest span when its queue is full and only
     logs it. This processor keeps its own count of spans accepted but not yet
@@ -280,9 +278,17 @@ class BoundedBatchSpanProcessor(SpanProcessor):
     exporter), so the inner queue, of the same size, never overflows: every
     lost span is counted exactly once, using public SDK interfaces only.
 
+    **Shutdown is bounded.** The SDK's shutdown waits up to 30 s for an export
+    to a dead or hanging collector. :meth:`shutdown` waits at most
+    ``shutdown_timeout`` seconds (2 by default) for the queue to drain, then
+    stops the exporter (which aborts its retries) and gives up: the spans still
+    queued or in an unfinished export are counted as ``shutdown``.
+
     Reasons counted in ``meshwatch_spans_dropped_total``: ``queue_full``,
     ``export_failed`` (the exporter gave up, e.g. the collector is down),
-    ``shutdown`` (ended after shutdown, or still queued when shutdown gave up).
+    ``shutdown`` (ended after shutdown, or not sent when shutdown gave up).
+    :meth:`dropped` and :attr:`exported` are this processor's own counts (the
+    metric is process-wide), so one processor's losses can be checked alone.
     """
 
     def __init__(
@@ -292,14 +298,26 @@ class BoundedBatchSpanProcessor(SpanProcessor):
         max_queue_size: int = 2048,
         max_export_batch_size: int = 512,
         schedule_delay_millis: float = 5000,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
     ) -> None:
         if isinstance(max_queue_size, bool) or not isinstance(max_queue_size, int):
             raise TypeError(f"max_queue_size must be an int, got {max_queue_size!r}")
+        if (
+            isinstance(shutdown_timeout, bool)
+            or not isinstance(shutdown_timeout, int | float)
+            or not 0 <= shutdown_timeout < float("inf")
+        ):
+            raise ValueError(f"shutdown_timeout must be seconds >= 0, got {shutdown_timeout!r}")
         self._lock = threading.Lock()
         self._pending = 0
+        self._in_flight = 0
         self._shutdown = False
+        self._abandoned = False
+        self._dropped: dict[str, int] = {}
+        self._exported_count = 0
         self._max_queue_size = max_queue_size
-        self._counting = _CountingSpanExporter(exporter, self._handed_out)
+        self.shutdown_timeout = float(shutdown_timeout)
+        self._counting = _CountingSpanExporter(exporter, self)
         self._batch = BatchSpanProcessor(
             self._counting,
             max_queue_size=max_queue_size,
@@ -317,9 +335,40 @@ class BoundedBatchSpanProcessor(SpanProcessor):
         """Spans accepted and not yet handed to the exporter."""
         return self._pending
 
-    def _handed_out(self, count: int) -> None:
+    @property
+    def exported(self) -> int:
+        """Spans this processor's exporter accepted."""
+        return self._exported_count
+
+    def dropped(self, reason: str) -> int:
+        """Spans this processor lost for ``reason`` (queue_full, export_failed, shutdown)."""
+        return self._dropped.get(reason, 0)
+
+    def _drop(self, reason: str, count: int) -> None:
+        """Count ``count`` lost spans, here and process-wide; call with the lock held."""
+        if count:
+            self._dropped[reason] = self._dropped.get(reason, 0) + count
+            record_span_drop(reason, count)
+
+    def _handed_out(self, count: int) -> bool:
+        """A batch reaches the exporter; False when shutdown already gave up on it."""
         with self._lock:
+            if self._abandoned:
+                return False
             self._pending -= count
+            self._in_flight += count
+            return True
+
+    def _exported(self, count: int, ok: bool) -> None:
+        with self._lock:
+            if self._abandoned:
+                return  # counted as lost when shutdown gave up
+            self._in_flight -= count
+            if ok:
+                self._exported_count += count
+                _SPANS_EXPORTED.inc((), count)
+            else:
+                self._drop("export_failed", count)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         self._batch.on_start(span, parent_context)
@@ -337,20 +386,36 @@ class BoundedBatchSpanProcessor(SpanProcessor):
                 self._pending += 1
                 self._batch.on_end(span)
                 return
-        record_span_drop(reason)
+            self._drop(reason, 1)
         _drop_log.warning(f"drop:{reason}", "span %s dropped: %s", span.name, reason)
 
     def shutdown(self) -> None:
-        """Export what is queued (bounded by the SDK's shutdown timeout), then stop."""
+        """Export what is queued within ``shutdown_timeout`` seconds, then stop; count the rest."""
         with self._lock:
             if self._shutdown:
                 return
             self._shutdown = True
-        self._batch.shutdown()
+        stopper = threading.Thread(
+            target=self._batch.shutdown, name="meshwatch-span-shutdown", daemon=True
+        )
+        stopper.start()
+        stopper.join(self.shutdown_timeout)
+        if stopper.is_alive():
+            try:
+                self._counting.exporter.shutdown()  # aborts the exporter's retries
+            except Exception:
+                _log.warning("span exporter shutdown raised", exc_info=True)
         with self._lock:
-            lost, self._pending = self._pending, 0
-        for _ in range(lost):
-            record_span_drop("shutdown")
+            self._abandoned = True
+            lost, self._pending, self._in_flight = self._pending + self._in_flight, 0, 0
+            self._drop("shutdown", lost)
+        if lost:
+            _drop_log.warning(
+                "drop:shutdown",
+                "%d spans not sent: shutdown gave up after %.1f s",
+                lost,
+                self.shutdown_timeout,
+            )
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return self._batch.force_flush(timeout_millis)
@@ -365,6 +430,7 @@ def configure_tracing(
     max_queue_size: int = 2048,
     max_export_batch_size: int = 512,
     schedule_delay_millis: float = 5000,
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
     set_global: bool = True,
 ) -> TracerProvider:
     """A TracerProvider exporting over OTLP/HTTP through a bounded, counted batch queue.
@@ -380,10 +446,15 @@ def configure_tracing(
 
     With ``set_global`` (the default) the provider becomes the global one; the
     OpenTelemetry API allows that once per process. Call ``provider.shutdown()``
-    at exit to flush (the SDK also does so via ``atexit``).
+    at exit to flush (the SDK also does so via ``atexit``); it returns within
+    ``shutdown_timeout`` seconds even with a dead or hanging collector, counting
+    the spans it could not send. An ``endpoint`` that is not an http(s) URL
+    raises ValueError here, not on every batch.
     """
     if exporter is None:
-        exporter = OTLPSpanExporter(endpoint=_traces_url(endpoint) if endpoint else None)
+        if endpoint:
+            endpoint = _traces_url(check_endpoint(endpoint))
+        exporter = OTLPSpanExporter(endpoint=endpoint)
     attributes = dict(resource_attributes or {})
     if service_name:
         attributes[SERVICE_NAME] = service_name
@@ -397,12 +468,28 @@ def configure_tracing(
             max_queue_size=max_queue_size,
             max_export_batch_size=max_export_batch_size,
             schedule_delay_millis=schedule_delay_millis,
+            shutdown_timeout=shutdown_timeout,
         )
     )
     if set_global:
         trace.set_tracer_provider(provider)
     register_trace_id_provider(active_otel_trace_id)
     return provider
+
+
+def check_endpoint(endpoint: str) -> str:
+    """``endpoint`` if it is an http(s) URL with a host (and a valid port); else ValueError."""
+    try:
+        parts = urlsplit(endpoint)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+        parts = urlsplit("")
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ValueError(
+            f"OTLP endpoint {endpoint!r} is not an http(s) URL such as http://127.0.0.1:4318"
+        )
+    return endpoint
 
 
 def _traces_url(endpoint: str) -> str:
@@ -413,10 +500,12 @@ def _traces_url(endpoint: str) -> str:
 
 
 __all__ = [
+    "DEFAULT_SHUTDOWN_TIMEOUT",
     "SPAN_EXPORT_METRICS",
     "BoundedBatchSpanProcessor",
     "OTelSpanSink",
     "active_otel_trace_id",
+    "check_endpoint",
     "configure_tracing",
     "otel_attributes_of",
     "otel_span_name",

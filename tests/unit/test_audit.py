@@ -11,8 +11,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,13 +34,17 @@ from meshwatch.instrumentation.catalogue import (
     AUDIT_EVENTS_WRITTEN,
     AUDIT_QUEUE_DEPTH,
 )
+from meshwatch.instrumentation.drops import event_drops
 from meshwatch.instrumentation.events import EventType, HypervisorEvent
 from meshwatch.instrumentation.trace import CausalTraceId
 from meshwatch.instrumentation.values import MetricSource
+from tests.integration.helpers.poll import wait_until
 
 T0 = datetime(2025, 1, 15, 10, 0, tzinfo=UTC)
 # Parks the writer: it only wakes on a full batch or after an hour.
 PARKED = {"batch_size": 1_000_000, "flush_interval": 3600.0}
+# Never waits for room: a full queue drops at once (the writer is parked, so nothing races).
+NO_WAIT = {**PARKED, "block_timeout": 0}
 
 
 def event(
@@ -185,8 +191,10 @@ def test_record_only_queues_the_writer_thread_persists(db: Path) -> None:
         assert trail.reader.count() == 10 and trail.written == 10 and trail.queue_depth == 0
 
 
-def test_a_full_queue_drops_and_counts_and_close_flushes_the_rest(db: Path) -> None:
-    trail = AuditTrail(db, queue_size=5, **PARKED)
+def test_with_no_block_timeout_a_full_queue_drops_and_counts_and_close_flushes_the_rest(
+    db: Path,
+) -> None:
+    trail = AuditTrail(db, queue_size=5, **NO_WAIT)
     started = time.perf_counter()
     for i in range(12):
         trail.record(event(i))
@@ -220,6 +228,96 @@ def test_interpreter_exit_flushes_a_trail_that_was_never_closed(db: Path) -> Non
     assert AuditReader(db).count() == 500
 
 
+@contextmanager
+def writes_blocked(db: Path) -> Iterator[None]:
+    """Another connection holds the write lock: the writer's next BEGIN waits (a stuck disk)."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+def test_a_burst_far_beyond_the_queue_loses_nothing(db: Path) -> None:
+    bus = HypervisorEventBus(max_events=100)
+    burst = 30_000
+    with AuditTrail(db, queue_size=64, batch_size=16).attach(bus) as trail:
+        for i in range(burst):
+            bus.emit(event(i))
+    assert trail.dropped("queue_full") == 0
+    assert trail.written == burst
+    reader = AuditReader(db)
+    assert reader.count() == burst
+    assert [r.payload["i"] for r in reader.query(limit=3)] == [burst - 1, burst - 2, burst - 3]
+
+
+def test_several_emitting_threads_in_a_burst_lose_nothing(db: Path) -> None:
+    per_thread, threads = 5_000, 4
+    with AuditTrail(db, queue_size=32, batch_size=8) as trail:
+        workers = [
+            threading.Thread(
+                target=lambda t=t: [
+                    trail.record(event(t * per_thread + i)) for i in range(per_thread)
+                ]
+            )
+            for t in range(threads)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(120)
+    assert trail.dropped("queue_full") == 0 and trail.written == per_thread * threads
+    assert AuditReader(db).count() == per_thread * threads
+
+
+def test_a_stuck_writer_costs_one_block_timeout_then_drops_are_counted_at_once(db: Path) -> None:
+    AuditTrail(db).close()
+    trail = AuditTrail(db, queue_size=4, batch_size=1, block_timeout=0.5)
+    try:
+        with writes_blocked(db):
+            trail.record(event(0))  # the writer takes it and waits on the lock
+            wait_until(lambda: trail.queue_depth == 0, timeout=30, what="the writer to take it")
+            for i in range(1, 5):
+                trail.record(event(i))  # fills the queue; no wait
+            started = time.monotonic()
+            trail.record(event(5))  # waits block_timeout, then is dropped
+            assert trail.dropped("queue_full") == 1
+            assert time.monotonic() - started >= 0.5, "it waited for room first"
+            started = time.monotonic()
+            for i in range(6, 106):
+                trail.record(event(i))
+            assert trail.dropped("queue_full") == 101
+            assert time.monotonic() - started < 50 * 0.5, "a stalled trail drops without waiting"
+        assert trail.flush(60), "the writer recovers once the lock is released"
+        trail.record(event(106))  # room again: accepted
+    finally:
+        trail.close()
+    assert trail.written == 6, "0..4 and 106"
+    assert trail.written + trail.dropped("queue_full") == 107
+
+
+def test_large_payloads_are_stored_truncated_and_counted(db: Path) -> None:
+    before = event_drops("audit", "payload_truncated")
+    with AuditTrail(db, max_payload_bytes=4096) as trail:
+        trail.record(event(0, payload={"saga_id": "s-1", "blob": "x" * 100_000, "n": 3}))
+        trail.record(event(1, payload={"many": list(range(5_000))}))
+        trail.record(event(2, payload={"small": "y" * 100}))
+    newest, middle, oldest = AuditReader(db).query()
+    assert oldest.payload == {
+        "_truncated_bytes": len(json.dumps({"saga_id": "s-1", "blob": "x" * 100_000, "n": 3})),
+        "saga_id": "s-1",
+        "blob": "<truncated: 100002 bytes>",
+        "n": 3,
+    }
+    assert middle.payload["many"].startswith("<truncated: ")
+    assert newest.payload == {"small": "y" * 100}
+    assert event_drops("audit", "payload_truncated") - before == 2
+    with pytest.raises(ValueError, match="max_payload_bytes"):
+        AuditTrail(db, max_payload_bytes=0)
+
+
 def test_detach_stops_recording(trail: AuditTrail) -> None:
     bus = HypervisorEventBus()
     trail.attach(bus)
@@ -231,7 +329,7 @@ def test_detach_stops_recording(trail: AuditTrail) -> None:
 
 
 def test_it_is_a_metric_source(db: Path) -> None:
-    with AuditTrail(db, queue_size=1, **PARKED) as trail:
+    with AuditTrail(db, queue_size=1, **NO_WAIT) as trail:
         trail.record(event(0))
         trail.record(event(1))
         families = {f.metric: f.samples for f in trail.metric_families()}
@@ -328,6 +426,49 @@ def test_missing_files_and_directories(tmp_path: Path) -> None:
         AuditTrail(tmp_path / "no" / "such" / "dir.db")
     with pytest.raises(AuditDatabaseError, match="not a file"):
         AuditTrail(tmp_path)
+
+
+def test_a_database_with_damaged_pages_is_refused_at_open_by_name(db: Path) -> None:
+    with AuditTrail(db) as trail:
+        for i in range(3_000):
+            trail.record(event(i, payload={"text": f"{i}" * 50}))
+    data = bytearray(db.read_bytes())
+    page = 4096
+    assert len(data) > 20 * page
+    data[10 * page : 12 * page] = b"\xa5" * (2 * page)  # two pages in the middle
+    db.write_bytes(bytes(data))
+    before = sha(db)
+    with pytest.raises(AuditDatabaseError, match="corrupt meshwatch audit database") as info:
+        AuditTrail(db)
+    assert info.value.path == db and str(db) in str(info.value)
+    assert sha(db) == before
+    assert sorted(p.name for p in db.parent.iterdir()) == [db.name]
+
+
+def test_a_closed_trail_leaves_only_its_database_and_a_query_creates_nothing(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with AuditTrail(db) as trail:
+        trail.record(event(0))
+    assert sorted(p.name for p in db.parent.iterdir()) == [db.name], "no -wal or -shm left"
+    before = sha(db)
+    assert main(["audit", "query", "--db", str(db), "--json"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
+    with AuditReader(db) as reader:
+        assert reader.count() == 1
+    assert sorted(p.name for p in db.parent.iterdir()) == [db.name]
+    assert sha(db) == before
+
+
+def test_a_live_trail_can_be_queried_while_it_writes(db: Path) -> None:
+    with AuditTrail(db) as trail:
+        trail.record(event(0))
+        assert trail.flush(30)
+        with AuditReader(db) as reader:  # -wal exists: an ordinary read-only open sees it
+            assert reader.count() == 1
+            trail.record(event(1))
+            assert trail.flush(30)
+            assert reader.count() == 2
 
 
 def test_the_file_is_sqlite_in_wal_mode_marked_as_ours(db: Path) -> None:
@@ -461,16 +602,33 @@ def test_cli_relative_since(db: Path, capsys: pytest.CaptureFixture[str]) -> Non
         (["--since", "yesterday"], "--since"),
         (["--trace", "nope"], "not a trace id"),
         (["--limit", "-3"], "limit"),
+        (["--limit", "9" * 30], "limit is too large"),
+        (["--offset", "9" * 30], "offset is too large"),
+        (["--since", "99999999999999d"], "--since '99999999999999d': that is too long ago"),
+        (["--since", f"{'9' * 400}s"], "that is too long ago"),
+        (["--until", "12345678901234567w"], "--until"),
+        (["--type", "ring.nope"], "--type 'ring.nope': not an event type"),
     ],
-    ids=["since", "trace", "limit"],
+    ids=[
+        "since",
+        "trace",
+        "limit",
+        "limit-overflow",
+        "offset-overflow",
+        "since-overflow",
+        "since-inf",
+        "until-overflow",
+        "type",
+    ],
 )
 def test_cli_bad_arguments_are_one_line_errors(
     db: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
     AuditTrail(db).close()
-    assert main(["audit", "query", "--db", str(db), *argv]) != 0
+    assert main(["audit", "query", "--db", str(db), *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
 
 
 def test_cli_corrupt_database_is_a_one_line_error(
@@ -478,7 +636,7 @@ def test_cli_corrupt_database_is_a_one_line_error(
 ) -> None:
     db.write_bytes(b"garbage" * 1000)
     before = sha(db)
-    assert main(["audit", "query", "--db", str(db)]) == 1
+    assert main(["audit", "query", "--db", str(db)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
     assert str(db) in err and "Traceback" not in err

@@ -19,11 +19,14 @@ from meshwatch.instrumentation import (
     SagaMetricsCollector,
     SagaSpanExporter,
 )
+from meshwatch.instrumentation.bus import EVENT_OVERHEAD_BYTES
 from meshwatch.instrumentation.catalogue import (
     BUS_EVENTS,
     BUS_RETAINED_EVENTS,
     BUS_SUBSCRIBER_ERRORS,
 )
+from meshwatch.instrumentation.drops import event_drops
+from meshwatch.instrumentation.payloads import TRUNCATED_KEY, payload_bytes
 
 T0 = datetime(2025, 1, 15, 10, 30, tzinfo=UTC)
 
@@ -145,6 +148,60 @@ def test_indexes_built_on_query_agree_with_the_log_between_any_emits() -> None:
             assert bus.query(session_id="s3", agent_did="did:3") == [
                 e for e in log if e.session_id == "s3" and e.agent_did == "did:3"
             ]
+
+
+def test_a_payload_over_the_cap_is_cut_before_anyone_sees_it_and_counted() -> None:
+    bus = HypervisorEventBus(max_payload_bytes=4096)
+    seen: list[HypervisorEvent] = []
+    bus.subscribe(None, seen.append)
+    before = event_drops("bus", "payload_truncated")
+    big = ev(EventType.SAGA_STEP_FAILED, "s", "a", saga_id="7", blob="x" * 1_000_000, n=[1] * 9)
+    bus.emit(big)
+    bus.emit(ev(EventType.VFS_WRITE, "s", "a", path="/tmp/x"))
+    (cut,) = bus.query_by_type(EventType.SAGA_STEP_FAILED)
+    assert seen[0] is cut and cut.event_id == big.event_id and cut.timestamp == big.timestamp
+    assert cut.payload["saga_id"] == "7" and cut.payload["n"] == [1] * 9
+    assert cut.payload["blob"] == "<truncated: ~1000004 bytes>"
+    assert cut.payload[TRUNCATED_KEY] > 1_000_000
+    assert seen[1].payload == {"path": "/tmp/x"}, "small payloads pass untouched"
+    assert event_drops("bus", "payload_truncated") - before == 1
+
+
+def test_a_payload_of_many_small_values_is_cut_to_its_size_only() -> None:
+    bus = HypervisorEventBus(max_payload_bytes=1024)
+    bus.emit(HypervisorEvent(EventType.VFS_WRITE, payload={f"k{i}": i for i in range(1_000)}))
+    (cut,) = bus.all_events
+    assert list(cut.payload) == [TRUNCATED_KEY]
+
+
+def test_a_cyclic_payload_is_measured_in_bounded_work() -> None:
+    loop: list[object] = []
+    loop.append(loop)
+    bus = HypervisorEventBus(max_payload_bytes=1024)
+    bus.emit(HypervisorEvent(EventType.VFS_WRITE, payload={"loop": loop}))
+    assert bus.all_events[0].payload["loop"].startswith("<truncated: ")
+
+
+def test_retention_has_a_byte_budget_as_well_as_a_count() -> None:
+    budget = 50 * (EVENT_OVERHEAD_BYTES + 20_000)
+    bus = HypervisorEventBus(max_events=100_000, max_bytes=budget)
+    for i in range(1_000):
+        bus.emit(ev(EventType.VFS_WRITE, f"s{i}", "a", blob="y" * 19_990, i=i))
+        assert bus.retained_bytes <= budget
+    assert 40 <= bus.event_count <= 50
+    assert bus.all_events[-1].payload["i"] == 999, "the newest are kept"
+    assert len(bus._by_session) == bus.event_count, "evicted from the indexes too"
+    for _ in range(200):  # small events after large ones: the count bound applies again
+        bus.emit(ev(EventType.VFS_WRITE, "s", "a"))
+    assert bus.retained_bytes == sum(
+        EVENT_OVERHEAD_BYTES + payload_bytes(e.payload, 2**40) for e in bus.all_events
+    )
+
+
+@pytest.mark.parametrize("name", ["max_bytes", "max_payload_bytes"])
+def test_byte_bounds_are_checked(name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        HypervisorEventBus(**{name: 0})
 
 
 def test_eviction_downgrades_and_removes_index_entries() -> None:

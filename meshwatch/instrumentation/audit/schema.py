@@ -122,15 +122,51 @@ def to_us(moment: datetime) -> int:
     return (moment - EPOCH) // _MICROSECOND
 
 
-def encode(event: HypervisorEvent) -> Row:
-    """The row the writer inserts for ``event`` (payload as JSON; what JSON cannot hold, as text)."""
-    trace = trace_of(event)
-    payload = event.payload
+_VALUE_KEEP_BYTES = 1024  # a truncated payload keeps its values up to this size
+
+
+def _json(payload: Mapping[str, Any]) -> str:
     try:
-        text = json.dumps(dict(payload), allow_nan=False, ensure_ascii=False)
+        return json.dumps(dict(payload), allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError):
-        text = json.dumps(json_safe(payload), ensure_ascii=False)
-    return (
+        return json.dumps(json_safe(payload), ensure_ascii=False)
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _truncated(payload: Mapping[str, Any], size: int, max_bytes: int) -> str:
+    """The payload with its large values replaced by a marker; only its size if still too big."""
+    kept: dict[str, Any] = {"_truncated_bytes": size}
+    for key, value in payload.items():
+        text = _json({"v": value})
+        length = _utf8_size(text) - 7  # minus the 7 bytes of {"v": }
+        kept[str(key)] = (
+            json.loads(text)["v"] if length <= _VALUE_KEEP_BYTES else f"<truncated: {length} bytes>"
+        )
+    result = _json(kept)
+    if _utf8_size(result) > max_bytes:
+        result = json.dumps({"_truncated_bytes": size})
+    return result
+
+
+def encode(event: HypervisorEvent, max_payload_bytes: int | None = None) -> tuple[Row, bool]:
+    """The row the writer inserts for ``event``, and whether its payload was truncated.
+
+    The payload is stored as JSON (what JSON cannot hold, as text). One longer
+    than ``max_payload_bytes`` keeps only its values of up to 1 KiB, the others
+    replaced by ``"<truncated: N bytes>"``, and ``_truncated_bytes`` says how
+    big it was; so the ids and small fields an auditor filters on survive.
+    """
+    trace = trace_of(event)
+    text = _json(event.payload)
+    truncated = False
+    if max_payload_bytes is not None and len(text) * 4 > max_payload_bytes:
+        size = _utf8_size(text)
+        if size > max_payload_bytes:
+            text, truncated = _truncated(event.payload, size, max_payload_bytes), True
+    row = (
         to_us(event.timestamp),
         event.event_id,
         event.event_type.value,
@@ -140,6 +176,7 @@ def encode(event: HypervisorEvent) -> Row:
         event.causal_trace_id,
         text,
     )
+    return row, truncated
 
 
 def decode(row: tuple[Any, ...]) -> AuditRecord:
@@ -165,10 +202,22 @@ def decode(row: tuple[Any, ...]) -> AuditRecord:
 # --- opening and checking the file ---------------------------------------------------
 
 
-def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
+def _leaves_no_files(path: Path) -> bool:
+    """True when no writer has ``path`` open: no ``-wal`` or ``-shm`` file beside it.
+
+    Then a read-only open can be ``immutable``: SQLite takes no locks and
+    creates no ``-wal``/``-shm`` files, so a copy on read-only media (archived
+    evidence) can be read, and the directory is left exactly as it was.
+    """
+    return not any(path.with_name(path.name + suffix).exists() for suffix in ("-wal", "-shm"))
+
+
+def _connect(path: Path, *, read_only: bool, immutable: bool = False) -> sqlite3.Connection:
     try:
         if read_only:
             uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+            if immutable:
+                uri += "&immutable=1"
             return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
@@ -205,12 +254,27 @@ def _check(conn: sqlite3.Connection, path: Path) -> None:
         raise AuditDatabaseError(path, "damaged meshwatch audit database (tables missing)")
 
 
+def _check_pages(conn: sqlite3.Connection, path: Path) -> None:
+    """Raise AuditDatabaseError if SQLite's quick_check finds damage (a write would fail)."""
+    try:
+        rows = conn.execute("PRAGMA quick_check(1)").fetchall()
+    except sqlite3.DatabaseError as exc:
+        rows = [(str(exc),)]
+    problem = str(rows[0][0]) if rows else "no answer"
+    if problem != "ok":
+        raise AuditDatabaseError(
+            path, f"corrupt meshwatch audit database (quick_check: {problem}); left untouched"
+        )
+
+
 def open_database(path: Path | str, *, create: bool) -> sqlite3.Connection:
     """A checked connection to the audit database at ``path`` (autocommit mode).
 
-    With ``create``, a missing or empty file becomes a new audit database;
-    without, the file must exist and is opened read-only. Raises
-    :class:`AuditDatabaseError` for anything unusable, before writing a byte.
+    With ``create``, a missing or empty file becomes a new audit database, and
+    an existing one must pass ``quick_check``; without, the file must exist and
+    is opened read-only, creating nothing beside it when no writer has it open.
+    Raises :class:`AuditDatabaseError` for anything unusable, before writing a
+    byte.
     """
     path = Path(path)
     is_new = not path.exists() or (path.is_file() and path.stat().st_size == 0)
@@ -218,16 +282,24 @@ def open_database(path: Path | str, *, create: bool) -> sqlite3.Connection:
         raise AuditDatabaseError(path, "no audit database at this path")
     if path.exists() and not path.is_file():
         raise AuditDatabaseError(path, "not a file")
+    if not is_new and not create:
+        conn = _connect(path, read_only=True, immutable=_leaves_no_files(path))
+        try:
+            _check(conn, path)
+        except AuditDatabaseError:
+            conn.close()
+            raise
+        return conn
     if not is_new:
         # Check through a read-only connection first: nothing is written to a
-        # file until we know it is ours.
-        probe = _connect(path, read_only=True)
+        # file until we know it is ours, and none of what will be written to
+        # is damaged (quick_check reads every page, but not the index contents).
+        probe = _connect(path, read_only=True, immutable=_leaves_no_files(path))
         try:
             _check(probe, path)
+            _check_pages(probe, path)
         finally:
             probe.close()
-        if not create:
-            return _connect(path, read_only=True)
     conn = _connect(path, read_only=False)
     try:
         conn.execute("PRAGMA journal_mode = WAL")

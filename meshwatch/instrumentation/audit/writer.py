@@ -7,16 +7,31 @@
     trail.reader.query(AuditFilter(agent_did="did:mesh:analyst"), limit=20)
     trail.close()  # flushes what is queued
 
-**The agent never waits for the disk.** The bus calls :meth:`AuditTrail.record`
-on the emitting thread; it only appends the (immutable) event to a bounded
-deque. One writer thread serialises events and commits them in batches of
-``batch_size`` rows per transaction, waking when a batch is ready or every
-``flush_interval`` seconds. When the deque holds ``queue_size`` events the new
-event is dropped and counted (``meshwatch_audit_events_dropped_total{reason=
-"queue_full"}``); the emitter is never blocked. Several threads emitting at
-once may overshoot ``queue_size`` by at most one event each (the length check
-and the append are not one atomic step; making them one would put a lock on the
-hot path).
+**The agent does not wait for the disk while the queue has room.** The bus
+calls :meth:`AuditTrail.record` on the emitting thread; it only appends the
+(immutable) event to a deque of at most ``queue_size`` events. One writer
+thread serialises events and commits them in batches of ``batch_size`` rows per
+transaction, waking when a batch is ready or every ``flush_interval`` seconds.
+
+**Nothing is lost to a burst (backpressure).** When the queue is full, the
+emitting thread waits for the writer to take a batch, at most
+``block_timeout`` seconds (5 by default; 0 never waits) per event, so a burst of any size is
+persisted whole and, while the writer lags, emitters run at the writer's pace.
+Only an event that found no room within ``block_timeout`` (the disk is stuck,
+not slow) is dropped and counted
+(``meshwatch_audit_events_dropped_total{reason="queue_full"}``); after such a
+timeout the trail is *stalled* and later events are dropped at once instead of
+each waiting again, until the writer makes room, so a dead disk costs the agent
+one ``block_timeout``, not one per event. Several threads emitting at once may
+overshoot ``queue_size`` by at most one event each (the length check and the
+append are not one atomic step; making them one would put a lock on the hot
+path).
+
+**Payloads are bounded in bytes.** A payload whose JSON exceeds
+``max_payload_bytes`` (64 KiB by default) is stored truncated: its large values
+are replaced by ``"<truncated: N bytes>"`` and ``_truncated_bytes`` records the
+original size; counted in ``meshwatch_events_dropped_total{component="audit",
+reason="payload_truncated"}``.
 
 **What a crash can lose (the bound).** A batch is durable once its transaction
 commits; :attr:`AuditTrail.written` counts exactly the committed events. In WAL
@@ -74,8 +89,9 @@ from meshwatch.instrumentation.catalogue import (
     AUDIT_EVENTS_WRITTEN,
     AUDIT_QUEUE_DEPTH,
 )
-from meshwatch.instrumentation.drops import RateLimitedLog
+from meshwatch.instrumentation.drops import RateLimitedLog, record_event_drop
 from meshwatch.instrumentation.events import HypervisorEvent
+from meshwatch.instrumentation.payloads import DEFAULT_MAX_PAYLOAD_BYTES
 from meshwatch.instrumentation.values import (
     CardinalityGuard,
     CounterStore,
@@ -85,6 +101,7 @@ from meshwatch.instrumentation.values import (
 logger = logging.getLogger(__name__)
 _log = RateLimitedLog(logger)
 _GUARD = CardinalityGuard(max_series=100)
+DEFAULT_BLOCK_TIMEOUT = 5.0
 
 
 class _FlushMarker:
@@ -125,8 +142,14 @@ class AuditTrail:
         max_rows: int | None = None,
         retention_interval: float = 60.0,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        block_timeout: float = DEFAULT_BLOCK_TIMEOUT,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
-        for name, value in (("queue_size", queue_size), ("batch_size", batch_size)):
+        for name, value in (
+            ("queue_size", queue_size),
+            ("batch_size", batch_size),
+            ("max_payload_bytes", max_payload_bytes),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         for name, seconds in (
@@ -135,6 +158,12 @@ class AuditTrail:
         ):
             if not isinstance(seconds, int | float) or not seconds > 0 or math.isinf(seconds):
                 raise ValueError(f"{name} must be positive seconds, got {seconds!r}")
+        if (
+            isinstance(block_timeout, bool)
+            or not isinstance(block_timeout, int | float)
+            or not 0 <= block_timeout < math.inf
+        ):
+            raise ValueError(f"block_timeout must be seconds >= 0, got {block_timeout!r}")
         if isinstance(max_age, timedelta):
             max_age = max_age.total_seconds()
         if max_age is not None and not (isinstance(max_age, int | float) and max_age > 0):
@@ -165,9 +194,14 @@ class AuditTrail:
         self.max_age = None if max_age is None else float(max_age)
         self.max_rows = max_rows
         self.retention_interval = float(retention_interval)
+        self.block_timeout = float(block_timeout)
+        self.max_payload_bytes = max_payload_bytes
 
         self._queue: deque[HypervisorEvent | _FlushMarker] = deque()
         self._wake = threading.Event()
+        # Emitters wait on this for room in a full queue; the writer notifies after a batch.
+        self._room = threading.Condition()
+        self._stalled = False
         self._closed = False
         self._close_lock = threading.Lock()
         self._subscription: Subscription | None = None
@@ -183,18 +217,52 @@ class AuditTrail:
     # -- the emitting side (hot path) --------------------------------------------------
 
     def record(self, event: HypervisorEvent) -> None:
-        """Queue ``event`` for persistence; never blocks, never raises.
+        """Queue ``event`` for persistence; never raises.
 
-        This is the bus handler. A full queue (or a closed trail) drops the event
-        and counts it.
+        This is the bus handler. While the queue has room it only appends. A
+        full queue makes the caller wait for room, up to ``block_timeout``
+        seconds (see the module docstring); a closed trail drops and counts.
         """
         queue = self._queue
-        if len(queue) >= self.queue_size or self._closed:
-            self._dropped.inc(("closed",) if self._closed else ("queue_full",))
+        if (len(queue) >= self.queue_size or self._closed) and not self._wait_for_room():
             return
         queue.append(event)
         if len(queue) >= self.batch_size and not self._wake.is_set():
             self._wake.set()
+
+    def _wait_for_room(self) -> bool:
+        """The full-queue path: True once there is room, False if the event was dropped."""
+        if self._closed:
+            self._dropped.inc(("closed",))
+            return False
+        if self._stalled or not self.block_timeout:
+            if len(self._queue) >= self.queue_size:
+                self._dropped.inc(("queue_full",))
+                return False
+            self._stalled = False
+            return True
+        self._wake.set()
+        deadline = time.monotonic() + self.block_timeout
+        with self._room:
+            while len(self._queue) >= self.queue_size and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._thread.is_alive():
+                    self._stalled = True
+                    self._dropped.inc(("queue_full",))
+                    _log.warning(
+                        "audit-stalled",
+                        "audit: no room in the queue of %s for %.1f s; dropping events"
+                        " until the writer catches up",
+                        self.path,
+                        self.block_timeout,
+                    )
+                    return False
+                self._wake.set()
+                self._room.wait(remaining)
+        if self._closed:
+            self._dropped.inc(("closed",))
+            return False
+        return True
 
     def attach(self, bus: HypervisorEventBus) -> AuditTrail:
         """Subscribe to every event on ``bus`` (one bus at a time); returns self."""
@@ -232,11 +300,15 @@ class AuditTrail:
             if self._closed:
                 return
             self._closed = True
+        with self._room:  # emitters waiting for room give up: the trail is closing
+            self._room.notify_all()
         self.detach()
+        # The reader first: the writer's connection must close last, so SQLite
+        # checkpoints and removes the -wal and -shm files.
+        self.reader.close()
         self._wake.set()
         self._thread.join(timeout)
         _open_trails.discard(self)
-        self.reader.close()
 
     def __enter__(self) -> AuditTrail:
         return self
@@ -304,6 +376,8 @@ class AuditTrail:
                     markers.append(item)
                     break
                 batch.append(item)  # type: ignore[arg-type]
+            with self._room:  # the batch left the queue: room for waiting emitters
+                self._room.notify_all()
             if batch:
                 self._write(conn, batch)
             for marker in markers:
@@ -313,12 +387,16 @@ class AuditTrail:
         rows: list[Row] = []
         for event in batch:
             try:
-                rows.append(encode(event))
+                row, truncated = encode(event, self.max_payload_bytes)
             except Exception:  # a foreign object on the bus must not stop the writer
                 self._dropped.inc(("write_error",))
                 _log.warning(
                     "audit-row", "audit: cannot serialise %r; dropped", event, exc_info=True
                 )
+            else:
+                rows.append(row)
+                if truncated:
+                    record_event_drop("audit", "payload_truncated")
         if not rows:
             return
         try:
@@ -379,4 +457,4 @@ class AuditTrail:
             self._dropped.inc(("closed",), lost)
 
 
-__all__ = ["AuditTrail"]
+__all__ = ["DEFAULT_BLOCK_TIMEOUT", "AuditTrail"]
