@@ -12,10 +12,11 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from meshwatch import __version__
 from meshwatch.commands.shared import CommandError
-from meshwatch.settings import SettingsError
+from meshwatch.settings import SettingsError, settings_path
 
 # The order here is the order `meshwatch --help` lists them in.
 COMMAND_MODULES = (
@@ -30,8 +31,15 @@ COMMAND_MODULES = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (what is wrong, where to read more), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="meshwatch",
         description="Observability-as-code for multi-agent AI systems.",
     )
@@ -50,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except SettingsError as exc:
+        source = settings_path(getattr(args, "config", None))
+        if exc.source is None and source is not None:
+            exc = exc.in_file(str(source))  # a cross-field check made after loading
         print(f"meshwatch: invalid settings: {exc}", file=sys.stderr)
         return 2
     except CommandError as exc:

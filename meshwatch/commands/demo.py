@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             remediation_port=args.remediation_port,
         )
     except (ValueError, SettingsError) as error:
-        raise CommandError(str(error)) from None
+        raise CommandError(str(error), exit_code=2) from None
     configure_logging(level=args.log_level)
     stop = threading.Event()
     demo = Demo(config)
@@ -59,12 +59,14 @@ def run(args: argparse.Namespace) -> int:
         try:
             demo.start()
         except AuditDatabaseError as error:
-            raise CommandError(f"audit trail: {error}") from None
+            raise CommandError(f"audit trail: {error}", exit_code=2) from None
         except RemediationError as error:
             raise CommandError(str(error)) from None
         except OSError as error:
             if error.filename is not None:  # the audit directory, not the socket
-                raise CommandError(f"{error.filename}: {error.strerror or error}") from None
+                raise CommandError(
+                    f"--audit-dir {error.filename}: {error.strerror or error}", exit_code=2
+                ) from None
             raise CommandError(
                 f"cannot serve /metrics on {args.addr}:{args.metrics_port}: {error.strerror or error}"
             ) from None

@@ -9,8 +9,10 @@ constant, so the two cannot drift apart.
 from __future__ import annotations
 
 import argparse
+import math
 
-from meshwatch.demo.scenario import SCENARIOS
+from meshwatch.demo.scenario import MAX_BACKDATE, MAX_BREACH_RATE, MAX_SECONDS, SCENARIOS
+from meshwatch.instrumentation.otel import check_endpoint
 from meshwatch.settings.stack import DemoSettings, Ports
 
 METRICS_PORT = "--metrics-port"
@@ -28,18 +30,53 @@ REMEDIATION_PORT = "--remediation-port"
 LOG_LEVEL = "--log-level"
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+def _number(text: str, low: float, high: float, *, low_inclusive: bool) -> float:
+    """A finite number within bounds, or argparse's one-line error naming them."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    above_low = value >= low if low_inclusive else value > low
+    if not (math.isfinite(value) and above_low and value <= high):
+        lower = f"at least {low:g}" if low_inclusive else f"more than {low:g}"
+        raise argparse.ArgumentTypeError(f"must be {lower} and at most {high:g}, got {text}")
     return value
 
 
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+def _seconds(text: str) -> float:
+    return _number(text, 0, MAX_SECONDS, low_inclusive=False)
+
+
+def _backdate(text: str) -> float:
+    return _number(text, 0, MAX_BACKDATE, low_inclusive=True)
+
+
+def _breach_rate(text: str) -> float:
+    return _number(text, 0, MAX_BREACH_RATE, low_inclusive=False)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65_535:
+        raise argparse.ArgumentTypeError(f"must be 0 to 65535, got {text}")
     return value
+
+
+def _seed(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def _endpoint(text: str) -> str:
+    try:
+        return check_endpoint(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = DemoSettings()
     parser.add_argument(
         METRICS_PORT,
-        type=int,
+        type=_port,
         metavar="PORT",
         default=Ports().demo_metrics,
         help="port of /metrics (0 picks a free one; default %(default)s)",
@@ -55,12 +92,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(ADDR, default="127.0.0.1", help="address of /metrics (default %(default)s)")
     parser.add_argument(
         DURATION,
-        type=_positive,
+        type=_seconds,
         default=None,
         help="stop after this many seconds (default: run until stopped)",
     )
     parser.add_argument(
-        SEED, type=int, default=defaults.seed, help="random seed (default %(default)s)"
+        SEED, type=_seed, default=defaults.seed, help="random seed (default %(default)s)"
     )
     parser.add_argument(
         SCENARIO,
@@ -70,6 +107,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         OTLP_ENDPOINT,
+        type=_endpoint,
         default=None,
         metavar="URL",
         help="export spans over OTLP/HTTP to URL (base URL: /v1/traces is appended)",
@@ -77,21 +115,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     incident = parser.add_argument_group("incident scenario")
     incident.add_argument(
         INCIDENT_DURATION,
-        type=_positive,
+        type=_seconds,
         default=None,
         metavar="SECONDS",
         help="end the incident after this long and keep running healthy (default: never)",
     )
     incident.add_argument(
         BREACH_RATE,
-        type=_positive,
+        type=_breach_rate,
         default=None,
         metavar="PER_SECOND",
-        help="ring breaches per second by the rogue agent (default 5)",
+        help=f"ring breaches per second by the rogue agent (default 5, at most {MAX_BREACH_RATE:g})",
     )
     incident.add_argument(
         ELEVATION_BACKDATE,
-        type=_non_negative,
+        type=_backdate,
         default=None,
         metavar="SECONDS",
         help="the stuck elevation began this long before start (default 330; 0 = now)",
@@ -114,7 +152,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     remediation.add_argument(
         REMEDIATION_PORT,
-        type=int,
+        type=_port,
         default=None,
         metavar="PORT",
         help="port of the remediation receiver (0 picks a free one; default: from the file)",

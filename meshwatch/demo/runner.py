@@ -6,7 +6,8 @@
   governance and work metrics, GenAI duration histograms;
 * two audit trails in SQLite: the primary one, and a "compliance mirror"
   deliberately sized too small for the bulk import's burst, so the audit drop
-  counter shows what an undersized trail does (drop and count, never block);
+  counter shows what an undersized trail that never waits does (block_timeout=0:
+  drop and count);
 * with an OTLP endpoint, one tracer provider per agent role (its
   ``service.name``), each behind the bounded batch processor: a dead or slow
   collector costs the fleet nothing but counted drops;
@@ -54,6 +55,9 @@ from meshwatch.settings.remediation import RemediationSettings
 log = logging.getLogger("meshwatch.demo")
 
 TICK = 0.25
+# Steps run between two looks at stop and --duration: a few milliseconds of
+# work, so a fleet that cannot keep up with real time still stops at once.
+STEP_BUDGET = 1_000
 SHUTDOWN_TIMEOUT = 5.0
 SERVICE_NAMESPACE = "meshwatch-demo"
 # Spans reach Tempo a second after they end, not the SDK's default five.
@@ -164,8 +168,11 @@ class Demo:
         legacy_work = AgentMetrics(LEGACY.did, guard=CardinalityGuard(max_series=LEGACY_SERIES_CAP))
         primary = AuditTrail(audit_dir / "audit.db", max_rows=AUDIT_MAX_ROWS)
         self.trails.append(primary.attach(bus))
-        mirror = AuditTrail(
-            audit_dir / "audit-mirror.db", queue_size=MIRROR_QUEUE_SIZE, max_rows=MIRROR_MAX_ROWS
+        mirror = AuditTrail(  # never waits for room: shows what an undersized trail drops
+            audit_dir / "audit-mirror.db",
+            queue_size=MIRROR_QUEUE_SIZE,
+            max_rows=MIRROR_MAX_ROWS,
+            block_timeout=0,
         )
         self.trails.append(mirror.attach(bus))
         sink = OTelSpanSink(self.providers[PUBLISHER.name]) if self.providers else None
@@ -220,7 +227,8 @@ class Demo:
             now = time.monotonic() - began
             if duration is not None and now >= duration:
                 break
-            sim.run_until(now)
+            if sim.run_until(now, max_steps=STEP_BUDGET) >= STEP_BUDGET:
+                continue  # behind real time: catch up, but look at stop and duration first
             due = sim.next_time()
             wait = TICK if due is None else min(TICK, due - now)
             if duration is not None:

@@ -54,6 +54,13 @@ FORCED_FIRST = frozenset(
 )
 
 
+# Bounds of the knobs: far past anything useful, short of what would stall the
+# scheduler (a breach rate it cannot keep up with) or overflow a datetime.
+MAX_BREACH_RATE = 1_000.0
+MAX_BACKDATE = 7 * 86_400.0
+MAX_SECONDS = 365 * 86_400.0
+
+
 @dataclass(frozen=True)
 class Incident:
     """What goes wrong in the incident scenario, and for how long."""
@@ -63,12 +70,21 @@ class Incident:
     elevation_backdate: float = 330.0
 
     def __post_init__(self) -> None:
-        if self.duration is not None and not self.duration > 0:
-            raise ValueError(f"incident duration must be positive, got {self.duration}")
-        if not self.breach_rate > 0:
-            raise ValueError(f"breach rate must be positive, got {self.breach_rate}")
-        if not self.elevation_backdate >= 0:
-            raise ValueError(f"elevation backdate must be >= 0, got {self.elevation_backdate}")
+        if self.duration is not None and not 0 < self.duration <= MAX_SECONDS:
+            raise ValueError(
+                f"incident duration must be positive seconds, at most {MAX_SECONDS:g},"
+                f" got {self.duration}"
+            )
+        if not 0 < self.breach_rate <= MAX_BREACH_RATE:
+            raise ValueError(
+                f"breach rate must be positive, at most {MAX_BREACH_RATE:g} per second,"
+                f" got {self.breach_rate}"
+            )
+        if not 0 <= self.elevation_backdate <= MAX_BACKDATE:
+            raise ValueError(
+                f"elevation backdate must be 0 to {MAX_BACKDATE:g} seconds,"
+                f" got {self.elevation_backdate}"
+            )
 
     def active(self, now: float) -> bool:
         """Whether the incident is under way at virtual time ``now``."""

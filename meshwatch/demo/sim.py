@@ -99,14 +99,20 @@ class Simulation:
         """Virtual time of the next due step, or None when nothing is scheduled."""
         return self._queue[0][0] if self._queue else None
 
-    def run_until(self, until: float) -> int:
+    def run_until(self, until: float, max_steps: int | None = None) -> int:
         """Run every step due at or before ``until``; returns how many steps ran.
+
+        With ``max_steps``, return after that many steps even if more are due
+        (virtual time then stays at the last step run): the caller gets control
+        back, to check for a stop, however much work is due.
 
         A process that raises propagates its exception: the demo is a
         deterministic program, and a bug in it should stop it loudly.
         """
         steps = 0
         while self._queue and self._queue[0][0] <= until:
+            if max_steps is not None and steps >= max_steps:
+                return steps
             when, _, task, value = heapq.heappop(self._queue)
             self.now = when
             steps += 1

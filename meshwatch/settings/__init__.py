@@ -56,15 +56,24 @@ def load_settings(path: str | Path | None = None) -> Settings:
 
     Raises :class:`SettingsError` naming the file and key of the first problem.
     """
-    if path is None:
-        candidate = Path(DEFAULT_FILE)
-        if not candidate.is_file():
-            return Settings()
-        path = candidate
-    path = Path(path)
-    if not path.is_file():
-        raise SettingsError("<file>", "no such settings file", str(path))
-    return build(Settings, load_yaml_mapping(path), source=str(path))
+    resolved = settings_path(path)
+    if resolved is None:
+        return Settings()
+    if not resolved.exists():
+        raise SettingsError("", "no such settings file", str(resolved))
+    return build(Settings, load_yaml_mapping(resolved), source=str(resolved))
+
+
+def settings_path(path: str | Path | None) -> Path | None:
+    """The file :func:`load_settings` reads for ``path``: it, ./meshwatch.yaml if present, or None.
+
+    Also what names the file in an error found after loading (a cross-field
+    check made while rendering the rules).
+    """
+    if path is not None:
+        return Path(path)
+    candidate = Path(DEFAULT_FILE)
+    return candidate if candidate.exists() else None
 
 
 def settings_from_mapping(data: object, source: str | None = None) -> Settings:
@@ -100,4 +109,5 @@ __all__ = [
     "ThresholdAlert",
     "load_settings",
     "settings_from_mapping",
+    "settings_path",
 ]

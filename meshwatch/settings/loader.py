@@ -18,7 +18,10 @@ raise ``ValueError``; the loader turns every problem into a
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import re
+import stat
 import types
 import typing
 from collections.abc import Mapping
@@ -45,8 +48,21 @@ class SettingsError(ValueError):
     def __init__(self, key: str, message: str, source: str | None = None) -> None:
         self.key = key
         self.source = source
+        self.message = message
         where = f"{source}: " if source else ""
-        super().__init__(f"{where}{key}: {message}")
+        what = f"{key}: " if key else ""
+        super().__init__(_one_line(f"{where}{what}{message}"))
+
+    def in_file(self, source: str) -> SettingsError:
+        """The same error naming ``source`` (for checks that run after loading, cross-field)."""
+        return SettingsError(self.key, self.message, source)
+
+
+def _one_line(text: str) -> str:
+    """``text`` with control characters (a newline in a YAML key) escaped: one printable line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class Duration(str):
@@ -172,7 +188,13 @@ def _convert(tp: Any, value: object, path: str, source: str | None) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise SettingsError(path, f"expected a number, got {value!r}", source)
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise SettingsError(path, f"must be a finite number, got {value!r}", source)
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise SettingsError(path, f"expected a string, got {value!r}", source)
@@ -211,19 +233,89 @@ def _kind(value: object) -> str:
 
 
 def load_yaml_mapping(path: Path) -> Mapping[str, Any]:
-    """Read a YAML file that must hold a mapping (or be empty)."""
-    import yaml
+    """Read a YAML file that must hold a mapping (or be empty); every failure is one line.
 
+    The file must be a regular file of UTF-8 text; a mapping may not repeat a
+    key (YAML says keys are unique, PyYAML would keep the last silently); and
+    ``5e-2`` is the number it looks like (YAML 1.1 wants ``5.0e-2``). A syntax
+    error names ``file:line:column``.
+    """
+
+    where = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise SettingsError("", "not a regular file", where)
+        with path.open("rb") as stream:
+            raw = stream.read(_MAX_SETTINGS_BYTES + 1)
     except OSError as exc:
-        raise SettingsError("<file>", f"cannot read: {exc.strerror}", str(path)) from None
+        raise SettingsError("", f"cannot read: {exc.strerror or exc}", where) from None
+    if len(raw) > _MAX_SETTINGS_BYTES:
+        raise SettingsError("", f"larger than {_MAX_SETTINGS_BYTES // 2**20} MiB", where)
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SettingsError("<file>", f"not valid YAML: {exc}", str(path)) from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SettingsError("", f"not UTF-8 text (at byte offset {exc.start})", where) from None
+    data = parse_yaml(text, where)
     if data is None:
         return {}
     if not isinstance(data, Mapping):
-        raise SettingsError("<top>", f"expected a mapping, got {_kind(data)}", str(path))
+        raise SettingsError("<top>", f"expected a mapping, got {_kind(data)}", where)
     return data
+
+
+_MAX_SETTINGS_BYTES = 4 * 2**20
+# YAML 1.2's float forms PyYAML's 1.1 resolver misses: 5e-2, 1E3, +2e10 (no dot).
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+
+
+def parse_yaml(text: str, where: str) -> object:
+    """``text`` as YAML data with the settings loader's rules (see :func:`load_yaml_mapping`)."""
+    import yaml
+
+    try:
+        return yaml.load(text, Loader=_settings_loader())
+    except SettingsError:
+        raise
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+        at = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where
+        raise SettingsError("", f"not valid YAML: {problem}", at) from None
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        raise SettingsError("", f"not valid YAML: {message}", where) from None
+
+
+@functools.cache
+def _settings_loader() -> type[Any]:
+    import yaml
+
+    class SettingsLoader(yaml.SafeLoader):
+        """SafeLoader that rejects duplicate keys and reads ``5e-2`` as a float."""
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[object, Any] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue  # "<<: *defaults": keys given here may override merged ones
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        duplicate = key in seen
+                    except TypeError:  # an unhashable key: SafeLoader reports it
+                        break
+                    if duplicate:
+                        mark = key_node.start_mark
+                        raise yaml.constructor.ConstructorError(
+                            None,
+                            None,
+                            f"duplicate key {key!r} (first at line {seen[key].line + 1})",
+                            mark,
+                        )
+                    seen[key] = key_node.start_mark
+            return dict(super().construct_mapping(node, deep=deep))
+
+    SettingsLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789")
+    )
+    return SettingsLoader

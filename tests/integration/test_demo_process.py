@@ -319,7 +319,19 @@ def test_an_unusable_audit_dir_is_a_one_line_error_about_the_directory(tmp_path:
         text=True,
         timeout=60,
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        f"meshwatch demo: {not_a_dir}: File exists"
+        f"meshwatch demo: --audit-dir {not_a_dir}: File exists"
     ), "the error names the directory, not the /metrics port"
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "duration"])
+def test_the_demo_stops_promptly_at_the_highest_breach_rate(tmp_path: Path, how: str) -> None:
+    """At the most demanding flags the scheduler still yields to a stop, within seconds."""
+    extra = ["--duration", "4"] if how == "duration" else []
+    flags = ["--scenario", "incident", "--breach-rate", "1000", *extra]
+    with _demo(tmp_path, *flags) as demo:
+        wait_until(lambda: _scrape(demo.port), timeout=30, what="a scrape under load")
+        if how != "duration":
+            demo.process.send_signal(getattr(signal, how))
+        assert demo.process.wait(timeout=60) == 0, demo.log.read_text()

@@ -10,13 +10,15 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from meshwatch.cli import main
 from meshwatch.demo import latency
 from meshwatch.demo.agents import bootstrap
 from meshwatch.demo.scenario import SCENARIOS, Scenario, ScenarioName, build_scenario
-from meshwatch.demo.sim import Simulation
+from meshwatch.demo.sim import Process, Simulation
 from meshwatch.demo.world import LEGACY, ORCHESTRATOR, PUBLISHER, TOOL_CODE, Instruments, World
 from meshwatch.instrumentation.bus import HypervisorEventBus
 from meshwatch.instrumentation.catalogue import (
@@ -341,3 +343,43 @@ def test_scenario_knobs_are_validated() -> None:
         build_scenario("chaos")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="positive"):
         build_scenario("incident", incident_duration=0)
+
+
+def test_run_until_returns_after_max_steps_however_much_is_due() -> None:
+    sim = Simulation()
+
+    def busy() -> Process:
+        while True:
+            yield 0.0
+
+    sim.spawn(busy())
+    assert sim.run_until(10.0, max_steps=500) == 500
+    assert sim.now == 0.0, "virtual time stays at the last step run"
+    sim.close()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--scenario", "incident", "--breach-rate", "1e12"], "argument --breach-rate: must be"),
+        (["--scenario", "incident", "--breach-rate", "nan"], "argument --breach-rate: must be"),
+        (["--duration", "inf"], "argument --duration: must be more than 0 and at most"),
+        (["--duration", "1e400"], "argument --duration"),
+        (["--scenario", "incident", "--incident-duration", "-1"], "--incident-duration"),
+        (["--scenario", "incident", "--elevation-backdate", "1e300"], "--elevation-backdate"),
+        (["--metrics-port", "70000"], "argument --metrics-port: must be 0 to 65535"),
+        (["--metrics-port", "http"], "argument --metrics-port: not a port number"),
+        (["--seed", "1.5"], "argument --seed: not an integer"),
+        (["--otlp-endpoint", "localhost:4318"], "is not an http(s) URL"),
+        (["--otlp-endpoint", "http://"], "is not an http(s) URL"),
+    ],
+)
+def test_absurd_flags_are_one_line_errors_before_anything_starts(
+    flags: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--audit-dir", str(tmp_path / "audit"), *flags])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "audit").exists(), "nothing was created"

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from meshwatch.cli import main
 from meshwatch.settings import Duration, SettingsError, load_settings, settings_from_mapping
 
 
@@ -72,7 +77,27 @@ def test_meshwatch_yaml_in_the_working_directory_is_picked_up(
         ),
         ("stack:\n  agent_targets: [agents]\n", "stack.agent_targets[0]", "host:port"),
         ("[1, 2]\n", "<top>", "mapping"),
-        ("alerts: [\n", "<file>", "YAML"),
+        ("alerts: [\n", "", "YAML"),
+        (
+            "alerts:\n  ring_breach_rate:\n    threshold: .nan\n",
+            "alerts.ring_breach_rate.threshold",
+            "must be a finite number",
+        ),
+        (
+            "alerts:\n  ring_breach_rate:\n    threshold: -.inf\n",
+            "alerts.ring_breach_rate.threshold",
+            "must be a finite number",
+        ),
+        (
+            "alerts:\n  ring_breach_rate:\n    threshold: 1e400\n",
+            "alerts.ring_breach_rate.threshold",
+            "must be a finite number",
+        ),
+        (
+            "alerts:\n  ring_breach_rate: {threshold: 1, threshold: 2}\n",
+            "",
+            "duplicate key 'threshold'",
+        ),
     ],
 )
 def test_bad_values_name_the_file_and_key(
@@ -109,3 +134,159 @@ def test_durations(text: str, seconds: float) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="Prometheus duration"):
         Duration(text)
+
+
+# --- every settings error is one line naming the file ------------------------------------
+
+
+def test_a_yaml_syntax_error_is_one_line_with_file_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "meshwatch.yaml"
+    path.write_text("alerts:\n  ring_breach_rate:\n    threshold: [1, 2\n  other: 3\n")
+    with pytest.raises(SettingsError) as info:
+        load_settings(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:4:")
+    assert "not valid YAML" in message and "\n" not in message
+
+
+def test_duplicate_keys_are_rejected_with_both_lines(tmp_path: Path) -> None:
+    path = tmp_path / "meshwatch.yaml"
+    path.write_text("alerts:\n  ring_breach_rate:\n    threshold: 1\n    threshold: 2\n")
+    with pytest.raises(
+        SettingsError,
+        match=r":4:5: not valid YAML: duplicate key 'threshold' "
+        r"\(first at line 3\)",
+    ):
+        load_settings(path)
+
+
+def test_a_merge_key_may_be_overridden_without_counting_as_a_duplicate(tmp_path: Path) -> None:
+    path = tmp_path / "meshwatch.yaml"
+    path.write_text(
+        "alerts:\n  ring_breach_rate:\n    <<: {threshold: 1.5, for: 5m}\n    threshold: 1\n"
+    )
+    alert = load_settings(path).alerts.ring_breach_rate
+    assert (alert.threshold, alert.for_) == (1.0, "5m")
+
+
+@pytest.mark.parametrize("spelling", ["5e-2", "5E-2", "+5e-2", "0.5e-1", "5_0e-3"])
+def test_an_exponent_without_a_dot_is_the_number_it_looks_like(
+    tmp_path: Path, spelling: str
+) -> None:
+    path = tmp_path / "meshwatch.yaml"
+    path.write_text(f"alerts:\n  task_error_rate:\n    threshold: {spelling}\n")
+    assert load_settings(path).alerts.task_error_rate.threshold == pytest.approx(0.05)
+
+
+def test_files_that_cannot_be_settings_are_one_line_errors(tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("alerts: {}\n# caf\xe9\n".encode("latin-1"))
+    cases = {
+        latin1: "not UTF-8 text (at byte offset 16)",
+        tmp_path: "not a regular file",
+        Path("/dev/null"): "not a regular file",
+        Path("/proc/self"): "not a regular file",
+        tmp_path / "absent.yaml": "no such settings file",
+    }
+    for path, fragment in cases.items():
+        with pytest.raises(SettingsError) as info:
+            load_settings(path)
+        assert str(info.value) == f"{path}: {fragment}"
+
+
+def test_a_threshold_above_the_default_critical_tier_says_the_limit_is_the_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cross-field error found while rendering still names the file; nothing is written."""
+    path = tmp_path / "meshwatch.yaml"
+    path.write_text("alerts:\n  ring_breach_rate:\n    threshold: 3\n")
+    out = tmp_path / "out"
+    assert main(["generate", "--config", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"meshwatch: invalid settings: {path}: alerts.ring_breach_rate.threshold: 3 is not below"
+        " the default critical_threshold (2): set critical_threshold above it too, or to null"
+        " for no critical tier"
+    )
+    assert not out.exists()
+    path.write_text(
+        "alerts:\n  ring_breach_rate:\n    threshold: 3\n    critical_threshold: null\n"
+    )
+    assert main(["generate", "--config", str(path), "--out", str(out)]) == 0
+    path.write_text("alerts:\n  ring_breach_rate:\n    threshold: 3\n    critical_threshold: 2.5\n")
+    assert main(["generate", "--config", str(path), "--out", str(tmp_path / "o2")]) == 2
+    assert "critical_threshold: must be above threshold (3), got 2.5" in capsys.readouterr().err
+
+
+# --- fuzzing: any YAML is accepted or refused in one line ----------------------------------
+
+_KEYS = st.sampled_from(
+    [
+        "alerts",
+        "dashboards",
+        "stack",
+        "ring_breach_rate",
+        "task_error_rate",
+        "threshold",
+        "critical_threshold",
+        "for",
+        "severity",
+        "min_events",
+        "ports",
+        "grafana",
+        "prometheus",
+        "images",
+        "bind_address",
+        "receivers",
+        "agent_targets",
+        "rate_window",
+        "unknown",
+        "<<",
+    ]
+)
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=20)
+    | st.sampled_from(["5m", "1h30m", "warning", "critical", "page", "127.0.0.1", "5e-2", "~"])
+)
+_DOCUMENTS = st.recursive(
+    _SCALARS,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(_KEYS | st.text(max_size=8), children, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+
+def _assert_accepted_or_one_line(path: Path) -> None:
+    try:
+        load_settings(path)
+    except SettingsError as exc:
+        message = str(exc)
+        assert "\n" not in message and message.startswith(str(path)), message
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(document=_DOCUMENTS)
+def test_any_yaml_document_is_accepted_or_one_settings_error(document: object) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "meshwatch.yaml"
+        path.write_text(
+            yaml.safe_dump(
+                {"alerts": document} if isinstance(document, dict) else document, allow_unicode=True
+            )
+        )
+        _assert_accepted_or_one_line(path)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_any_bytes_as_a_settings_file_are_accepted_or_one_settings_error(raw: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "meshwatch.yaml"
+        path.write_bytes(raw)
+        _assert_accepted_or_one_line(path)

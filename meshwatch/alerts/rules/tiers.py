@@ -38,6 +38,14 @@ def check_tiers(alert: AlertDef, settings: AlertsSettings) -> None:
     beyond = critical > cfg.threshold if direction == "above" else critical < cfg.threshold
     if not beyond:
         side = "above" if direction == "above" else "below"
+        default = getattr(AlertsSettings(), key).critical_threshold
+        if critical == default:
+            raise SettingsError(
+                f"alerts.{key}.threshold",
+                f"{cfg.threshold:g} is not {'below' if side == 'above' else 'above'} the default"
+                f" critical_threshold ({critical:g}): set critical_threshold {side} it too,"
+                " or to null for no critical tier",
+            )
         raise SettingsError(
             f"alerts.{key}.critical_threshold",
             f"must be {side} threshold ({cfg.threshold:g}), got {critical:g}",

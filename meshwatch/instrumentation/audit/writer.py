@@ -15,7 +15,7 @@ transaction, waking when a batch is ready or every ``flush_interval`` seconds.
 
 **Nothing is lost to a burst (backpressure).** When the queue is full, the
 emitting thread waits for the writer to take a batch, at most
-``block_timeout`` seconds (5 by default; 0 never waits) per event, so a burst of any size is
+``block_timeout`` seconds (30 by default; 0 never waits) per event, so a burst of any size is
 persisted whole and, while the writer lags, emitters run at the writer's pace.
 Only an event that found no room within ``block_timeout`` (the disk is stuck,
 not slow) is dropped and counted
@@ -101,7 +101,7 @@ from meshwatch.instrumentation.values import (
 logger = logging.getLogger(__name__)
 _log = RateLimitedLog(logger)
 _GUARD = CardinalityGuard(max_series=100)
-DEFAULT_BLOCK_TIMEOUT = 5.0
+DEFAULT_BLOCK_TIMEOUT = 30.0
 
 
 class _FlushMarker:
