@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
 from meshwatch import __version__
-from meshwatch.commands.shared import CommandError
+from meshwatch.commands.shared import CommandError, os_error
 from meshwatch.settings import SettingsError, settings_path
 
 # The order here is the order `meshwatch --help` lists them in.
@@ -31,11 +32,28 @@ COMMAND_MODULES = (
 )
 
 
+_ROLE = re.compile(r":(?:[a-z]+:)+`~?(?:[^`<]*<)?\.?([^`>]+)>?`")
+_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def plain_text(text: str) -> str:
+    """Docstring markup as plain text: roles (:mod:, :class:) and double backquotes dropped."""
+    text = _ROLE.sub(
+        lambda m: m.group(1).rsplit(".", 1)[-1] if "~" in m.group(0) else m.group(1), text
+    )
+    text = _LITERAL.sub(r"\1", text)
+    return re.sub(r"(?m)(\S)::$", r"\1:", re.sub(r"(?m)^(\s*)::$", "", text))
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, with a usage error as one line (what is wrong, where to read more), exit 2."""
+    """argparse, with a usage error as one line (what is wrong, where to read more), exit 2,
+    and help that reads as plain text (descriptions are the commands' docstrings)."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+    def format_help(self) -> str:
+        return plain_text(super().format_help())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,5 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         print(f"meshwatch {args.command}: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a path the user gave that cannot be used: one line, no traceback
+        print(f"meshwatch {args.command}: {os_error(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130

@@ -8,6 +8,7 @@ file was written, so a failure never leaves half a deployment behind.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -42,6 +43,19 @@ def check_unique(files: Iterable[GeneratedFile]) -> list[GeneratedFile]:
     return [by_path[p] for p in sorted(by_path)]
 
 
+def _make_parents(out_dir: Path) -> Path | None:
+    """Create ``out_dir``'s missing parents; the topmost one created (to undo), or None."""
+    missing = [p for p in out_dir.parents if not p.exists()]
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    return missing[-1] if missing else None
+
+
+def _remove(created: Path | None) -> None:
+    """Undo :func:`_make_parents` after a failure: a failed write leaves nothing behind."""
+    if created is not None:
+        shutil.rmtree(created, ignore_errors=True)
+
+
 def write_tree(files: Iterable[GeneratedFile], out_dir: Path) -> list[Path]:
     """Replace ``out_dir``'s contents with ``files``, atomically from a reader's view.
 
@@ -52,10 +66,14 @@ def write_tree(files: Iterable[GeneratedFile], out_dir: Path) -> list[Path]:
     """
     files = check_unique(files)
     out_dir = Path(out_dir).absolute()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f"{out_dir} exists and is not a directory")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+        raise NotADirectoryError(errno.ENOTDIR, "exists and is not a directory", str(out_dir))
+    created = _make_parents(out_dir)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    except BaseException:
+        _remove(created)
+        raise
     old: Path | None = None
     try:
         written = []
@@ -74,6 +92,7 @@ def write_tree(files: Iterable[GeneratedFile], out_dir: Path) -> list[Path]:
         os.rename(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        _remove(created)
         if old is not None:
             # The old tree was moved aside but the new one never took its place.
             if (old / "tree").exists() and not out_dir.exists():

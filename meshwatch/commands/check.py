@@ -69,17 +69,22 @@ def run_tool(tool: str, *args: str | Path) -> Outcome:
         package = PACKAGES.get(tool, tool)
         return Outcome(False, f"{tool} not found on PATH: install the Debian package '{package}'")
     try:
+        # One stream, in the tool's own order: promtool prints "Unit Testing: FILE" on
+        # stdout and that file's failures on stderr, so two captures would part them.
         done = subprocess.run(
             [path, *map(str, args)],
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
+            errors="replace",
             timeout=TOOL_TIMEOUT_SECONDS,
             check=False,
         )
     except subprocess.TimeoutExpired:
         return Outcome(False, f"{tool} did not finish within {TOOL_TIMEOUT_SECONDS} s")
-    output = "\n".join(part.strip() for part in (done.stdout, done.stderr) if part.strip())
-    return Outcome(done.returncode == 0, output)
+    except OSError as exc:
+        return Outcome(False, f"{tool} could not run: {exc.strerror or exc}")
+    return Outcome(done.returncode == 0, done.stdout.strip())
 
 
 def _files(target: Target, pattern: str) -> list[Path]:

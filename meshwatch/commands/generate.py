@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from meshwatch import kubernetes
-from meshwatch.commands.shared import CommandError, add_config_argument
+from meshwatch.commands.shared import CommandError, add_config_argument, os_error
 from meshwatch.generated import GeneratedFile, write_tree
 from meshwatch.rendering import render_all
 from meshwatch.settings import Settings, load_settings
@@ -49,7 +49,10 @@ def run(args: argparse.Namespace) -> int:
             "replaced: choose another --out"
         )
     files = render_target(settings, args.target, out_dir if out_dir.is_dir() else None)
-    write_tree(files, out_dir)
+    try:
+        write_tree(files, out_dir)
+    except OSError as exc:
+        raise CommandError(f"--out {os_error(exc)}", exit_code=2) from None
     print(f"wrote {len(files)} files to {out_dir}")
     return 0
 

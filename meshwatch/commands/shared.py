@@ -26,6 +26,14 @@ class CommandError(Exception):
         self.exit_code = exit_code
 
 
+def os_error(exc: OSError) -> str:
+    """An OSError as one line: the path, then what is wrong with it."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is None:
+        return reason
+    return f"{exc.filename}: {reason}"
+
+
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
     """``--config``: which settings file (every command that reads settings takes it)."""
     parser.add_argument(

@@ -131,6 +131,20 @@ def parse_notification(receiver: str, body: bytes, received_at: str) -> dict[str
     }
 
 
+def _loggable(line: str) -> str:
+    """``line`` as one line any log can take: control characters escaped, lone surrogates too.
+
+    Labels and annotations come from the request: a newline in one must not
+    split the alert's line, and a lone surrogate (valid in JSON, not in UTF-8)
+    must not make writing to stdout fail after the notification was stored.
+    """
+    if line.isprintable() and line.isascii():
+        return line
+    return "".join(
+        c if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF else repr(c)[1:-1] for c in line
+    )
+
+
 def alert_line(notification: Mapping[str, Any], alert: Mapping[str, Any]) -> str:
     """One alert of a notification as a log line a person reads."""
     subject = " ".join(
@@ -273,7 +287,7 @@ class AlertSink:
     def say(self, line: str) -> None:
         """Write one line to the sink's log (stdout), whole, even from concurrent handlers."""
         with self._lock:
-            print(line, file=self._out, flush=True)
+            print(_loggable(line), file=self._out, flush=True)
 
     def record(self, notification: dict[str, Any]) -> None:
         """Append ``notification`` to the file and the in-memory tail, and log its alerts."""
@@ -283,7 +297,7 @@ class AlertSink:
             self._file.flush()
             self._recent.append(notification)
             for alert in notification["alerts"]:
-                print(alert_line(notification, alert), file=self._out)
+                print(_loggable(alert_line(notification, alert)), file=self._out)
             self._out.flush()
 
     def newest(self, limit: int) -> list[dict[str, Any]]:
@@ -298,6 +312,9 @@ class _Server(ThreadingHTTPServer):
     # written when a stop arrives is written whole before the file closes.
     daemon_threads = False
     block_on_close = True
+    # socketserver's default backlog of 5 refuses part of a burst of notifications
+    # on a loaded host (the client then waits out SYN retries); 128 takes it.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], sink: AlertSink) -> None:
         # An IPv6 listen address (``::``, ``::1``) needs an IPv6 socket.

@@ -139,6 +139,30 @@ def test_a_regenerated_config_is_reloaded_not_restarted(workdir: Path) -> None:
     _assert_gone(records)
 
 
+def test_a_port_change_restarts_the_component_on_its_new_port(workdir: Path) -> None:
+    mapping = _stack_mapping(workdir, demo=False)
+    with NativeStack(settings_from_mapping(mapping)) as stack:
+        before = {n: r.pid for n, r in stack.records().items()}
+        (new_port,) = free_ports(1)
+        mapping["stack"]["ports"]["alertmanager"] = new_port
+        moved = NativeStack(settings_from_mapping(mapping))
+        statuses = moved.start(timeout=START_TIMEOUT)
+        assert all(s.ready for s in statuses), statuses
+        after = {n: r.pid for n, r in moved.records().items()}
+        assert after["alertmanager"] != before["alertmanager"], "restarted"
+        assert after["prometheus"] == before["prometheus"], "reloaded, not restarted"
+        assert moved.url("alertmanager").endswith(f":{new_port}")
+        prometheus = PrometheusAPI(moved.url("prometheus"))
+        wait_until(
+            lambda: any(str(new_port) in a["url"] for a in prometheus.alertmanagers()),
+            timeout=30,
+            what="Prometheus to send to Alertmanager's new port",
+        )
+        records = moved.records()
+        moved.stop()
+    _assert_gone(records)
+
+
 def test_cli_up_status_down(
     workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -53,6 +53,11 @@ def test_check_fails_with_promtools_message_when_a_case_fails(
     captured = capsys.readouterr()
     assert "FAIL promtool test rules" in captured.out
     assert "FAILED" in captured.err and "TrustScoreLow" in captured.err
+    # The failure stands under its own file's header, not after every file's.
+    lines = captured.err.splitlines()
+    failed = next(i for i, line in enumerate(lines) if "FAILED" in line)
+    headers = [line for line in lines[:failed] if line.startswith("Unit Testing:")]
+    assert headers[-1].endswith("TrustScoreLow.test.yml"), lines[max(0, failed - 3) : failed + 1]
     assert (
         "differs from the settings: prometheus/rules/tests/TrustScoreLow.test.yml" in captured.err
     )

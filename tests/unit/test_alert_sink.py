@@ -17,6 +17,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from meshwatch.cli import main
 from meshwatch.stack.alert_sink import AlertSink, PayloadError, parse_notification, read_tail
@@ -342,3 +344,94 @@ def test_the_command_reports_an_unusable_log_path(
 ) -> None:
     assert main(["alert-sink", "--port", "0", "--log", str(tmp_path)]) == 1
     assert f"cannot start on {tmp_path}" in capsys.readouterr().err
+
+
+# --- fuzzing: any body is answered 2xx or 4xx, never 5xx, and the sink keeps serving ------
+
+_JSON_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)  # lone surrogates and control characters included
+    | st.sampled_from(["4", "firing", "resolved", "critical", "alertname", "\n", "\ud800"])
+)
+_JSON = st.recursive(
+    _JSON_LEAVES,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["status", "labels", "annotations", "alerts", "version", "startsAt"])
+            | st.text(max_size=6),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=20,
+)
+_ALERT = st.fixed_dictionaries(
+    {"status": st.sampled_from(["firing", "resolved"])},
+    optional={
+        "labels": st.dictionaries(st.text(max_size=8), st.text(max_size=12), max_size=3) | _JSON,
+        "annotations": st.dictionaries(st.text(max_size=8), st.text(max_size=12), max_size=3),
+        "startsAt": _JSON,
+        "endsAt": _JSON,
+    },
+)
+_NOTIFICATION = st.fixed_dictionaries(
+    {
+        "version": st.sampled_from(["4", "4", "3", 4]),
+        "status": st.sampled_from(["firing", "resolved", "unknown"]),
+        "alerts": st.lists(_ALERT | _JSON, max_size=3),
+    },
+    optional={"groupKey": _JSON, "truncatedAlerts": _JSON},
+)
+
+
+def _as_body(document: object) -> bytes:
+    return json.dumps(document).encode()
+
+
+@pytest.fixture(scope="module")
+def fuzzed_sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AlertSink, Client]]:
+    # Strict UTF-8, as stdout is: a line that cannot be encoded would fail here too.
+    log = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+    path = tmp_path_factory.mktemp("fuzz") / "notes.jsonl"
+    with AlertSink(path, port=0, max_body=64 * 1024, out=log) as running:
+        yield running, Client(running.url)
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    body=st.binary(max_size=300)
+    | _JSON.map(_as_body)
+    | _NOTIFICATION.map(_as_body)
+    | st.text(max_size=100).map(lambda t: t.encode("utf-8", "surrogatepass"))
+)
+def test_any_body_is_answered_2xx_or_4xx_and_the_sink_keeps_serving(
+    fuzzed_sink: tuple[AlertSink, Client], body: bytes
+) -> None:
+    _, client = fuzzed_sink
+    conn = http.client.HTTPConnection(client.host, client.port, timeout=10)
+    try:
+        conn.request("POST", "/critical", body=body, headers={"Content-Type": "application/json"})
+        status = conn.getresponse().status
+    finally:
+        conn.close()
+    assert 200 <= status < 500, f"HTTP {status} for {body[:80]!r}"
+    assert client.request("GET", "/-/ready")[0] == 200
+
+
+def test_a_label_with_a_newline_or_a_lone_surrogate_is_logged_on_one_line(
+    tmp_path: Path,
+) -> None:
+    log = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+    notification = json.loads(json.dumps(FIRING))
+    notification["alerts"][0]["labels"]["agent_did"] = "did:mesh:a\nFIRING Fake [critical]\ud800"
+    with AlertSink(tmp_path / "n.jsonl", port=0, out=log) as running:
+        status, _ = Client(running.url).post("/critical", notification)
+        log.flush()
+        lines = log.buffer.getvalue().decode("utf-8").splitlines()  # type: ignore[attr-defined]
+    assert status == 200
+    (line,) = [x for x in lines if "SagaEscalated" in x]
+    assert "agent_did=did:mesh:a\\nFIRING Fake [critical]\\ud800" in line

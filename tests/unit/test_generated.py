@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,45 @@ def test_paths_must_stay_inside_the_output(bad: str) -> None:
 def test_two_generators_claiming_one_path_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="two generators"):
         write_tree([GeneratedFile("x", "1"), GeneratedFile("x", "2")], tmp_path / "out")
+
+
+# --- an --out that cannot be used is one line, exit 2, and nothing is left behind ----------
+
+
+def _generate(out: Path | str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    from meshwatch.cli import main
+
+    code = main(["generate", "--out", str(out)])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file", "in /proc"])
+def test_an_unusable_out_is_a_one_line_error_and_nothing_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("not a directory")
+    out = {
+        "a file": a_file,
+        "under a file": a_file / "out",
+        "in /proc": Path("/proc/meshwatch-out"),
+    }[where]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, err = _generate(out, capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith(f"meshwatch generate: --out {out if where == 'a file' else ''}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert a_file.read_text() == "not a directory"
+
+
+def test_missing_parents_created_for_a_failed_write_are_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(*args: object, **kwargs: object) -> str:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        write_tree([GeneratedFile("a.txt", "x")], tmp_path / "new" / "deeper" / "out")
+    assert not (tmp_path / "new").exists()

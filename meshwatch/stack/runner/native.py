@@ -8,7 +8,8 @@ Each process starts in its own session (``start_new_session``), so its pid is
 its process group id, and stopping sends SIGTERM to the whole group, then
 SIGKILL after a timeout: nothing a component spawned survives it. Pid files
 (with the kernel's start time, see :mod:`.state`) make ``start`` idempotent
-(a running component is left alone, and reloaded if its config changed) and
+(a running component is left alone, reloaded if its config changed, restarted
+if its command line did, e.g. a new port) and
 let ``meshwatch down`` in another process stop exactly what ``up`` started.
 A failed start stops everything that start launched before raising.
 """
@@ -305,7 +306,9 @@ class NativeStack:
         """Generate, then start every component not already running and wait until all are ready.
 
         A component already running is left alone; if the configuration
-        changed it is told to reload. On any failure (a port taken, a process
+        changed it is told to reload; if its command line changed (a port in
+        ``stack.ports``, say) it is restarted, since a reload cannot move a
+        listener. On any failure (a port taken, a process
         that exits, readiness not reached within ``timeout`` seconds) every
         process this call started is stopped before StackError is raised.
         """
@@ -313,7 +316,13 @@ class NativeStack:
         started: list[str] = []
         try:
             for name in self.components():
-                if self.running(name) is not None:
+                record = self.running(name)
+                if record is not None and record.argv != tuple(self._argv(name)):
+                    # A port (or another flag) changed: a reload cannot move a listener.
+                    self._say(f"{name}'s command line changed (stack settings): restarting it")
+                    self.stop([name])
+                    record = None
+                if record is not None:
                     if changed and name in RELOADABLE:
                         self._reload(name)
                     continue
