@@ -68,6 +68,9 @@ LEGACY_SERIES_CAP = 5
 # The demo never queries its bus: keep its retained log (and memory) small.
 BUS_RETENTION = 20_000
 AUDIT_MAX_ROWS = 200_000
+# The scheduler thread emits: a stuck disk may hold it this long, not the
+# library's 30 s, so a SIGTERM is still honoured within seconds.
+AUDIT_BLOCK_TIMEOUT = 2.0
 MIRROR_QUEUE_SIZE = 64
 MIRROR_MAX_ROWS = 20_000
 BRIDGE_FAILS_EVERY = 30
@@ -166,7 +169,9 @@ class Demo:
         llm = new_llm_metrics()
         work = AgentMetrics(ORCHESTRATOR.did)
         legacy_work = AgentMetrics(LEGACY.did, guard=CardinalityGuard(max_series=LEGACY_SERIES_CAP))
-        primary = AuditTrail(audit_dir / "audit.db", max_rows=AUDIT_MAX_ROWS)
+        primary = AuditTrail(
+            audit_dir / "audit.db", max_rows=AUDIT_MAX_ROWS, block_timeout=AUDIT_BLOCK_TIMEOUT
+        )
         self.trails.append(primary.attach(bus))
         mirror = AuditTrail(  # never waits for room: shows what an undersized trail drops
             audit_dir / "audit-mirror.db",
