@@ -141,11 +141,11 @@ def test_a_regenerated_config_is_reloaded_not_restarted(workdir: Path) -> None:
 
 def test_a_port_change_restarts_the_component_on_its_new_port(workdir: Path) -> None:
     mapping = _stack_mapping(workdir, demo=False)
-    with NativeStack(settings_from_mapping(mapping)) as stack:
+    with NativeStack(settings_from_mapping(mapping), renderer=render_all) as stack:
         before = {n: r.pid for n, r in stack.records().items()}
         (new_port,) = free_ports(1)
         mapping["stack"]["ports"]["alertmanager"] = new_port
-        moved = NativeStack(settings_from_mapping(mapping))
+        moved = NativeStack(settings_from_mapping(mapping), renderer=render_all)
         statuses = moved.start(timeout=START_TIMEOUT)
         assert all(s.ready for s in statuses), statuses
         after = {n: r.pid for n, r in moved.records().items()}
