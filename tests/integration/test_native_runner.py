@@ -24,7 +24,7 @@ from meshwatch.settings import load_settings, settings_from_mapping
 from meshwatch.stack.prometheus_config import JOB_ALERTMANAGER, JOB_DEMO, JOB_PROMETHEUS
 from meshwatch.stack.runner import NativeStack, ProcessRecord, StackError
 from meshwatch.stack.runner.state import group_members
-from tests.integration.helpers.net import LOOPBACK, free_stack_ports
+from tests.integration.helpers.net import LOOPBACK, free_ports, free_stack_ports
 from tests.integration.helpers.poll import wait_until
 from tests.integration.helpers.processes import (
     alive,
