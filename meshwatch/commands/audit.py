@@ -25,7 +25,6 @@ from meshwatch.instrumentation.audit import (
     AuditReader,
     AuditRecord,
 )
-from meshwatch.instrumentation.events import EventType
 
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
