@@ -16,8 +16,9 @@ the alert thresholds from ``settings.alerts``, and panels link to the runbooks
 of the alerts they show the signal of.
 
 **Import form.** Each file is the dashboard model itself (a top-level object
-with ``uid``, ``title``, ``panels``, ``templating`` and ``schemaVersion``), with
-``id`` null and no ``__inputs`` section. Every panel names its datasource
+with ``uid``, ``title``, ``panels``, ``templating`` and ``schemaVersion``) in
+Grafana 11.6's schema (see :mod:`~meshwatch.dashboards.schema`), with no ``id``
+and no ``__inputs`` section. Every panel names its datasource
 through a datasource template variable (``${datasource}`` for Prometheus,
 ``${tempo}`` for Tempo) rather than a uid, so the same file is provisioned by
 ``make up`` and imported as is through Grafana's UI ("Import dashboard" asks
@@ -48,6 +49,7 @@ from meshwatch.dashboards.queries import (
     queries_of,
     source_of,
 )
+from meshwatch.dashboards.schema import to_schema
 from meshwatch.generated import GeneratedFile
 from meshwatch.settings import Settings
 
@@ -65,15 +67,16 @@ OUTPUT_DIR = "grafana/dashboards"
 def dashboard_models(settings: Settings) -> list[dict[str, Any]]:
     """The dashboards as plain JSON-ready dicts (what the files contain).
 
-    grafanalib always writes an empty ``__inputs`` list; it is dropped so the
-    model says plainly that importing it needs no inputs.
+    Every dashboard passes through :func:`~meshwatch.dashboards.schema.to_schema`,
+    so each file is Grafana's schema model (no ``__inputs``, none of grafanalib's
+    legacy fields), whichever module built it.
     """
-    models = []
-    for build in BUILDERS:
-        model = json.loads(json.dumps(build(settings).to_json_data(), cls=DashboardEncoder))
-        model.pop("__inputs", None)
-        models.append(model)
-    return models
+    return [model_of(build(settings)) for build in BUILDERS]
+
+
+def model_of(dashboard: Dashboard) -> dict[str, Any]:
+    """One grafanalib dashboard as the JSON model meshwatch writes (for dashboards of your own)."""
+    return to_schema(json.loads(json.dumps(dashboard.to_json_data(), cls=DashboardEncoder)))
 
 
 def to_json(model: dict[str, Any]) -> str:
@@ -109,6 +112,7 @@ __all__ = [
     "PanelQuery",
     "dashboard_models",
     "metric_names",
+    "model_of",
     "panel_queries",
     "render",
     "source_of",

@@ -47,11 +47,10 @@ from meshwatch.dashboards.panels import (
     ThresholdStep,
     ValueText,
 )
+from meshwatch.dashboards.schema import SCHEMA_VERSION
 from meshwatch.instrumentation.catalogue import MetricDef
 from meshwatch.settings import Settings, Severity
 
-# Grafana 11.x writes schema 39; older Grafana (10.x) migrates nothing it cannot read.
-SCHEMA_VERSION = 39
 GRID_COLUMNS = 24
 # Every meshwatch dashboard carries this tag; the dashboards link to each other through it.
 TAG = "meshwatch"
@@ -294,6 +293,8 @@ def piechart(
         legendValues=["value", "percent"],
         reduceOptionsCalcs=["lastNotNull"],
         tooltipMode="multi",
+        # PieChartv2 has no tooltip sort; the largest share first, as the time series sort.
+        extraJson={"options": {"tooltip": {"sort": "desc"}}},
     )
 
 

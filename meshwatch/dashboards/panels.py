@@ -107,6 +107,7 @@ class TempoTarget:
     def to_json_data(self) -> JSON:
         data: JSON = {
             "datasource": self.datasource,
+            "filters": [],
             "queryType": self.queryType,
             "refId": self.refId,
         }
@@ -202,6 +203,13 @@ class ModernBarGauge(Panel):
                 },
                 "options": {
                     "displayMode": self.displayMode,
+                    # Bars are labelled by series; the schema's legend default is hidden.
+                    "legend": {
+                        "calcs": [],
+                        "displayMode": "list",
+                        "placement": "bottom",
+                        "showLegend": False,
+                    },
                     "maxVizHeight": 300,
                     "minVizHeight": 16,
                     "minVizWidth": 8,
