@@ -23,6 +23,7 @@ from grafana_foundation_sdk.models.dashboard import Dashboard as SchemaDashboard
 from grafanalib.core import DataLink, Text, TimeSeries
 
 from meshwatch import dashboards
+from meshwatch.alerts.catalogue import AGENT_TASK_DURATION_HIGH, AGENT_TASK_SUCCESS_RATE_LOW
 from meshwatch.dashboards import model_of
 from meshwatch.dashboards.common import (
     COUNT,
@@ -30,8 +31,8 @@ from meshwatch.dashboards.common import (
     RATIO,
     SECONDS,
     Grid,
-    above,
     agent_variable,
+    alert_marks,
     bargauge,
     dashboard,
     datasource_variable,
@@ -164,7 +165,6 @@ def test_the_round_trip_catches_what_grafanalib_writes_unmended() -> None:
 
 def _user_dashboard(settings: Settings) -> dict[str, Any]:
     """A dashboard of the user's own, made with every meshwatch panel helper and variable."""
-    success = settings.alerts.task_success_rate_low
     grid = Grid().row("Mine")
     grid.add(
         timeseries(
@@ -172,8 +172,7 @@ def _user_dashboard(settings: Settings) -> dict[str, Any]:
             "Task starts per second.",
             [prom(f"sum(rate({TASKS_STARTED.name}[$__rate_interval]))", "tasks")],
             unit="ops",
-            steps=above(settings.alerts.task_duration_p95_high),
-            links=[DataLink(title="Runbook", linkUrl="https://rb.example/x")],
+            **alert_marks(settings, AGENT_TASK_DURATION_HIGH),
             stack=True,
         ),
         w=12,
@@ -186,7 +185,8 @@ def _user_dashboard(settings: Settings) -> dict[str, Any]:
             "Share succeeding.",
             [prom("vector(0.9)", "x", instant=True)],
             unit=RATIO,
-            steps=above(success),
+            steps=alert_marks(settings, AGENT_TASK_SUCCESS_RATE_LOW)["steps"],
+            links=[DataLink(title="Runbook", linkUrl="https://rb.example/x")],
             min_value=0,
             max_value=1,
         ),
