@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "meshwatch.commands.down",
     "meshwatch.commands.status",
     "meshwatch.commands.demo",
+    "meshwatch.commands.snapshot",
     "meshwatch.commands.alert_sink",
 )
 

@@ -19,10 +19,10 @@ from pathlib import Path, PurePosixPath
 
 @dataclass(frozen=True, slots=True)
 class GeneratedFile:
-    """One output file: a relative POSIX path, its text, and its permission bits."""
+    """One output file: a relative POSIX path, its text (or bytes, for images), and its mode."""
 
     path: str
-    content: str
+    content: str | bytes
     mode: int = 0o644
 
     def __post_init__(self) -> None:
@@ -81,8 +81,12 @@ def write_tree(files: Iterable[GeneratedFile], out_dir: Path) -> list[Path]:
             target = tmp / f.path
             target.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, f.mode)
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(f.content)
+            if isinstance(f.content, bytes):
+                with os.fdopen(fd, "wb") as binary:
+                    binary.write(f.content)
+            else:
+                with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+                    handle.write(f.content)
             os.chmod(target, f.mode)
             written.append(out_dir / f.path)
         os.chmod(tmp, 0o755)

@@ -7,6 +7,9 @@ said plainly, with where the dashboards are for import elsewhere.
 
 Receivers without a URL of their own (the default) post to the built-in alert
 sink, which runs in both modes; ``up`` says where to read what it received.
+In native mode it prints the pages that work on the binaries it runs, and how
+to get the dashboards as pictures without Grafana (``meshwatch snapshot``;
+``--snapshot`` takes one as soon as the stack is up).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from meshwatch.commands.shared import (
     add_stack_arguments,
     print_statuses,
 )
+from meshwatch.commands.snapshot import snapshot
 from meshwatch.rendering import render_all
 from meshwatch.settings import Settings, load_settings
 from meshwatch.stack import secrets as stack_secrets
@@ -32,8 +36,12 @@ from meshwatch.stack.runner import (
     docker_available,
 )
 from meshwatch.stack.runner.compose import ENGINE_PROBE_TIMEOUT
+from meshwatch.stack.runner.web_ui import alertmanager_pages, prometheus_pages
 
 DEFAULT_TIMEOUT = {"native": 120.0, "compose": 300.0}
+# `up --snapshot` (native mode): where the dashboard pictures go, in the working directory.
+SNAPSHOT_DIR = "snapshots"
+SNAPSHOT_SINCE = "15m"
 
 
 def choose_mode(requested: str) -> str:
@@ -49,24 +57,51 @@ def choose_mode(requested: str) -> str:
     return "native"
 
 
-def _up_native(settings: Settings, workdir: Workdir, timeout: float) -> list[ComponentStatus]:
+def _print_native_pages(stack: NativeStack) -> None:
+    """The pages that work on the binaries native mode runs (Debian's lack the usual UIs)."""
+    components = stack.components()
+    if "prometheus" in components:
+        pages = prometheus_pages(stack.url("prometheus"))
+        print("  Prometheus: " + ", ".join(f"{name} {url}" for name, url in pages.items()))
+    if "alertmanager" in components:
+        print("  Alertmanager: " + "; ".join(alertmanager_pages(stack.url("alertmanager"))))
+
+
+def _up_native(
+    settings: Settings,
+    workdir: Workdir,
+    timeout: float,
+    *,
+    config: str | None,
+    take_snapshot: bool,
+) -> list[ComponentStatus]:
     stack = NativeStack(
         settings, workdir.root, renderer=render_all, say=lambda m: print(f"meshwatch up: {m}")
     )
     statuses = stack.start(timeout=timeout)
     print(f"meshwatch is up in native mode (working directory {workdir.root}):")
     print_statuses(statuses)
+    _print_native_pages(stack)
     if ALERT_SINK in stack.components():
         print(
             "  Alert notifications of receivers without a URL are appended to "
             f"{workdir.notifications_file}"
         )
     dashboards = workdir.stack / "grafana" / "dashboards"
+    pictures = workdir.root / SNAPSHOT_DIR
+    command = f"meshwatch snapshot --prometheus {stack.url('prometheus')} --out {pictures}"
+    if config is not None:
+        command += f" --config {config}"
     print(
         "Grafana and Tempo need Docker, so they are not running in native mode.\n"
+        f"  Dashboards as pictures, drawn from this Prometheus without Grafana: `{command}`\n"
+        f"  (then open {pictures / 'index.html'}; run it again for newer data,\n"
+        "  or start with `meshwatch up --snapshot`).\n"
         f"  Dashboards to import into a Grafana of your own: {dashboards}/*.json\n"
         f"  (point their Prometheus datasource at {stack.url('prometheus')})."
     )
+    if take_snapshot:
+        snapshot(settings, stack.url("prometheus"), pictures, SNAPSHOT_SINCE)
     return statuses
 
 
@@ -97,7 +132,9 @@ def run(args: argparse.Namespace) -> int:
     timeout = args.timeout if args.timeout is not None else DEFAULT_TIMEOUT[mode]
     try:
         if mode == "native":
-            statuses = _up_native(settings, workdir, timeout)
+            statuses = _up_native(
+                settings, workdir, timeout, config=args.config, take_snapshot=args.snapshot
+            )
         else:
             statuses = _up_compose(settings, workdir, timeout)
     except StackError as exc:
@@ -119,6 +156,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         choices=("auto", "compose", "native"),
         default="auto",
         help="compose when a Docker engine answers, else native (default: auto)",
+    )
+    parser.add_argument(
+        "--snapshot",
+        action="store_true",
+        help=f"native mode: once up, draw the dashboards into {SNAPSHOT_DIR}/ (meshwatch snapshot)",
     )
     parser.add_argument(
         "--timeout",

@@ -169,8 +169,8 @@ def metrics_sections(settings: Settings) -> str:
 #: What a user does with each component of the stack.
 USES = {
     "grafana": "the dashboards; log in as `admin` with the password from `.env`",
-    "prometheus": "queries, `/alerts` (rule states), `/targets` (what is scraped)",
-    "alertmanager": "notifications, grouping, silences",
+    "prometheus": "queries, `/alerts` (rule states), `/targets` (what is scraped); Debian's Prometheus 2.42 (native mode) serves them under `/classic/`",
+    "alertmanager": "notifications, grouping, silences; Debian's package (native mode) has no web UI: its API `/api/v2/alerts` and `amtool`",
     "tempo": "the trace API Grafana reads (search traces from Grafana)",
     "demo": "the simulated fleet's `/metrics`",
     "alert-sink": "the newest notifications delivered to receivers without a URL of their own",
