@@ -16,7 +16,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-_VARIABLE = re.compile(r"\$\{(?P<braced>\w+)(?::\w+)?\}|\[\[(?P<old>\w+)\]\]|\$(?P<plain>\w+)")
+# What Grafana does to a query before sending it is product code now: `meshwatch snapshot`
+# sends the same PromQL.
+from meshwatch.snapshot.interpolate import default_values, substitute
+
+__all__ = ["builtin_values", "default_values", "load_dashboards", "panels", "substitute"]
 
 
 def builtin_values(*, rate_interval: str, range_seconds: int) -> dict[str, str]:
@@ -37,38 +41,6 @@ def _seconds(duration: str) -> int:
     if match is None:
         raise ValueError(f"unsupported duration {duration!r}")
     return int(match.group(1)) * units[match.group(2)]
-
-
-def default_values(dashboard: Mapping[str, Any]) -> dict[str, str]:
-    """Each template variable's value on first load (what "All" or the default expands to)."""
-    values: dict[str, str] = {}
-    for variable in dashboard.get("templating", {}).get("list", []):
-        name = variable["name"]
-        if variable.get("includeAll") and variable.get("allValue") is not None:
-            values[name] = variable["allValue"]
-        elif variable.get("type") == "datasource":
-            # Datasource variables select where a query goes; they never appear in PromQL.
-            values[name] = variable.get("query", "")
-        else:
-            current = variable.get("current") or {}
-            values[name] = str(current.get("value", variable.get("query", "")))
-    return values
-
-
-def substitute(expr: str, values: Mapping[str, str]) -> str:
-    """``expr`` with every ``$var``, ``${var}`` and ``[[var]]`` replaced from ``values``.
-
-    An unknown variable raises ``KeyError``: a query that names a variable the
-    dashboard does not define shows "No data" in Grafana, which is a bug.
-    """
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group("braced") or match.group("old") or match.group("plain")
-        if name not in values:
-            raise KeyError(f"query {expr!r} uses undefined variable ${name}")
-        return values[name]
-
-    return _VARIABLE.sub(replace, expr)
 
 
 def load_dashboards(directory: Path) -> dict[str, dict[str, Any]]:
