@@ -22,6 +22,7 @@ PALETTE = ("#7EB26D", "#EAB839", "#6ED0E0", "#EF843C", "#E24D42", "#1F78C1", "#B
 _SI = ((1e9, "G"), (1e6, "M"), (1e3, "k"))
 _BYTES = ((1024.0**3, "GiB"), (1024.0**2, "MiB"), (1024.0, "KiB"))
 _RATE_SUFFIX = {"ops": " ops/s", "reqps": " req/s"}
+_CURRENCY = {"USD": "$", "EUR": "€", "GBP": "£"}
 
 
 def color(name: str) -> str:
@@ -65,6 +66,9 @@ def format_value(value: float | None, unit: str) -> str:
         return _duration(value)
     if unit == "ms":
         return _duration(value / 1000)
+    if unit.startswith("currency"):
+        symbol = _CURRENCY.get(unit[len("currency") :], unit[len("currency") :] + " ")
+        return ("-" if value < 0 else "") + symbol + _short(abs(value))
     if unit in _RATE_SUFFIX:
         return _short(value) + _RATE_SUFFIX[unit]
     if unit in ("Bps", "bytes"):

@@ -33,7 +33,7 @@ SINCE_SECONDS = 7200.0
 # Each attempt queries every panel and draws four PNGs (several seconds, more on a loaded
 # machine). Rare events need time: a histogram's rate has data once a second observation
 # follows the demo's forced first one (conflicts: about one a minute and a half).
-DATA_TIMEOUT = 300.0
+DATA_TIMEOUT = 150.0
 
 
 def _out(tmp_path: Path) -> Path:
@@ -45,6 +45,7 @@ def _reads(panel: PanelData) -> set[str]:
     return {m for t in panel.panel.get("targets", []) for m in metric_names(t.get("expr", ""))}
 
 
+@pytest.mark.timeout(DATA_TIMEOUT + 240)  # the wait, plus the session stack's start if first
 def test_snapshot_of_the_live_stack_draws_every_prometheus_panel(
     live_stack: LiveStack, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

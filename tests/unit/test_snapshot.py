@@ -107,6 +107,8 @@ def test_tempo_and_grafana_panels_are_not_drawable_and_say_why() -> None:
         (1500.0, "reqps", "1.5k req/s"),
         (2048.0, "Bps", "2 KiB/s"),
         (417.0, "short", "417"),
+        (9.43, "currencyUSD", "$9.43"),
+        (1200.0, "currencyCHF", "CHF 1.2k"),
         (None, "s", "No data"),
     ],
 )
