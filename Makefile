@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
 # Optional extras the test suite needs; each integration's extra is added here.
-EXTRAS ?= dev,genai-producers,snapshot
+EXTRAS ?= dev,genai-producers,snapshot,agent-hypervisor
 
 .PHONY: help up down status generate check demo test test-unit test-integration lint bench system-deps clean
 

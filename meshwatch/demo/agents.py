@@ -500,6 +500,8 @@ def short_elevations(world: World) -> Process:
         if idle:
             agent = rng.choice(idle)
             world.sim.spawn(_short_elevation(world, agent, rng.uniform(5.0, 45.0)))
+        if world.dice.chance(rng, "elevation_denied", world.scenario.odds.elevation_denied):
+            world.deny_elevation(rng.choice((TOOL_SEARCH, TOOL_CODE)), "insufficient_trust")
         yield rng.expovariate(1.0 / world.scenario.short_elevation_interval)
 
 

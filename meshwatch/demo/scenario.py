@@ -50,6 +50,7 @@ FORCED_FIRST = frozenset(
         "step_failure",
         "step_in_doubt",
         "elevation_expires",
+        "elevation_denied",
     }
 )
 
@@ -106,6 +107,8 @@ class Probabilities:
     # the saga escalates to a human, which pages. Rare, as it should be.
     step_in_doubt: float = 0.001
     elevation_expires: float = 0.4
+    # A tool agent asks for the private corpus and is refused (too little trust).
+    elevation_denied: float = 0.1
 
 
 @dataclass(frozen=True)

@@ -228,6 +228,11 @@ class World:
         payload = {"from_ring": agent.ring, "to_ring": agent.ring - 1, "reason": reason}
         self.emit(EventType.RING_ELEVATED, agent, payload, timestamp=started)
 
+    def deny_elevation(self, agent: AgentSpec, reason: str) -> None:
+        """``agent`` asked to be raised one ring and was refused for ``reason``."""
+        payload = {"from_ring": agent.ring, "to_ring": agent.ring - 1, "reason": reason}
+        self.emit(EventType.RING_ELEVATION_DENIED, agent, payload)
+
     def demote(self, agent: AgentSpec, reason: str, *, expired: bool = False) -> None:
         self.elevated.discard(agent.did)
         event = EventType.RING_ELEVATION_EXPIRED if expired else EventType.RING_DEMOTED

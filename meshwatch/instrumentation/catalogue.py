@@ -150,6 +150,12 @@ RING_ELEVATION_DURATION = MetricDef(
     ("agent_did",),
     unit="seconds",
 )
+RING_ELEVATIONS_DENIED = MetricDef(
+    "agent_hypervisor_ring_elevations_denied_total",
+    _C,
+    "Ring elevation requests refused, by reason (insufficient_trust, duplicate_elevation, ...).",
+    ("agent_did", "reason"),
+)
 RING_ELEVATED = MetricDef(
     "agent_hypervisor_ring_elevated",
     _G,

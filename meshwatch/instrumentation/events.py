@@ -51,6 +51,11 @@ class EventType(enum.StrEnum):
     RING_DEMOTED = "ring.demoted"
     RING_ELEVATION_EXPIRED = "ring.elevation_expired"
     RING_BREACH_DETECTED = "ring.breach_detected"
+    # A refused elevation request (with its reason): a security signal of its own
+    RING_ELEVATION_DENIED = "ring.elevation_denied"
+    # The breach detector's per-agent circuit breaker
+    RING_BREAKER_TRIPPED = "ring.breaker_tripped"
+    RING_BREAKER_RESET = "ring.breaker_reset"
     # Liability: vouching, slashing, quarantine
     VOUCH_CREATED = "liability.vouch_created"
     VOUCH_RELEASED = "liability.vouch_released"
@@ -68,6 +73,7 @@ class EventType(enum.StrEnum):
     SAGA_FAILED = "saga.failed"
     SAGA_ESCALATED = "saga.escalated"
     SAGA_FANOUT_STARTED = "saga.fanout_started"
+    SAGA_FANOUT_RESOLVED = "saga.fanout_resolved"
     SAGA_CHECKPOINT_SAVED = "saga.checkpoint_saved"
     # Virtual file system
     VFS_WRITE = "vfs.write"
@@ -78,6 +84,8 @@ class EventType(enum.StrEnum):
     # Security
     RATE_LIMITED = "security.rate_limited"
     AGENT_KILLED = "security.agent_killed"
+    # An in-flight saga step of a killed agent, handed to a substitute or compensated
+    SAGA_HANDOFF = "security.saga_handoff"
     IDENTITY_VERIFIED = "security.identity_verified"
     IDENTITY_REJECTED = "security.identity_rejected"
     # A remediation decision on an alert (meshwatch.remediation): acted, dry run or refused
@@ -86,6 +94,7 @@ class EventType(enum.StrEnum):
     AUDIT_DELTA_CAPTURED = "audit.delta_captured"
     AUDIT_COMMITTED = "audit.committed"
     AUDIT_EXPORTED = "audit.exported"
+    AUDIT_GC_COLLECTED = "audit.gc_collected"
     # Verification
     BEHAVIOR_DRIFT = "verification.behavior_drift"
     HISTORY_VERIFIED = "verification.history_verified"
@@ -153,6 +162,10 @@ class HypervisorEvent:
     (all fields, so two emits of "the same" event differ by id) and hash
     without the payload.
 
+    ``parent_event_id`` names the event this one follows from (upstream's
+    field of the same name): a killed agent's handoffs point at the kill, a
+    saga's steps at its creation.
+
     Identifiers must be strings (or None); anything else raises TypeError here,
     at construction, rather than corrupting the bus's indexes later.
 
@@ -168,6 +181,7 @@ class HypervisorEvent:
     payload: Mapping[str, Any] = field(hash=False)
     event_id: str
     timestamp: datetime
+    parent_event_id: str | None
 
     def __init__(
         self,
@@ -178,6 +192,7 @@ class HypervisorEvent:
         payload: Mapping[str, Any] | None = None,
         event_id: str | None = None,
         timestamp: datetime | None = None,
+        parent_event_id: str | None = None,
     ) -> None:
         if type(event_type) is not EventType:
             event_type = EventType(event_type)
@@ -208,6 +223,10 @@ class HypervisorEvent:
             event_id = f"{_getrandbits(64):016x}"
         elif type(event_id) is not str:
             raise TypeError(f"HypervisorEvent.event_id must be a str, got {event_id!r}")
+        if parent_event_id is not None and type(parent_event_id) is not str:
+            raise TypeError(
+                f"HypervisorEvent.parent_event_id must be a str or None, got {parent_event_id!r}"
+            )
         if timestamp is None:
             timestamp = _now(UTC)
         elif getattr(timestamp, "tzinfo", None) is not UTC:
@@ -223,6 +242,7 @@ class HypervisorEvent:
         _set_payload(self, payload)
         _set_event_id(self, event_id)
         _set_timestamp(self, timestamp)
+        _set_parent_event_id(self, parent_event_id)
 
     @property
     def category(self) -> EventCategory:
@@ -234,8 +254,11 @@ class HypervisorEvent:
 
         ``event_type`` is the value string (``"ring.assigned"``), ``timestamp``
         ISO 8601 with its ``+00:00`` offset, ``payload`` a plain dict copy.
+        ``parent_event_id`` is present only when set, so the dicts of events
+        without one (and the audit trail's records, which do not store it)
+        keep their shape.
         """
-        return {
+        data = {
             "event_id": self.event_id,
             "event_type": self.event_type.value,
             "timestamp": self.timestamp.isoformat(),
@@ -244,6 +267,9 @@ class HypervisorEvent:
             "causal_trace_id": self.causal_trace_id,
             "payload": dict(self.payload),
         }
+        if self.parent_event_id is not None:
+            data["parent_event_id"] = self.parent_event_id
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> HypervisorEvent:
@@ -256,6 +282,7 @@ class HypervisorEvent:
             payload=data.get("payload") or {},
             event_id=data["event_id"],
             timestamp=datetime.fromisoformat(data["timestamp"]),
+            parent_event_id=data.get("parent_event_id"),
         )
 
 
@@ -271,6 +298,23 @@ def payload_id(payload: Mapping[str, Any], key: str) -> str | None:
     if type(value) is int:
         return str(value)
     return None
+
+
+def saga_id_of(event: HypervisorEvent) -> str | None:
+    """The saga an event belongs to: its payload's ``saga_id``, else its causal trace id.
+
+    Upstream's span exporter falls back to the causal trace id when a saga
+    event carries no ``saga_id``; meshwatch's saga collectors do the same, so
+    the same events make the same sagas in both.
+    """
+    saga_id = payload_id(event.payload, "saga_id")
+    return saga_id if saga_id is not None else event.causal_trace_id or None
+
+
+def step_action_of(payload: Mapping[str, Any]) -> str | None:
+    """A saga step's action: ``step_action``, or its upstream synonym ``action``."""
+    action = payload_id(payload, "step_action")
+    return action if action is not None else payload_id(payload, "action")
 
 
 def trace_of(event: HypervisorEvent) -> CausalTraceId | None:
@@ -293,6 +337,7 @@ _set_causal_trace_id = _slot_setter["causal_trace_id"]
 _set_payload = _slot_setter["payload"]
 _set_event_id = _slot_setter["event_id"]
 _set_timestamp = _slot_setter["timestamp"]
+_set_parent_event_id = _slot_setter["parent_event_id"]
 del _slot_setter
 
 
@@ -302,5 +347,7 @@ __all__ = [
     "HypervisorEvent",
     "ReadOnlyPayload",
     "payload_id",
+    "saga_id_of",
+    "step_action_of",
     "trace_of",
 ]

@@ -24,7 +24,12 @@ What this collector adds to the tutorial's version:
 Payload keys: RING_ASSIGNED ``ring``; RING_ELEVATED ``to_ring`` (and optionally
 ``from_ring``, taken as the assigned ring if none was seen); RING_DEMOTED
 ``to_ring``; RING_ELEVATION_EXPIRED ``to_ring`` (optional: defaults to the
-assigned ring). RING_BREACH_DETECTED needs no payload.
+assigned ring). RING_BREACH_DETECTED needs no payload. RING_ELEVATION_DENIED
+``reason`` (counted per agent and reason; a missing reason is ``unspecified``).
+
+Inputs are as loose as upstream's: an event without ``agent_did`` is filed
+under :data:`UNKNOWN_AGENT`, and a ring given as a numeric string (``"2"``)
+is that ring. Anything else that is not a ring 0-3 is dropped and counted.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from meshwatch.instrumentation.catalogue import (
     RING_CURRENT,
     RING_ELEVATED,
     RING_ELEVATION_DURATION,
+    RING_ELEVATIONS_DENIED,
     RING_TRANSITIONS,
     MetricType,
 )
@@ -58,6 +64,9 @@ from meshwatch.instrumentation.values import (
 COMPONENT = "ring_metrics"
 MIN_RING, MAX_RING = 0, 3
 EVENTS_PROCESSED = "events_processed"
+# Where events without an agent DID are filed (upstream files them under "unknown" too).
+UNKNOWN_AGENT = "unknown"
+UNSPECIFIED_REASON = "unspecified"
 
 _log = logging.getLogger(__name__)
 
@@ -67,10 +76,24 @@ TRANSITION_EVENTS = (
     EventType.RING_DEMOTED,
     EventType.RING_ELEVATION_EXPIRED,
 )
-RING_EVENTS = (*TRANSITION_EVENTS, EventType.RING_BREACH_DETECTED)
+RING_EVENTS = (
+    *TRANSITION_EVENTS,
+    EventType.RING_BREACH_DETECTED,
+    EventType.RING_ELEVATION_DENIED,
+)
 _ASSIGNED = EventType.RING_ASSIGNED
 _ELEVATED = EventType.RING_ELEVATED
 _EXPIRED = EventType.RING_ELEVATION_EXPIRED
+_NUMERIC_RINGS = {str(ring): ring for ring in range(MIN_RING, MAX_RING + 1)}
+
+
+def _ring(value: Any) -> int | None:
+    """A ring level from a payload value: an int 0-3, or its numeric string ("2"); else None."""
+    if type(value) is int:
+        return value if MIN_RING <= value <= MAX_RING else None
+    if type(value) is str:
+        return _NUMERIC_RINGS.get(value.strip())
+    return None
 
 
 class _AgentRing:
@@ -107,12 +130,14 @@ class RingMetricsCollector:
         self._export_lock = threading.Lock()
         self._transitions = CounterStore(RING_TRANSITIONS, guard=guard)
         self._breaches = CounterStore(RING_BREACHES, guard=guard)
+        self._denied = CounterStore(RING_ELEVATIONS_DENIED, guard=guard)
         self._agents: dict[str, _AgentRing] = {}
         self._events_dropped = 0
         self._exported: dict[tuple[str, tuple[str, ...]], float] = {}
         self._bus = bus
         self._subscriptions = [
             bus.subscribe(EventType.RING_BREACH_DETECTED, self._on_breach),
+            bus.subscribe(EventType.RING_ELEVATION_DENIED, self._on_denied),
             *(bus.subscribe(t, self._on_transition) for t in TRANSITION_EVENTS),
         ]
 
@@ -125,18 +150,17 @@ class RingMetricsCollector:
     # -- event handlers (the emit hot path) --------------------------------------
 
     def _on_breach(self, event: HypervisorEvent) -> None:
-        agent = event.agent_did
-        if not agent:
-            self._drop(event, "missing_agent_did")
-            return
         session = event.session_id
-        self._breaches.inc((agent, "" if session is None else session))
+        self._breaches.inc((event.agent_did or UNKNOWN_AGENT, "" if session is None else session))
+
+    def _on_denied(self, event: HypervisorEvent) -> None:
+        reason = event.payload.get("reason")
+        if type(reason) is not str or not reason:
+            reason = UNSPECIFIED_REASON
+        self._denied.inc((event.agent_did or UNKNOWN_AGENT, reason))
 
     def _on_transition(self, event: HypervisorEvent) -> None:
-        agent = event.agent_did
-        if not agent:
-            self._drop(event, "missing_agent_did")
-            return
+        agent = event.agent_did or UNKNOWN_AGENT
         event_type = event.event_type
         payload = event.payload
         # Validation is inlined (no helper calls): this runs for every ring event.
@@ -154,12 +178,18 @@ class RingMetricsCollector:
             if ring is None and event_type is not _EXPIRED:
                 self._drop(event, "missing_ring")
                 return
-        if (ring is not None and (type(ring) is not int or not MIN_RING <= ring <= MAX_RING)) or (
-            from_ring is not None
-            and (type(from_ring) is not int or not MIN_RING <= from_ring <= MAX_RING)
+        if ring is not None and (type(ring) is not int or not MIN_RING <= ring <= MAX_RING):
+            ring = _ring(ring)
+            if ring is None:
+                self._drop(event, "invalid_ring")
+                return
+        if from_ring is not None and (
+            type(from_ring) is not int or not MIN_RING <= from_ring <= MAX_RING
         ):
-            self._drop(event, "invalid_ring")
-            return
+            from_ring = _ring(from_ring)
+            if from_ring is None:
+                self._drop(event, "invalid_ring")
+                return
         session = event.session_id
         self._transitions.inc((event_type.value, agent, "" if session is None else session))
         with self._lock:
@@ -211,14 +241,35 @@ class RingMetricsCollector:
 
     # -- reading -------------------------------------------------------------------
 
+    def reset(self) -> None:
+        """Forget every count and agent state (upstream's ``reset()``), keeping the subscription.
+
+        For a test or a replay that starts over on the same bus. The next
+        :meth:`export_to_prometheus` starts its deltas from zero again.
+        """
+        guard = self._guard
+        with self._export_lock, self._lock:
+            # Fresh stores rather than emptied ones: a handler holding the old
+            # store mid-increment cannot resurrect a count into the new one.
+            self._transitions = CounterStore(RING_TRANSITIONS, guard=guard)
+            self._breaches = CounterStore(RING_BREACHES, guard=guard)
+            self._denied = CounterStore(RING_ELEVATIONS_DENIED, guard=guard)
+            self._agents.clear()
+            self._events_dropped = 0
+            self._exported.clear()
+
     @property
     def events_processed(self) -> int:
-        """Ring events that updated the metrics: every transition and breach counted.
+        """Ring events that updated the metrics: every transition, breach and denial counted.
 
         Derived from the two counters rather than kept as a third count, so the
         emit path does not pay for it.
         """
-        return int(sum(self._transitions.items().values()) + sum(self._breaches.items().values()))
+        return int(
+            sum(self._transitions.items().values())
+            + sum(self._breaches.items().values())
+            + sum(self._denied.items().values())
+        )
 
     @property
     def events_dropped(self) -> int:
@@ -261,6 +312,7 @@ class RingMetricsCollector:
         return {
             RING_TRANSITIONS.name: {k: int(v) for k, v in self._transitions.items().items()},
             RING_BREACHES.name: {k: int(v) for k, v in self._breaches.items().items()},
+            RING_ELEVATIONS_DENIED.name: {k: int(v) for k, v in self._denied.items().items()},
             RING_CURRENT.name: {k[0]: int(v) for k, v in current.items()},
             RING_ELEVATION_DURATION.name: {k[0]: v for k, v in duration.items()},
             RING_ELEVATED.name: {k[0]: int(v) for k, v in elevated.items()},
@@ -272,6 +324,7 @@ class RingMetricsCollector:
         current, duration, elevated = self._gauge_samples()
         yield self._transitions.snapshot()
         yield self._breaches.snapshot()
+        yield self._denied.snapshot()
         yield MetricFamilySnapshot(RING_CURRENT, RING_CURRENT.labels, current)
         yield MetricFamilySnapshot(
             RING_ELEVATION_DURATION, RING_ELEVATION_DURATION.labels, duration
@@ -305,4 +358,4 @@ class RingMetricsCollector:
                         exporter.set_gauge(metric.name, value, labels, metric.help)  # type: ignore[arg-type]
 
 
-__all__ = ["RING_EVENTS", "RingMetricsCollector"]
+__all__ = ["RING_EVENTS", "UNKNOWN_AGENT", "RingMetricsCollector"]

@@ -13,8 +13,9 @@ and its end event, using the events' timestamps.
 
 A missing agent DID is the empty label value. Open steps are capped (oldest
 evicted and counted as dropped, ``reason="open_step_evicted"``) so a step that
-never ends cannot leak memory. Events without a usable ``saga_id`` (and step
-events without a ``step_id``) are dropped and counted under
+never ends cannot leak memory. A saga event without a ``saga_id`` belongs to
+the saga named by its causal trace id (as upstream reads it); events with
+neither (and step events without a ``step_id``) are dropped and counted under
 ``component="saga_metrics"``.
 """
 
@@ -34,7 +35,7 @@ from meshwatch.instrumentation.catalogue import (
     SAGAS,
 )
 from meshwatch.instrumentation.drops import record_event_drop
-from meshwatch.instrumentation.events import EventType, HypervisorEvent, payload_id
+from meshwatch.instrumentation.events import EventType, HypervisorEvent, payload_id, saga_id_of
 from meshwatch.instrumentation.values import (
     CardinalityGuard,
     CounterStore,
@@ -100,7 +101,7 @@ class SagaMetricsCollector:
         self._subscriptions.clear()
 
     def _ids(self, event: HypervisorEvent, *, need_step: bool) -> tuple[str, str | None] | None:
-        saga_id = payload_id(event.payload, "saga_id")
+        saga_id = saga_id_of(event)
         if saga_id is None:
             self._drop(event, "missing_saga_id")
             return None

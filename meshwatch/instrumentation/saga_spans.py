@@ -23,8 +23,10 @@ open steps and open sagas (started, not yet ended) are capped, and the oldest
 is evicted and counted (``meshwatch_spans_dropped_total{reason=...}``) so a
 step that never ends cannot leak memory. A sink that raises is logged
 (rate-limited) and counted (``reason="sink_error"``), never propagated to the
-emitter. Malformed saga events (no usable ``saga_id``/``step_id``) are dropped
-and counted in ``meshwatch_events_dropped_total{component="saga_spans"}``.
+emitter. As upstream reads them, a saga event without ``saga_id`` belongs to
+the saga of its causal trace id, and ``action`` is a synonym of
+``step_action``. Malformed saga events (no usable saga id or ``step_id``) are
+dropped and counted in ``meshwatch_events_dropped_total{component="saga_spans"}``.
 """
 
 from __future__ import annotations
@@ -38,7 +40,13 @@ from typing import Any
 
 from meshwatch.instrumentation.bus import HypervisorEventBus
 from meshwatch.instrumentation.drops import RateLimitedLog, record_event_drop, record_span_drop
-from meshwatch.instrumentation.events import EventType, HypervisorEvent, payload_id
+from meshwatch.instrumentation.events import (
+    EventType,
+    HypervisorEvent,
+    payload_id,
+    saga_id_of,
+    step_action_of,
+)
 from meshwatch.instrumentation.protocols import SpanSink
 from meshwatch.instrumentation.text import safe_str
 
@@ -93,6 +101,21 @@ class SagaSpanRecord:
     def duration_seconds(self) -> float:
         return self.end_time - self.start_time
 
+    @property
+    def saga_id(self) -> str:
+        """The saga this span belongs to (upstream's field; ``agent.saga.id``)."""
+        return str(self.attributes.get(ATTR_SAGA_ID, ""))
+
+    @property
+    def step_id(self) -> str:
+        """The step of a step or compensation span; "" for a saga-level span."""
+        return str(self.attributes.get(ATTR_STEP_ID, ""))
+
+    @property
+    def step_action(self) -> str:
+        """The step's action (or what names the span when it has none); "" for a saga span."""
+        return str(self.attributes.get(ATTR_STEP_ACTION, ""))
+
 
 def _attr(value: object) -> str | bool | int | float:
     """An OpenTelemetry-compatible attribute value (scalars kept, the rest as text)."""
@@ -143,6 +166,7 @@ class SagaSpanExporter:
         self._sagas: OrderedDict[str, _OpenSaga] = OrderedDict()
         self._max_open_steps = max_open_steps
         self._max_open_sagas = max_open_sagas
+        self._events_processed = 0
         self._sink: SpanSink | None = None
         if sink is not None:
             self.attach_sink(sink)
@@ -184,6 +208,23 @@ class SagaSpanExporter:
         return len(self._steps)
 
     @property
+    def events_processed(self) -> int:
+        """Saga events this exporter used (dropped malformed ones excluded)."""
+        return self._events_processed
+
+    def reset(self) -> None:
+        """Forget buffered spans, open steps and sagas, and the event count (upstream's reset()).
+
+        The subscription and the sink stay: the next saga starts a fresh
+        record, as after a restart.
+        """
+        with self._lock:
+            self._spans.clear()
+            self._steps.clear()
+            self._sagas.clear()
+            self._events_processed = 0
+
+    @property
     def open_sagas(self) -> int:
         """Sagas seen and not yet ended."""
         return len(self._sagas)
@@ -192,7 +233,7 @@ class SagaSpanExporter:
 
     def _on_event(self, event: HypervisorEvent) -> None:
         payload = event.payload
-        saga_id = payload_id(payload, "saga_id")
+        saga_id = saga_id_of(event)
         if saga_id is None:
             self._drop(event, "missing_saga_id")
             return
@@ -200,6 +241,7 @@ class SagaSpanExporter:
         at = event.timestamp.timestamp()
         with self._lock:
             if event_type is EventType.SAGA_CREATED:
+                self._events_processed += 1
                 self._open_saga(saga_id, event, at)
                 return
             end = _SAGA_END.get(event_type)
@@ -210,11 +252,13 @@ class SagaSpanExporter:
                 if step_id is None and event_type is not EventType.SAGA_COMPENSATING:
                     record = None
                 elif event_type is EventType.SAGA_STEP_STARTED:
+                    self._events_processed += 1
                     self._start_step(saga_id, step_id, event, at)  # type: ignore[arg-type]
                     return
                 else:
                     record = self._finish_step(saga_id, step_id, event, at)
             if record is not None:
+                self._events_processed += 1
                 self._spans.append(record)
         if record is None:
             self._drop(event, "missing_step_id")
@@ -251,7 +295,7 @@ class SagaSpanExporter:
             if old is not None:
                 old.step_ids.discard(old_step)
             record_span_drop("open_step_evicted")
-        self._steps[key] = (at, payload_id(event.payload, "step_action"))
+        self._steps[key] = (at, step_action_of(event.payload))
         saga.step_ids.add(step_id)
 
     def _finish_step(
@@ -261,7 +305,7 @@ class SagaSpanExporter:
         payload = event.payload
         event_type = event.event_type
         saga = self._sagas.get(saga_id)
-        action = payload_id(payload, "step_action")
+        action = step_action_of(payload)
         start = at
         if step_id is not None:
             opened = self._steps.pop((saga_id, step_id), None)

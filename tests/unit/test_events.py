@@ -203,3 +203,19 @@ def test_any_mapping_payload_is_copied_read_only() -> None:
     assert type(event.payload) is ReadOnlyPayload
     assert event.payload == {"a": 1}
     assert HypervisorEvent(EventType.VFS_WRITE, payload=None).payload == {}
+
+
+def test_parent_event_id_links_an_event_to_the_one_it_follows_from() -> None:
+    kill = HypervisorEvent(EventType.AGENT_KILLED, agent_did="did:mesh:a")
+    handoff = HypervisorEvent(EventType.SAGA_HANDOFF, parent_event_id=kill.event_id)
+    assert handoff.parent_event_id == kill.event_id
+    assert HypervisorEvent.from_dict(handoff.to_dict()) == handoff
+    assert "parent_event_id" not in kill.to_dict(), "absent when unset: the dict keeps its shape"
+    with pytest.raises(TypeError, match="parent_event_id"):
+        HypervisorEvent(EventType.SAGA_HANDOFF, parent_event_id=7)  # type: ignore[arg-type]
+
+
+def test_the_event_types_upstream_has_are_all_here() -> None:
+    """Every upstream event type value has a meshwatch twin (mirror() relies on it)."""
+    upstream = pytest.importorskip("hypervisor.observability.event_bus")
+    assert {t.value for t in upstream.EventType} <= {t.value for t in EventType}

@@ -19,9 +19,11 @@ from meshwatch.instrumentation.catalogue import (
     RING_CURRENT,
     RING_ELEVATED,
     RING_ELEVATION_DURATION,
+    RING_ELEVATIONS_DENIED,
     RING_TRANSITIONS,
 )
 from meshwatch.instrumentation.drops import event_drops
+from meshwatch.instrumentation.ring_metrics import UNKNOWN_AGENT
 from meshwatch.instrumentation.values import OVERFLOW
 
 T0 = datetime(2025, 1, 15, 10, 0, tzinfo=UTC)
@@ -78,6 +80,7 @@ def test_snapshot_shape(bus: HypervisorEventBus, collector: RingMetricsCollector
     assert set(snapshot) == {
         RING_TRANSITIONS.name,
         RING_BREACHES.name,
+        RING_ELEVATIONS_DENIED.name,
         RING_CURRENT.name,
         RING_ELEVATION_DURATION.name,
         RING_ELEVATED.name,
@@ -169,7 +172,8 @@ def test_out_of_order_timestamps_never_go_negative(
         (EventType.RING_ASSIGNED, {}, "missing_ring"),
         (EventType.RING_ASSIGNED, {"to_ring": None}, "missing_ring"),
         (EventType.RING_ASSIGNED, {"ring": None}, "missing_ring"),
-        (EventType.RING_ASSIGNED, {"ring": "3"}, "invalid_ring"),
+        (EventType.RING_ASSIGNED, {"ring": "sandbox"}, "invalid_ring"),
+        (EventType.RING_ASSIGNED, {"ring": "7"}, "invalid_ring"),
         (EventType.RING_ASSIGNED, {"ring": 3.0}, "invalid_ring"),
         (EventType.RING_ASSIGNED, {"ring": True}, "invalid_ring"),
         (EventType.RING_ASSIGNED, {"ring": 4}, "invalid_ring"),
@@ -197,15 +201,59 @@ def test_malformed_payloads_are_dropped_and_counted(
     assert bus.subscriber_errors() == {}
 
 
-def test_events_without_an_agent_are_dropped(
+def test_events_without_an_agent_are_filed_under_the_unknown_agent(
     bus: HypervisorEventBus, collector: RingMetricsCollector
 ) -> None:
-    before = event_drops("ring_metrics", "missing_agent_did")
     emit(bus, EventType.RING_BREACH_DETECTED, agent=None)
     emit(bus, EventType.RING_ASSIGNED, agent=None, ring=1)
-    emit(bus, EventType.RING_ASSIGNED, agent="", ring=1)
-    assert event_drops("ring_metrics", "missing_agent_did") == before + 3
-    assert collector.collect()["events_processed"] == 0
+    emit(bus, EventType.RING_ASSIGNED, agent="", ring=2)
+    snapshot = collector.collect()
+    assert snapshot["events_processed"] == 3
+    assert snapshot[RING_BREACHES.name] == {(UNKNOWN_AGENT, "s1"): 1}
+    assert snapshot[RING_TRANSITIONS.name] == {("ring.assigned", UNKNOWN_AGENT, "s1"): 2}
+    assert snapshot[RING_CURRENT.name] == {UNKNOWN_AGENT: 2}
+
+
+def test_a_ring_given_as_a_numeric_string_is_that_ring(
+    bus: HypervisorEventBus, collector: RingMetricsCollector
+) -> None:
+    emit(bus, EventType.RING_ASSIGNED, ring="3")
+    emit(bus, EventType.RING_ELEVATED, 10, from_ring="3", to_ring=" 2")
+    snapshot = collector.collect()
+    assert snapshot[RING_CURRENT.name] == {AGENT: 2}
+    assert snapshot[RING_ELEVATED.name] == {AGENT: 1}
+    assert collector.events_dropped == 0
+
+
+def test_denied_elevations_are_counted_per_agent_and_reason(
+    bus: HypervisorEventBus, collector: RingMetricsCollector
+) -> None:
+    emit(bus, EventType.RING_ELEVATION_DENIED, reason="insufficient_trust")
+    emit(bus, EventType.RING_ELEVATION_DENIED, reason="insufficient_trust")
+    emit(bus, EventType.RING_ELEVATION_DENIED, agent=None)
+    assert collector.collect()[RING_ELEVATIONS_DENIED.name] == {
+        (AGENT, "insufficient_trust"): 2,
+        (UNKNOWN_AGENT, "unspecified"): 1,
+    }
+    assert collector.collect()[RING_CURRENT.name] == {}, "a denial changes no ring"
+
+
+def test_reset_forgets_everything_and_keeps_listening(
+    bus: HypervisorEventBus, collector: RingMetricsCollector
+) -> None:
+    emit(bus, EventType.RING_ASSIGNED, ring=3)
+    emit(bus, EventType.RING_BREACH_DETECTED)
+    exporter = RecordingExporter()
+    collector.export_to_prometheus(exporter)
+    collector.reset()
+    snapshot = collector.collect()
+    assert snapshot["events_processed"] == 0
+    assert snapshot[RING_CURRENT.name] == {}
+    assert snapshot[RING_BREACHES.name] == {}
+    emit(bus, EventType.RING_BREACH_DETECTED)
+    assert collector.collect()[RING_BREACHES.name] == {(AGENT, "s1"): 1}
+    collector.export_to_prometheus(exporter)  # deltas start from zero again after a reset
+    assert exporter.counters[(RING_BREACHES.name, (("agent_did", AGENT), ("session_id", "s1")))] == 2
 
 
 class RecordingExporter:
@@ -283,6 +331,7 @@ def test_metric_families_match_the_snapshot(
     assert set(families) == {
         RING_TRANSITIONS,
         RING_BREACHES,
+        RING_ELEVATIONS_DENIED,
         RING_CURRENT,
         RING_ELEVATION_DURATION,
         RING_ELEVATED,

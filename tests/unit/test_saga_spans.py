@@ -319,3 +319,45 @@ def test_late_saga_created_fills_in_the_implicit_saga(
     (span,) = exporter.completed_spans
     assert span.duration_seconds == 6.0
     assert (span.attributes["agent.did"], span.attributes["session.id"]) == ("did:o", "s9")
+
+
+# --- parity with upstream's SagaSpanExporter -------------------------------------------------
+
+
+def test_records_expose_saga_step_and_action_like_upstream(
+    bus: HypervisorEventBus, exporter: SagaSpanExporter
+) -> None:
+    emit(bus, EventType.SAGA_CREATED, saga_id="deploy")
+    emit(bus, EventType.SAGA_STEP_STARTED, 1, saga_id="deploy", step_id="s1", step_action="migrate")
+    emit(bus, EventType.SAGA_STEP_COMMITTED, 2, saga_id="deploy", step_id="s1")
+    emit(bus, EventType.SAGA_COMPLETED, 3, saga_id="deploy")
+    step, saga = exporter.completed_spans
+    assert (step.saga_id, step.step_id, step.step_action) == ("deploy", "s1", "migrate")
+    assert (saga.saga_id, saga.step_id, saga.step_action) == ("deploy", "", "")
+    assert exporter.events_processed == 4
+
+
+def test_a_saga_without_saga_id_is_the_saga_of_its_causal_trace(
+    bus: HypervisorEventBus, exporter: SagaSpanExporter
+) -> None:
+    trace = "a1b2c3d4e5f6/89abcdef"
+    emit(bus, EventType.SAGA_STEP_STARTED, 1, trace=trace, step_id="s1", action="validate")
+    emit(bus, EventType.SAGA_STEP_COMMITTED, 4, trace=trace, step_id="s1")
+    (span,) = exporter.completed_spans
+    assert span.name == "saga.step.validate", "'action' is a synonym of 'step_action'"
+    assert (span.saga_id, span.duration_seconds) == (trace, 3.0)
+
+
+def test_reset_forgets_spans_open_steps_and_the_count(
+    bus: HypervisorEventBus, exporter: SagaSpanExporter
+) -> None:
+    emit(bus, EventType.SAGA_STEP_STARTED, saga_id="a", step_id="s1")
+    emit(bus, EventType.SAGA_STEP_COMMITTED, 1, saga_id="a", step_id="s1")
+    emit(bus, EventType.SAGA_STEP_STARTED, 2, saga_id="a", step_id="s2")
+    exporter.reset()
+    assert (exporter.completed_spans, exporter.open_steps, exporter.open_sagas) == ([], 0, 0)
+    assert exporter.events_processed == 0
+    emit(bus, EventType.SAGA_STEP_COMMITTED, 3, saga_id="a", step_id="s2")
+    (span,) = exporter.completed_spans
+    assert span.duration_seconds == 0.0, "the step opened before the reset is forgotten"
+    assert exporter.events_processed == 1

@@ -1,0 +1,204 @@
+"""The hook mechanism: per-instance method wrappers that observe and never interfere.
+
+A hook replaces a method on ONE runtime object (an instance attribute that
+shadows the class's method), never on the class: objects the user did not
+hand to :func:`~meshwatch.integrations.agent_hypervisor.instrument` are
+untouched, and removing the attribute restores the original exactly.
+
+The wrapper calls the original with the caller's arguments, unchanged, and
+returns its result or lets its exception propagate, unchanged. Observing
+happens after the call (``after``), or when the call raises (``on_error``),
+and optionally needs a look before it (``before``). Every one of those runs
+inside :meth:`Hooks.guard`: an exception there is counted
+(``meshwatch_events_dropped_total{component="agent_hypervisor",reason="hook_error"}``
+and :attr:`Hooks.errors`), logged at most once a minute per hook, and never
+reaches the runtime.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeVar
+
+from meshwatch.instrumentation.drops import RateLimitedLog, record_event_drop
+
+COMPONENT: Final = "agent_hypervisor"
+HOOK_ERROR: Final = "hook_error"
+MARK: Final = "__meshwatch_hook__"
+
+_log = logging.getLogger("meshwatch.integrations.agent_hypervisor")
+_rate_limited = RateLimitedLog(_log)
+
+T = TypeVar("T")
+# A look before the call, given its arguments; what it returns is handed to ``after``.
+Before = Callable[[tuple[Any, ...], dict[str, Any]], Any]
+After = Callable[[Any, tuple[Any, ...], dict[str, Any], Any], None]
+OnError = Callable[[BaseException, tuple[Any, ...], dict[str, Any]], None]
+
+_FAILED = object()  # ``before`` raised: skip ``after``, the look is unknown
+
+
+class AlreadyInstrumentedError(ValueError):
+    """The object's method already carries a meshwatch hook (instrumented twice)."""
+
+
+class Hooks:
+    """The hooks of one instrumentation handle: installs, counts errors, removes them all.
+
+    Installed hooks are remembered by weak reference, so a runtime object that
+    the runtime itself forgets (a finished saga's step) is not kept alive by
+    meshwatch; the registry is compacted when it doubles.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._installed: list[tuple[weakref.ref[Any], str, Callable[..., Any]]] = []
+        self._compact_at = 1024
+        self._errors: dict[str, int] = {}
+        self.active = True
+
+    # -- error accounting ---------------------------------------------------------
+
+    @property
+    def errors(self) -> dict[str, int]:
+        """Exceptions raised inside meshwatch hooks so far, per hook name."""
+        with self._lock:
+            return dict(self._errors)
+
+    def failed(self, hook: str) -> None:
+        """Count and (rate-limited) log an exception inside ``hook``; call from an except block."""
+        with self._lock:
+            self._errors[hook] = self._errors.get(hook, 0) + 1
+        record_event_drop(COMPONENT, HOOK_ERROR)
+        _rate_limited.warning(
+            f"hook:{hook}",
+            "meshwatch hook %s raised; the runtime call went on unaffected",
+            hook,
+            exc_info=True,
+        )
+
+    def guard(self, hook: str, fn: Callable[..., T], *args: Any) -> T | None:
+        """``fn(*args)``, or None when it raises (counted and logged, never propagated)."""
+        try:
+            return fn(*args)
+        except Exception:
+            self.failed(hook)
+            return None
+
+    # -- installing and removing --------------------------------------------------
+
+    def _install(self, obj: Any, name: str, wrapper: Callable[..., Any]) -> None:
+        current = obj.__dict__.get(name)
+        if current is not None and getattr(current, MARK, False):
+            raise AlreadyInstrumentedError(
+                f"{type(obj).__name__}.{name} of {obj!r} is already instrumented; "
+                "close the other handle first"
+            )
+        setattr(wrapper, MARK, True)
+        setattr(obj, name, wrapper)
+        with self._lock:
+            self._installed.append((weakref.ref(obj), name, wrapper))
+            if len(self._installed) >= self._compact_at:
+                self._installed = [entry for entry in self._installed if entry[0]() is not None]
+                self._compact_at = max(1024, 2 * len(self._installed))
+
+    def wrap(
+        self,
+        obj: Any,
+        name: str,
+        *,
+        after: After | None = None,
+        before: Before | None = None,
+        on_error: OnError | None = None,
+    ) -> None:
+        """Hook the synchronous method ``obj.name``."""
+        original: Callable[..., Any] = getattr(obj, name)
+        hook = f"{type(obj).__name__}.{name}"
+        guard_failed = self.failed
+
+        @functools.wraps(original)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not self.active:
+                return original(*args, **kwargs)
+            look = None
+            if before is not None:
+                try:
+                    look = before(args, kwargs)
+                except Exception:
+                    guard_failed(hook)
+                    look = _FAILED
+            try:
+                result = original(*args, **kwargs)
+            except BaseException as exc:
+                if on_error is not None and look is not _FAILED:
+                    try:
+                        on_error(exc, args, kwargs)
+                    except Exception:
+                        guard_failed(hook)
+                raise
+            if after is not None and look is not _FAILED:
+                try:
+                    after(result, args, kwargs, look)
+                except Exception:
+                    guard_failed(hook)
+            return result
+
+        self._install(obj, name, wrapper)
+
+    def wrap_async(
+        self,
+        obj: Any,
+        name: str,
+        *,
+        after: After | None = None,
+        before: Before | None = None,
+    ) -> None:
+        """Hook the coroutine method ``obj.name`` (the wrapper is a coroutine function too)."""
+        original: Callable[..., Awaitable[Any]] = getattr(obj, name)
+        hook = f"{type(obj).__name__}.{name}"
+        guard_failed = self.failed
+
+        @functools.wraps(original)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not self.active:
+                return await original(*args, **kwargs)
+            look = None
+            if before is not None:
+                try:
+                    look = before(args, kwargs)
+                except Exception:
+                    guard_failed(hook)
+                    look = _FAILED
+            result = await original(*args, **kwargs)
+            if after is not None and look is not _FAILED:
+                try:
+                    after(result, args, kwargs, look)
+                except Exception:
+                    guard_failed(hook)
+            return result
+
+        self._install(obj, name, wrapper)
+
+    def remove_all(self) -> None:
+        """Remove every hook still installed; wrappers someone kept a reference to pass through."""
+        self.active = False
+        with self._lock:
+            installed, self._installed = self._installed, []
+        for ref, name, wrapper in installed:
+            obj = ref()
+            if obj is not None and obj.__dict__.get(name) is wrapper:
+                delattr(obj, name)
+
+
+def argument(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str) -> Any:
+    """The argument called ``name`` (``index``-th positional, self excluded), or None."""
+    if len(args) > index:
+        return args[index]
+    return kwargs.get(name)
+
+
+__all__ = ["COMPONENT", "HOOK_ERROR", "AlreadyInstrumentedError", "Hooks", "argument"]

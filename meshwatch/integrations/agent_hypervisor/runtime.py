@@ -1,0 +1,777 @@
+"""What each agent-hypervisor state change becomes on the meshwatch bus.
+
+One :class:`RuntimeObserver` per instrumentation handle. Its ``observe_*``
+methods hook one kind of runtime object each (see :mod:`.hook_points` for the
+exact methods and fields); the hooks read what the runtime did from its own
+return values and state and emit the matching event:
+
+================================  ===============================================
+runtime                           meshwatch event
+================================  ===============================================
+``Hypervisor.create_session``     SESSION_CREATED; the session and its saga
+                                  orchestrator are hooked from then on
+``sso.join``                      SESSION_JOINED and RING_ASSIGNED (the ring the
+                                  enforcer computed)
+``sso.activate/terminate/archive`` SESSION_ACTIVATED / _TERMINATED / _ARCHIVED
+``sso.update_ring``               RING_ELEVATED or RING_DEMOTED
+``request_elevation``             RING_ELEVATED; a refusal RING_ELEVATION_DENIED
+                                  with upstream's ``denial_reason``
+``revoke_elevation``              RING_DEMOTED (reason ``revoked``)
+``tick``                          RING_ELEVATION_EXPIRED per expired elevation,
+                                  stamped with its ``expires_at``
+``record_call``                   RING_BREACH_DETECTED with its severity;
+                                  RING_BREAKER_TRIPPED when it tripped the breaker
+``reset_breaker``                 RING_BREAKER_RESET (when it was tripped)
+``create_saga``                   SAGA_CREATED
+step PENDING→EXECUTING            SAGA_STEP_STARTED (``attempt``, ``retry``)
+step EXECUTING→COMMITTED/FAILED   SAGA_STEP_COMMITTED / SAGA_STEP_FAILED
+                                  (``timed_out`` when a timeout failed it)
+step COMMITTED→COMPENSATING       SAGA_STEP_STARTED of the compensation
+                                  (step id ``<step>:compensate``)
+step →COMPENSATED                 SAGA_COMPENSATING (the compensation done)
+step →COMPENSATION_FAILED         SAGA_STEP_FAILED of the compensation
+saga RUNNING→COMPLETED            SAGA_COMPLETED
+saga COMPENSATING→COMPLETED       SAGA_FAILED (``outcome="compensated"``)
+saga →FAILED / →ESCALATED         SAGA_FAILED / SAGA_ESCALATED
+``FanOutOrchestrator.execute``    SAGA_FANOUT_STARTED, SAGA_FANOUT_RESOLVED
+``KillSwitch.kill``               AGENT_KILLED (``terminated``: did the
+                                  termination callback succeed) and one
+                                  SAGA_HANDOFF per in-flight step, each with the
+                                  kill as ``parent_event_id``
+vouch / release(s) / slash        VOUCH_CREATED / VOUCH_RELEASED / SLASH_EXECUTED
+quarantine / release / tick       QUARANTINE_ENTERED / QUARANTINE_RELEASED
+``EphemeralGC.collect``           AUDIT_GC_COLLECTED
+``CommitmentEngine.commit``       AUDIT_COMMITTED
+================================  ===============================================
+
+Causal trace ids: an event carries the caller's current trace
+(:func:`~meshwatch.instrumentation.context.use_trace`) when there is one;
+otherwise each session has a root trace, each saga a child of it, and every
+event of a session or saga carries that. Both tables are bounded (entries leave
+when the session is archived or the saga ends, and the oldest is evicted past
+:data:`MAX_TRACKED`).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any, Final
+
+from hypervisor.audit.commitment import CommitmentEngine
+from hypervisor.audit.gc import EphemeralGC
+from hypervisor.core import Hypervisor, ManagedSession
+from hypervisor.liability.quarantine import QuarantineManager
+from hypervisor.liability.slashing import SlashingEngine
+from hypervisor.liability.vouching import VouchingEngine
+from hypervisor.rings.breach_detector import BreachSeverity, RingBreachDetector
+from hypervisor.rings.elevation import RingElevationError, RingElevationManager
+from hypervisor.saga.fan_out import FanOutOrchestrator
+from hypervisor.saga.orchestrator import SagaOrchestrator
+from hypervisor.saga.state_machine import Saga, SagaState, SagaStep, StepState
+from hypervisor.security.kill_switch import KillResult, KillSwitch
+from hypervisor.session import SharedSessionObject
+
+from meshwatch.instrumentation.bus import HypervisorEventBus
+from meshwatch.instrumentation.context import current_trace
+from meshwatch.instrumentation.events import EventType, HypervisorEvent
+from meshwatch.instrumentation.trace import CausalTraceId
+from meshwatch.integrations.agent_hypervisor.hooks import Hooks, argument
+
+MAX_TRACKED: Final = 10_000
+COMPENSATE_SUFFIX: Final = ":compensate"
+_TRIPS = (BreachSeverity.HIGH, BreachSeverity.CRITICAL)
+_SAGA_END = {SagaState.COMPLETED, SagaState.FAILED, SagaState.ESCALATED}
+
+
+def _value(enum_or_value: Any) -> Any:
+    """An enum's value (rings, reasons, states), anything else as it is."""
+    return getattr(enum_or_value, "value", enum_or_value)
+
+
+class _Bounded(OrderedDict[str, Any]):
+    """An insertion-ordered dict that evicts its oldest entry past ``MAX_TRACKED``."""
+
+    def put(self, key: str, value: Any) -> None:
+        self[key] = value
+        if len(self) > MAX_TRACKED:
+            self.popitem(last=False)
+
+
+class RuntimeObserver:
+    """Hooks runtime objects and emits their state changes on ``bus``."""
+
+    def __init__(self, bus: HypervisorEventBus, hooks: Hooks) -> None:
+        self.bus = bus
+        self.hooks = hooks
+        self._lock = threading.Lock()
+        self._session_traces = _Bounded()
+        self._saga_traces = _Bounded()
+        self._vouches = _Bounded()  # vouch_id -> (voucher, vouchee, session)
+        self._reported = _Bounded()  # saga_id -> step ids whose compensation failure was emitted
+        self._observed: set[int] = set()
+
+    # -- emitting -----------------------------------------------------------------
+
+    def emit(
+        self,
+        event_type: EventType,
+        session_id: str | None,
+        agent_did: str | None,
+        payload: dict[str, Any],
+        *,
+        timestamp: datetime | None = None,
+        trace: CausalTraceId | None = None,
+        parent: str | None = None,
+    ) -> HypervisorEvent:
+        ambient = current_trace()
+        if ambient is not None:
+            trace = ambient
+        elif trace is None and session_id:
+            trace = self._session_trace(session_id)
+        event = HypervisorEvent(
+            event_type,
+            session_id=session_id or None,
+            agent_did=agent_did or None,
+            causal_trace_id=trace,
+            payload=payload,
+            timestamp=timestamp,
+            parent_event_id=parent,
+        )
+        self.bus.emit(event)
+        return event
+
+    def _session_trace(self, session_id: str) -> CausalTraceId:
+        with self._lock:
+            trace = self._session_traces.get(session_id)
+            if trace is None:
+                trace = CausalTraceId()
+                self._session_traces.put(session_id, trace)
+            return trace  # type: ignore[no-any-return]
+
+    def _first_time(self, obj: object) -> bool:
+        """True the first time ``obj`` is observed (a Hypervisor and its session share engines)."""
+        with self._lock:
+            if id(obj) in self._observed:
+                return False
+            self._observed.add(id(obj))
+            return True
+
+    # -- the top-level runtime ----------------------------------------------------
+
+    def observe_hypervisor(self, hv: Hypervisor) -> None:
+        """The hypervisor's sessions (present and future) and the engines it owns."""
+        self.hooks.wrap_async(hv, "create_session", after=self._session_created)
+        for managed in hv.sessions:
+            self.observe_managed_session(managed)
+        self.observe_vouching(hv.vouching)
+        self.observe_slashing(hv.slashing)
+        self.observe_gc(hv.gc)
+        self.observe_commitment(hv.commitment)
+
+    def _session_created(self, managed: ManagedSession, args: Any, kwargs: Any, _: Any) -> None:
+        sso = managed.sso
+        self.observe_managed_session(managed)
+        self.emit(
+            EventType.SESSION_CREATED,
+            sso.session_id,
+            sso.creator_did,
+            {"consistency_mode": _value(sso.consistency_mode), "state": _value(sso.state)},
+            timestamp=sso.created_at,
+        )
+
+    def observe_managed_session(self, managed: ManagedSession) -> None:
+        self.observe_session(managed.sso)
+        self.observe_sagas(managed.saga)
+
+    # -- sessions -----------------------------------------------------------------
+
+    def observe_session(self, sso: SharedSessionObject) -> None:
+        wrap = self.hooks.wrap
+        wrap(sso, "join", after=lambda participant, a, k, _: self._joined(sso, participant))
+        wrap(
+            sso,
+            "activate",
+            after=lambda r, a, k, _: self._lifecycle(sso, EventType.SESSION_ACTIVATED),
+        )
+        wrap(
+            sso,
+            "terminate",
+            after=lambda r, a, k, _: self._lifecycle(sso, EventType.SESSION_TERMINATED),
+        )
+        wrap(sso, "archive", after=lambda r, a, k, _: self._archived(sso))
+        wrap(
+            sso,
+            "update_ring",
+            before=lambda a, k: self._ring_of(sso, a, k),
+            after=self._ring_updated(sso),
+        )
+
+    def _joined(self, sso: SharedSessionObject, participant: Any) -> None:
+        ring = int(_value(participant.ring))
+        agent = participant.agent_did
+        payload = {"ring": ring, "eff_score": participant.eff_score}
+        self.emit(EventType.SESSION_JOINED, sso.session_id, agent, payload)
+        self.emit(
+            EventType.RING_ASSIGNED, sso.session_id, agent, {"ring": ring, "reason": "joined"}
+        )
+
+    def _lifecycle(self, sso: SharedSessionObject, event_type: EventType) -> None:
+        self.emit(event_type, sso.session_id, sso.creator_did, {"state": _value(sso.state)})
+
+    def _archived(self, sso: SharedSessionObject) -> None:
+        self._lifecycle(sso, EventType.SESSION_ARCHIVED)
+        with self._lock:
+            self._session_traces.pop(sso.session_id, None)
+
+    @staticmethod
+    def _ring_of(sso: SharedSessionObject, args: Any, kwargs: Any) -> int:
+        agent = argument(args, kwargs, 0, "agent_did")
+        return int(_value(sso.get_participant(agent).ring))
+
+    def _ring_updated(self, sso: SharedSessionObject) -> Any:
+        def after(result: Any, args: Any, kwargs: Any, old: int) -> None:
+            agent = argument(args, kwargs, 0, "agent_did")
+            new = int(_value(argument(args, kwargs, 1, "new_ring")))
+            if new == old:
+                return
+            event_type = EventType.RING_ELEVATED if new < old else EventType.RING_DEMOTED
+            payload = {"from_ring": old, "to_ring": new, "reason": "ring updated"}
+            self.emit(event_type, sso.session_id, agent, payload)
+
+        return after
+
+    # -- rings --------------------------------------------------------------------
+
+    def observe_elevations(self, manager: RingElevationManager) -> None:
+        wrap = self.hooks.wrap
+        wrap(manager, "request_elevation", after=self._elevated, on_error=self._denied)
+        wrap(
+            manager,
+            "revoke_elevation",
+            before=lambda a, k: self._active_elevation(manager, a, k),
+            after=self._revoked,
+        )
+        wrap(manager, "tick", after=self._expired)
+
+    def _elevated(self, elevation: Any, args: Any, kwargs: Any, _: Any) -> None:
+        ttl = (elevation.expires_at - elevation.granted_at).total_seconds()
+        payload = {
+            "from_ring": int(_value(elevation.original_ring)),
+            "to_ring": int(_value(elevation.elevated_ring)),
+            "elevation_id": elevation.elevation_id,
+            "ttl_seconds": ttl,
+            "reason": elevation.reason,
+        }
+        self.emit(
+            EventType.RING_ELEVATED,
+            elevation.session_id,
+            elevation.agent_did,
+            payload,
+            timestamp=elevation.granted_at,
+        )
+
+    def _denied(self, exc: BaseException, args: Any, kwargs: Any) -> None:
+        if not isinstance(exc, RingElevationError):
+            return  # not a refusal: a bug of the caller or the runtime, not ours to report
+        agent = exc.agent_did or argument(args, kwargs, 0, "agent_did")
+        payload = {
+            "reason": exc.denial_reason or "unspecified",
+            "from_ring": _value(exc.current_ring),
+            "to_ring": _value(exc.target_ring),
+        }
+        self.emit(
+            EventType.RING_ELEVATION_DENIED, argument(args, kwargs, 1, "session_id"), agent, payload
+        )
+
+    @staticmethod
+    def _active_elevation(manager: RingElevationManager, args: Any, kwargs: Any) -> Any:
+        wanted = argument(args, kwargs, 0, "elevation_id")
+        for elevation in manager.active_elevations:
+            if elevation.elevation_id == wanted:
+                return elevation
+        return None
+
+    def _revoked(self, result: Any, args: Any, kwargs: Any, elevation: Any) -> None:
+        if elevation is None:
+            return  # already inactive or expired: revoking it changed nothing
+        self._back_down(EventType.RING_DEMOTED, elevation, "revoked", None)
+
+    def _expired(self, expired: list[Any], args: Any, kwargs: Any, _: Any) -> None:
+        for elevation in expired:
+            self._back_down(
+                EventType.RING_ELEVATION_EXPIRED, elevation, "ttl expired", elevation.expires_at
+            )
+
+    def _back_down(
+        self, event_type: EventType, elevation: Any, reason: str, at: datetime | None
+    ) -> None:
+        payload = {
+            "from_ring": int(_value(elevation.elevated_ring)),
+            "to_ring": int(_value(elevation.original_ring)),
+            "elevation_id": elevation.elevation_id,
+            "reason": reason,
+        }
+        self.emit(event_type, elevation.session_id, elevation.agent_did, payload, timestamp=at)
+
+    def observe_breaches(self, detector: RingBreachDetector) -> None:
+        def tripped_before(args: Any, kwargs: Any) -> bool:
+            return detector.is_breaker_tripped(
+                argument(args, kwargs, 0, "agent_did"), argument(args, kwargs, 1, "session_id")
+            )
+
+        def after(breach: Any, args: Any, kwargs: Any, was_tripped: bool) -> None:
+            if breach is None:
+                return
+            payload = {
+                "severity": _value(breach.severity),
+                "anomaly_score": breach.anomaly_score,
+                "actual_rate": breach.actual_rate,
+                "agent_ring": _value(argument(args, kwargs, 2, "agent_ring")),
+                "called_ring": _value(argument(args, kwargs, 3, "called_ring")),
+            }
+            event = self.emit(
+                EventType.RING_BREACH_DETECTED,
+                breach.session_id,
+                breach.agent_did,
+                payload,
+                timestamp=breach.timestamp,
+            )
+            if breach.severity in _TRIPS and not was_tripped:
+                self.emit(
+                    EventType.RING_BREAKER_TRIPPED,
+                    breach.session_id,
+                    breach.agent_did,
+                    {"severity": _value(breach.severity)},
+                    timestamp=breach.timestamp,
+                    parent=event.event_id,
+                )
+
+        def reset(result: Any, args: Any, kwargs: Any, was_tripped: bool) -> None:
+            if was_tripped:
+                self.emit(
+                    EventType.RING_BREAKER_RESET,
+                    argument(args, kwargs, 1, "session_id"),
+                    argument(args, kwargs, 0, "agent_did"),
+                    {},
+                )
+
+        self.hooks.wrap(detector, "record_call", before=tripped_before, after=after)
+        self.hooks.wrap(detector, "reset_breaker", before=tripped_before, after=reset)
+
+    # -- sagas --------------------------------------------------------------------
+
+    def observe_sagas(self, orchestrator: SagaOrchestrator) -> None:
+        if not self._first_time(orchestrator):
+            return
+        self.hooks.wrap(orchestrator, "create_saga", after=self._saga_created)
+        self.hooks.wrap(orchestrator, "add_step", after=self._step_added(orchestrator))
+        for saga in orchestrator.active_sagas:
+            self._observe_saga(saga)
+            for step in saga.steps:
+                self._observe_step(saga, step)
+
+    def _saga_created(self, saga: Saga, args: Any, kwargs: Any, _: Any) -> None:
+        self._observe_saga(saga)
+        self.emit(
+            EventType.SAGA_CREATED,
+            saga.session_id,
+            None,
+            {"saga_id": saga.saga_id},
+            timestamp=saga.created_at,
+            trace=self._saga_trace(saga),
+        )
+
+    def _step_added(self, orchestrator: SagaOrchestrator) -> Any:
+        def after(step: SagaStep, args: Any, kwargs: Any, _: Any) -> None:
+            saga = orchestrator.get_saga(argument(args, kwargs, 0, "saga_id"))
+            if saga is not None:
+                self._observe_step(saga, step)
+
+        return after
+
+    def _saga_trace(self, saga: Saga) -> CausalTraceId:
+        with self._lock:
+            trace = self._saga_traces.get(saga.saga_id)
+        if trace is None:
+            parent = current_trace() or self._session_trace(saga.session_id)
+            trace = parent.child()
+            with self._lock:
+                self._saga_traces.put(saga.saga_id, trace)
+        return trace  # type: ignore[no-any-return]
+
+    def _reported_failures(self, saga: Saga) -> set[str]:
+        with self._lock:
+            reported = self._reported.get(saga.saga_id)
+            if reported is None:
+                reported = set()
+                self._reported.put(saga.saga_id, reported)
+            return reported  # type: ignore[no-any-return]
+
+    def _observe_saga(self, saga: Saga) -> None:
+        def before(args: Any, kwargs: Any) -> SagaState:
+            return saga.state
+
+        def after(result: Any, args: Any, kwargs: Any, old: SagaState) -> None:
+            new = saga.state
+            if new is old:
+                return
+            agent = saga.steps[0].agent_did if saga.steps else None
+            trace = self._saga_trace(saga)
+            ids = {"saga_id": saga.saga_id}
+            at = saga.completed_at
+            if new is SagaState.COMPLETED and old is SagaState.RUNNING:
+                self.emit(
+                    EventType.SAGA_COMPLETED, saga.session_id, agent, ids, timestamp=at, trace=trace
+                )
+            elif new is SagaState.COMPLETED:  # compensated: every committed step undone
+                payload = {**ids, "outcome": "compensated", "reason": "rolled back"}
+                self.emit(
+                    EventType.SAGA_FAILED,
+                    saga.session_id,
+                    agent,
+                    payload,
+                    timestamp=at,
+                    trace=trace,
+                )
+            elif new is SagaState.FAILED:
+                payload = {**ids, "reason": saga.error or "failed"}
+                self.emit(
+                    EventType.SAGA_FAILED,
+                    saga.session_id,
+                    agent,
+                    payload,
+                    timestamp=at,
+                    trace=trace,
+                )
+            elif new is SagaState.ESCALATED:
+                failed = [s for s in saga.steps if s.state is StepState.COMPENSATION_FAILED]
+                reported = self._reported_failures(saga)
+                for step in failed:  # steps without an undo API never pass through transition()
+                    if step.step_id not in reported:
+                        self._compensation_failed(saga, step, trace)
+                payload = {**ids, "reason": f"{len(failed)} step(s) failed compensation"}
+                self.emit(
+                    EventType.SAGA_ESCALATED,
+                    saga.session_id,
+                    agent,
+                    payload,
+                    timestamp=at,
+                    trace=trace,
+                )
+            if new in _SAGA_END:
+                with self._lock:
+                    self._saga_traces.pop(saga.saga_id, None)
+                    self._reported.pop(saga.saga_id, None)
+
+        self.hooks.wrap(saga, "transition", before=before, after=after)
+
+    def _compensation_failed(self, saga: Saga, step: SagaStep, trace: CausalTraceId) -> None:
+        self._reported_failures(saga).add(step.step_id)
+        payload = {
+            "saga_id": saga.saga_id,
+            "step_id": step.step_id + COMPENSATE_SUFFIX,
+            "step_action": step.action_id,
+            "compensation": True,
+            "error": step.error,
+        }
+        self.emit(
+            EventType.SAGA_STEP_FAILED,
+            saga.session_id,
+            step.agent_did,
+            payload,
+            timestamp=step.completed_at,
+            trace=trace,
+        )
+
+    def _observe_step(self, saga: Saga, step: SagaStep) -> None:
+        def before(args: Any, kwargs: Any) -> StepState:
+            return step.state
+
+        def after(result: Any, args: Any, kwargs: Any, old: StepState) -> None:
+            new = step.state
+            if new is old:
+                return
+            ids = {"saga_id": saga.saga_id, "step_id": step.step_id, "step_action": step.action_id}
+            trace = self._saga_trace(saga)
+            emit_step = self._emit_step
+            if new is StepState.EXECUTING:
+                attempt = step.retry_count + 1
+                emit_step(
+                    EventType.SAGA_STEP_STARTED,
+                    saga,
+                    step,
+                    {**ids, "attempt": attempt, "retry": attempt > 1},
+                    step.started_at,
+                    trace,
+                )
+            elif new is StepState.COMMITTED:
+                emit_step(
+                    EventType.SAGA_STEP_COMMITTED,
+                    saga,
+                    step,
+                    {**ids, "attempt": step.retry_count + 1},
+                    step.completed_at,
+                    trace,
+                )
+            elif new is StepState.FAILED:
+                payload = {
+                    **ids,
+                    "error": step.error,
+                    "attempt": step.retry_count + 1,
+                    "timed_out": _timing_out(),
+                }
+                emit_step(EventType.SAGA_STEP_FAILED, saga, step, payload, step.completed_at, trace)
+            elif new is StepState.COMPENSATING:
+                payload = {**ids, "step_id": step.step_id + COMPENSATE_SUFFIX, "compensation": True}
+                emit_step(EventType.SAGA_STEP_STARTED, saga, step, payload, None, trace)
+            elif new is StepState.COMPENSATED:
+                payload = {
+                    **ids,
+                    "step_id": step.step_id + COMPENSATE_SUFFIX,
+                    "reason": "compensated",
+                }
+                emit_step(
+                    EventType.SAGA_COMPENSATING, saga, step, payload, step.completed_at, trace
+                )
+            elif new is StepState.COMPENSATION_FAILED:
+                payload = {
+                    **ids,
+                    "step_id": step.step_id + COMPENSATE_SUFFIX,
+                    "compensation": True,
+                    "error": step.error,
+                    "timed_out": _timing_out(),
+                }
+                self._reported_failures(saga).add(step.step_id)
+                emit_step(EventType.SAGA_STEP_FAILED, saga, step, payload, step.completed_at, trace)
+            # FAILED -> PENDING is reset_for_retry(): the next SAGA_STEP_STARTED says retry=True
+
+        self.hooks.wrap(step, "transition", before=before, after=after)
+
+    def _emit_step(
+        self,
+        event_type: EventType,
+        saga: Saga,
+        step: SagaStep,
+        payload: dict[str, Any],
+        at: datetime | None,
+        trace: CausalTraceId,
+    ) -> None:
+        self.emit(event_type, saga.session_id, step.agent_did, payload, timestamp=at, trace=trace)
+
+    def observe_fan_out(self, fan_out: FanOutOrchestrator) -> None:
+        def before(args: Any, kwargs: Any) -> None:
+            group = fan_out.get_group(argument(args, kwargs, 0, "group_id"))
+            if group is not None:
+                payload = {
+                    "saga_id": group.saga_id,
+                    "group_id": group.group_id,
+                    "branches": len(group.branches),
+                }
+                self.emit(EventType.SAGA_FANOUT_STARTED, None, None, payload)
+
+        def after(group: Any, args: Any, kwargs: Any, _: Any) -> None:
+            payload = {
+                "saga_id": group.saga_id,
+                "group_id": group.group_id,
+                "policy_satisfied": group.policy_satisfied,
+                "succeeded": group.success_count,
+                "failed": group.failure_count,
+            }
+            self.emit(EventType.SAGA_FANOUT_RESOLVED, None, None, payload)
+
+        self.hooks.wrap_async(fan_out, "execute", before=before, after=after)
+
+    # -- security -----------------------------------------------------------------
+
+    def observe_kill_switch(self, switch: KillSwitch) -> None:
+        self.hooks.wrap(switch, "kill", after=self._killed)
+
+    def _killed(self, result: KillResult, args: Any, kwargs: Any, _: Any) -> None:
+        payload = {
+            "kill_id": result.kill_id,
+            "reason": _value(result.reason),
+            "terminated": result.terminated,
+            "handoffs": len(result.handoffs),
+            "handed_off": result.handoff_success_count,
+            "compensation_triggered": result.compensation_triggered,
+            "details": result.details,
+        }
+        kill = self.emit(
+            EventType.AGENT_KILLED,
+            result.session_id,
+            result.agent_did,
+            payload,
+            timestamp=result.timestamp,
+        )
+        for handoff in result.handoffs:
+            self.emit(
+                EventType.SAGA_HANDOFF,
+                result.session_id,
+                handoff.from_agent,
+                {
+                    "saga_id": handoff.saga_id,
+                    "step_id": handoff.step_id,
+                    "to_agent": handoff.to_agent,
+                    "status": _value(handoff.status),
+                },
+                timestamp=result.timestamp,
+                parent=kill.event_id,
+            )
+
+    # -- liability ----------------------------------------------------------------
+
+    def observe_vouching(self, engine: VouchingEngine) -> None:
+        if not self._first_time(engine):
+            return
+        self.hooks.wrap(engine, "vouch", after=self._vouched)
+        self.hooks.wrap(engine, "release_bond", after=self._bond_released)
+        self.hooks.wrap(engine, "release_session_bonds", after=self._session_bonds_released)
+
+    def _vouched(self, record: Any, args: Any, kwargs: Any, _: Any) -> None:
+        with self._lock:
+            self._vouches.put(
+                record.vouch_id, (record.voucher_did, record.vouchee_did, record.session_id)
+            )
+        payload = {
+            "vouch_id": record.vouch_id,
+            "vouchee_did": record.vouchee_did,
+            "bonded_amount": record.bonded_amount,
+        }
+        self.emit(
+            EventType.VOUCH_CREATED,
+            record.session_id,
+            record.voucher_did,
+            payload,
+            timestamp=record.created_at,
+        )
+
+    def _bond_released(self, result: Any, args: Any, kwargs: Any, _: Any) -> None:
+        vouch_id = argument(args, kwargs, 0, "vouch_id")
+        with self._lock:
+            known = self._vouches.pop(vouch_id, None)
+        voucher, vouchee, session = known if known is not None else (None, None, None)
+        self.emit(
+            EventType.VOUCH_RELEASED,
+            session,
+            voucher,
+            {"vouch_id": vouch_id, "vouchee_did": vouchee},
+        )
+
+    def _session_bonds_released(self, count: int, args: Any, kwargs: Any, _: Any) -> None:
+        session = argument(args, kwargs, 0, "session_id")
+        with self._lock:
+            released = [(k, v) for k, v in self._vouches.items() if v[2] == session]
+            for vouch_id, _known in released:
+                del self._vouches[vouch_id]
+        for vouch_id, (voucher, vouchee, _s) in released:
+            self.emit(
+                EventType.VOUCH_RELEASED,
+                session,
+                voucher,
+                {"vouch_id": vouch_id, "vouchee_did": vouchee},
+            )
+
+    def observe_slashing(self, engine: SlashingEngine) -> None:
+        if not self._first_time(engine):
+            return
+
+        def after(result: Any, args: Any, kwargs: Any, _: Any) -> None:
+            payload = {
+                "slash_id": result.slash_id,
+                "reason": result.reason,
+                "sigma_before": result.vouchee_sigma_before,
+                "sigma_after": result.vouchee_sigma_after,
+            }
+            self.emit(
+                EventType.SLASH_EXECUTED,
+                result.session_id,
+                result.vouchee_did,
+                payload,
+                timestamp=result.timestamp,
+            )
+
+        self.hooks.wrap(engine, "slash", after=after)
+
+    def observe_quarantine(self, manager: QuarantineManager) -> None:
+        def entered(record: Any, args: Any, kwargs: Any, _: Any) -> None:
+            payload = {
+                "quarantine_id": record.quarantine_id,
+                "reason": _value(record.reason),
+                "details": record.details,
+                "enforced": record.is_active,
+            }
+            self.emit(
+                EventType.QUARANTINE_ENTERED,
+                record.session_id,
+                record.agent_did,
+                payload,
+                timestamp=record.entered_at,
+            )
+
+        def left(record: Any, expired: bool) -> None:
+            payload = {
+                "quarantine_id": record.quarantine_id,
+                "reason": _value(record.reason),
+                "expired": expired,
+            }
+            self.emit(EventType.QUARANTINE_RELEASED, record.session_id, record.agent_did, payload)
+
+        def released(record: Any, args: Any, kwargs: Any, _: Any) -> None:
+            if record is not None:
+                left(record, False)
+
+        def ticked(records: list[Any], args: Any, kwargs: Any, _: Any) -> None:
+            for record in records:
+                left(record, True)
+
+        self.hooks.wrap(manager, "quarantine", after=entered)
+        self.hooks.wrap(manager, "release", after=released)
+        self.hooks.wrap(manager, "tick", after=ticked)
+
+    # -- audit --------------------------------------------------------------------
+
+    def observe_gc(self, gc: EphemeralGC) -> None:
+        if not self._first_time(gc):
+            return
+
+        def after(result: Any, args: Any, kwargs: Any, _: Any) -> None:
+            payload = {
+                "purged_vfs_files": result.purged_vfs_files,
+                "retained_deltas": result.retained_deltas,
+                "storage_saved_bytes": result.storage_saved_bytes,
+            }
+            self.emit(
+                EventType.AUDIT_GC_COLLECTED,
+                result.session_id,
+                None,
+                payload,
+                timestamp=result.gc_at,
+            )
+
+        self.hooks.wrap(gc, "collect", after=after)
+
+    def observe_commitment(self, engine: CommitmentEngine) -> None:
+        if not self._first_time(engine):
+            return
+
+        def after(record: Any, args: Any, kwargs: Any, _: Any) -> None:
+            payload = {"hash_chain_root": record.hash_chain_root, "delta_count": record.delta_count}
+            self.emit(EventType.AUDIT_COMMITTED, record.session_id, None, payload)
+
+        self.hooks.wrap(engine, "commit", after=after)
+
+
+def _timing_out() -> bool:
+    """Whether the step is being failed from inside an ``except TimeoutError`` block.
+
+    The orchestrator transitions a step to FAILED (or COMPENSATION_FAILED)
+    while handling the ``asyncio.wait_for`` timeout, so the exception being
+    handled says why, without parsing upstream's error text.
+    """
+    return isinstance(sys.exc_info()[1], TimeoutError)
+
+
+__all__ = ["COMPENSATE_SUFFIX", "MAX_TRACKED", "RuntimeObserver"]
