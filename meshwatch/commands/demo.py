@@ -4,7 +4,8 @@ It serves ``/metrics`` on ``--addr:--metrics-port`` (loopback by default) and,
 with ``--otlp-endpoint``, exports spans over OTLP/HTTP (protobuf to
 ``URL/v1/traces``). Within seconds of start every metric of the catalogue has
 series. ``--scenario incident`` drives the three tutorial alerts (see
-:mod:`meshwatch.demo.scenario`); ``--incident-duration`` ends the incident
+:mod:`meshwatch.demo.scenario`); ``--runtime agent-hypervisor`` runs the fleet
+on the real agent-hypervisor runtime (see :mod:`meshwatch.demo.runtime_world`); ``--incident-duration`` ends the incident
 while the demo keeps serving, so the alerts can be seen to resolve.
 
 It stops on SIGINT or SIGTERM, or after ``--duration`` seconds, with exit code
@@ -20,7 +21,6 @@ from pathlib import Path
 
 from meshwatch.commands.shared import CommandError
 from meshwatch.commands.signals import stop_on_signals
-from meshwatch.demo.command_line import add_arguments
 from meshwatch.demo.runner import Demo, DemoConfig
 from meshwatch.demo.scenario import build_scenario
 from meshwatch.instrumentation.audit import AuditDatabaseError
@@ -28,10 +28,18 @@ from meshwatch.instrumentation.logs import configure_logging
 from meshwatch.remediation import RemediationError
 from meshwatch.settings import SettingsError, load_settings
 from meshwatch.settings.remediation import RemediationSettings
+from meshwatch.demo.command_line import RUNTIME, add_arguments
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo until SIGINT/SIGTERM or the end of ``--duration``."""
+    runtime = args.runtime
+    if runtime == RUNTIME and args.elevation_backdate is not None:
+        raise CommandError(
+            "--elevation-backdate: not for --runtime agent-hypervisor "
+            "(a real elevation starts when it is granted)",
+            exit_code=2,
+        )
     try:
         scenario = build_scenario(
             args.scenario,
@@ -54,7 +62,17 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(error), exit_code=2) from None
     configure_logging(level=args.log_level)
     stop = threading.Event()
-    demo = Demo(config)
+    if runtime == RUNTIME:
+        try:
+            from meshwatch.demo.runtime_runner import RuntimeDemo
+        except ImportError as error:
+            raise CommandError(
+                f"--runtime {RUNTIME} needs the extra: pip install 'meshwatch[{RUNTIME}]' ({error})",
+                exit_code=2,
+            ) from None
+        demo: Demo = RuntimeDemo(config)
+    else:
+        demo = Demo(config)
     with stop_on_signals(stop):
         try:
             demo.start()
@@ -74,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
             spans = f"; spans to {args.otlp_endpoint}" if args.otlp_endpoint else ""
             remediation = f"; remediation at {demo.receiver.url}" if demo.receiver else ""
             print(
-                f"meshwatch demo: {scenario.name} scenario, seed {scenario.seed}, "
-                f"serving {demo.url}{spans}{remediation}",
+                f"meshwatch demo: {scenario.name} scenario on the {runtime} runtime, "
+                f"seed {scenario.seed}, serving {demo.url}{spans}{remediation}",
                 flush=True,
             )
             demo.run(stop)

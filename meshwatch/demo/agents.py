@@ -438,6 +438,8 @@ def run_saga(world: World, rng: random.Random, me: AgentSpec, saga_id: str, step
     timed out) cannot be compensated safely: the saga escalates and the step
     is left open, which the span exporter counts as an unfinished span.
     """
+    if world.saga_runner is not None:
+        return (yield from world.saga_runner(world, rng, me, saga_id, steps))
     odds = world.scenario.odds
     world.emit(EventType.SAGA_CREATED, me, {"saga_id": saga_id, "steps": len(steps)})
     committed: list[tuple[str, str, str | None]] = []

@@ -13,13 +13,16 @@ import math
 
 from meshwatch.demo.scenario import MAX_BACKDATE, MAX_BREACH_RATE, MAX_SECONDS, SCENARIOS
 from meshwatch.instrumentation.otel import check_endpoint
-from meshwatch.settings.stack import DemoSettings, Ports
+from meshwatch.settings.stack import RUNTIMES, DemoSettings, Ports
 
 METRICS_PORT = "--metrics-port"
 ADDR = "--addr"
 DURATION = "--duration"
 SEED = "--seed"
 SCENARIO = "--scenario"
+RUNTIME_FLAG = "--runtime"
+# The runtime that is not the demo's own simulation.
+RUNTIME = "agent-hypervisor"
 OTLP_ENDPOINT = "--otlp-endpoint"
 INCIDENT_DURATION = "--incident-duration"
 BREACH_RATE = "--breach-rate"
@@ -106,6 +109,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="steady: a healthy fleet; incident: drives the three tutorial alerts (default %(default)s)",
     )
     parser.add_argument(
+        RUNTIME_FLAG,
+        choices=RUNTIMES,
+        default=defaults.runtime,
+        help=f"simulated: the fleet's runtime is simulated; {RUNTIME}: the fleet runs on the "
+        "real agent-hypervisor runtime (needs the extra; default %(default)s)",
+    )
+    parser.add_argument(
         OTLP_ENDPOINT,
         type=_endpoint,
         default=None,
@@ -182,6 +192,8 @@ def argv(
     if otlp_endpoint is not None:
         args += [OTLP_ENDPOINT, otlp_endpoint]
     args += [SEED, str(demo.seed), SCENARIO, demo.scenario]
+    if demo.runtime != "simulated":
+        args += [RUNTIME_FLAG, demo.runtime]
     if demo.duration is not None:
         args += [DURATION, str(int(demo.duration.seconds))]
     if demo.incident_duration is not None:

@@ -204,7 +204,7 @@ class Demo:
             tracing=bool(self.providers),
             llm=llm,
         )
-        self.world = World(config.scenario, instruments)
+        self.world = self.make_world(config.scenario, instruments)
         self.world.sim.spawn(bootstrap(self.world))
         sources: list[MetricSource] = list(self.instrumented)
         if config.remediation is not None:
@@ -220,6 +220,10 @@ class Demo:
         self.server = serve_metrics(
             config.metrics_port, config.addr, registry=registry, sources=sources
         )
+
+    def make_world(self, scenario: Scenario, instruments: Instruments) -> World:
+        """The world the fleet lives in; a runtime demo puts it on a real runtime."""
+        return World(scenario, instruments)
 
     def run(self, stop: threading.Event) -> None:
         """Advance the fleet in real time until ``stop`` is set or the duration is over."""

@@ -182,7 +182,14 @@ class PagerBridge:
 
 
 class World:
-    """Virtual time, the dice, the fleet's state, and the instrumentation facade."""
+    """Virtual time, the dice, the fleet's state, and the instrumentation facade.
+
+    ``saga_runner``, when set, runs the fleet's sagas instead of the simulated
+    ones (:class:`~meshwatch.demo.runtime_world.RuntimeWorld` runs them on a
+    real saga orchestrator).
+    """
+
+    saga_runner: Any = None
 
     def __init__(self, scenario: Scenario, instruments: Instruments) -> None:
         self.scenario = scenario

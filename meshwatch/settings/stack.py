@@ -206,6 +206,10 @@ class Images:
             )
 
 
+# What runs the demo fleet: its own simulation, or the real agent-hypervisor runtime.
+RUNTIMES = ("simulated", "agent-hypervisor")
+
+
 @dataclass(frozen=True)
 class DemoSettings:
     """The simulated multi-agent workload that `make up` runs beside the stack.
@@ -216,11 +220,14 @@ class DemoSettings:
     that long (by default it runs until ``meshwatch down``);
     ``incident_duration`` ends the incident scenario after that long while the
     demo keeps running healthy, so its alerts can be seen to resolve.
+    ``runtime: agent-hypervisor`` runs the fleet on the real agent-hypervisor
+    runtime (``pip install 'meshwatch[agent-hypervisor]'``).
     """
 
     enabled: bool = True
     seed: int = 42
     scenario: Literal["steady", "incident"] = "steady"
+    runtime: Literal["simulated", "agent-hypervisor"] = "simulated"
     otlp_endpoint: str | None = None
     duration: Duration | None = None
     incident_duration: Duration | None = None

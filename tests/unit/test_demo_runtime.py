@@ -1,0 +1,150 @@
+"""The demo fleet on the real agent-hypervisor runtime (meshwatch.demo.runtime_world)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from meshwatch.cli import main
+from meshwatch.demo.runner import DemoConfig
+from meshwatch.demo.runtime_runner import RuntimeDemo
+from meshwatch.demo.runtime_world import CANNOT_PRODUCE, INCIDENT_ONLY
+from meshwatch.demo.scenario import build_scenario
+from meshwatch.demo.world import PUBLISHER, TOOL_CODE
+from meshwatch.instrumentation.catalogue import (
+    CATALOGUE,
+    GOVERNANCE_LATENCY,
+    RING_BREACHES,
+    RING_ELEVATED,
+    RING_ELEVATIONS_DENIED,
+    SAGA_ESCALATIONS,
+)
+from meshwatch.instrumentation.events import EventType
+
+T = TypeVar("T")
+# The issue's bound: every catalogue metric the runtime can produce, within 60 s.
+CATALOGUE_BOUND = 60.0
+
+
+def _wait_until(predicate: Callable[[], T], *, timeout: float, what: str) -> T:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            value = predicate()
+        except Exception as exc:  # still starting
+            last = exc
+        else:
+            if value:
+                return value
+            last = value
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}"
+            )
+        time.sleep(0.25)
+
+
+def _scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _total(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float:
+    return sum(
+        v
+        for (n, lbls), v in samples.items()
+        if n == name and all(dict(lbls).get(k) == want for k, want in labels.items())
+    )
+
+
+@pytest.fixture(scope="module")
+def runtime_demo() -> Iterator[RuntimeDemo]:
+    demo = RuntimeDemo(DemoConfig(build_scenario("incident", seed=5), metrics_port=0))
+    demo.start()
+    stop = threading.Event()
+    thread = threading.Thread(target=demo.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield demo
+    finally:
+        stop.set()
+        thread.join(10)
+        demo.close()
+    assert not thread.is_alive()
+
+
+def test_every_catalogue_metric_the_runtime_can_produce_is_served_within_60_seconds(
+    runtime_demo: RuntimeDemo,
+) -> None:
+    assert not set(CANNOT_PRODUCE) & set(INCIDENT_ONLY)
+    wanted = {s for m in CATALOGUE if m not in CANNOT_PRODUCE for s in m.series_names}
+
+    def missing() -> set[str]:
+        return wanted - {name for name, _ in _scrape(runtime_demo.url)}
+
+    _wait_until(lambda: not missing(), timeout=CATALOGUE_BOUND, what="every producible series")
+
+
+def test_the_incident_runs_through_the_real_runtime(runtime_demo: RuntimeDemo) -> None:
+    runtime = runtime_demo.runtime
+    assert runtime is not None, "the runtime objects are reachable while the demo runs"
+    url = runtime_demo.url
+
+    def breaches() -> float:
+        return _total(_scrape(url), RING_BREACHES.name, agent_did=TOOL_CODE.did)
+
+    start = breaches()
+    # 20 breaches within 10 s is 2/s, HighRingBreachRate's critical tier.
+    _wait_until(lambda: breaches() >= start + 20, timeout=10, what="breaches at > 2/s")
+    assert runtime.breach_detector.breach_count >= 20, "the detector itself judged them breaches"
+    samples = _scrape(url)
+    assert _total(samples, RING_ELEVATED.name, agent_did=PUBLISHER.did) == 1
+    active = [e for e in runtime.elevations.active_elevations if e.agent_did == PUBLISHER.did]
+    assert len(active) == 1, "the publisher's stuck elevation is a real, active grant"
+    assert _total(samples, RING_ELEVATIONS_DENIED.name) >= 1
+    buckets = {
+        dict(labels)["le"]: v
+        for (name, labels), v in samples.items()
+        if name == f"{GOVERNANCE_LATENCY.name}_bucket" and dict(labels).get("decision") == "blocked"
+    }
+    assert buckets["0.05"] < 0.5 * buckets["+Inf"], "most evaluations slower than 50 ms"
+    _wait_until(lambda: runtime.kill_switch.total_kills >= 1, timeout=20, what="the rogue killed")
+    bus = runtime.instrumentation.bus
+    (kill, *_) = bus.query(event_type=EventType.AGENT_KILLED)
+    assert kill.agent_did == TOOL_CODE.did and kill.payload["terminated"] is True
+    _wait_until(
+        lambda: _total(_scrape(url), SAGA_ESCALATIONS.name) >= 1,
+        timeout=30,
+        what="a saga escalated by real timeouts",
+    )
+    assert runtime.instrumentation.hook_errors == {}
+
+
+def test_backdating_is_refused_on_the_real_runtime(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "demo",
+            "--runtime",
+            "agent-hypervisor",
+            "--scenario",
+            "incident",
+            "--elevation-backdate",
+            "10",
+        ]
+    )
+    assert code == 2
+    assert "--elevation-backdate: not for --runtime agent-hypervisor" in capsys.readouterr().err
