@@ -56,7 +56,9 @@ class Hooks:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._installed: list[tuple[weakref.ref[Any], str, Callable[..., Any]]] = []
+        # (the object, the method name, id of the wrapper): the wrapper itself is not
+        # kept, since its closure holds the object and would keep it alive.
+        self._installed: list[tuple[weakref.ref[Any], str, int]] = []
         self._compact_at = 1024
         self._errors: dict[str, int] = {}
         self.active = True
@@ -101,7 +103,7 @@ class Hooks:
         setattr(wrapper, MARK, True)
         setattr(obj, name, wrapper)
         with self._lock:
-            self._installed.append((weakref.ref(obj), name, wrapper))
+            self._installed.append((weakref.ref(obj), name, id(wrapper)))
             if len(self._installed) >= self._compact_at:
                 self._installed = [entry for entry in self._installed if entry[0]() is not None]
                 self._compact_at = max(1024, 2 * len(self._installed))
@@ -188,9 +190,10 @@ class Hooks:
         self.active = False
         with self._lock:
             installed, self._installed = self._installed, []
-        for ref, name, wrapper in installed:
+        for ref, name, wrapper_id in installed:
             obj = ref()
-            if obj is not None and obj.__dict__.get(name) is wrapper:
+            # While the object lives its wrapper lives (in its __dict__), so the id is still its.
+            if obj is not None and id(obj.__dict__.get(name)) == wrapper_id:
                 delattr(obj, name)
 
 

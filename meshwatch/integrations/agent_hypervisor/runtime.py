@@ -128,14 +128,18 @@ class RuntimeObserver:
     ) -> HypervisorEvent:
         ambient = current_trace()
         if ambient is not None:
-            trace = ambient
-        elif trace is None and session_id:
-            trace = self._session_trace(session_id)
+            trace_id: str | None = ambient.full_id
+        elif trace is not None:
+            trace_id = trace.full_id
+        elif session_id:
+            trace_id = self._session_trace_id(session_id)
+        else:
+            trace_id = None
         event = HypervisorEvent(
             event_type,
             session_id=session_id or None,
             agent_did=agent_did or None,
-            causal_trace_id=trace,
+            causal_trace_id=trace_id,
             payload=payload,
             timestamp=timestamp,
             parent_event_id=parent,
@@ -144,12 +148,21 @@ class RuntimeObserver:
         return event
 
     def _session_trace(self, session_id: str) -> CausalTraceId:
+        return self._session_entry(session_id)[0]
+
+    def _session_trace_id(self, session_id: str) -> str:
+        """The session's trace as text: the emit path's lookup (``full_id`` is built once)."""
+        entry = self._session_traces.get(session_id)  # a plain dict read needs no lock
+        return entry[1] if entry is not None else self._session_entry(session_id)[1]
+
+    def _session_entry(self, session_id: str) -> tuple[CausalTraceId, str]:
         with self._lock:
-            trace = self._session_traces.get(session_id)
-            if trace is None:
+            entry = self._session_traces.get(session_id)
+            if entry is None:
                 trace = CausalTraceId()
-                self._session_traces.put(session_id, trace)
-            return trace  # type: ignore[no-any-return]
+                entry = (trace, trace.full_id)
+                self._session_traces.put(session_id, entry)
+            return entry  # type: ignore[no-any-return]
 
     def _first_time(self, obj: object) -> bool:
         """True the first time ``obj`` is observed (a Hypervisor and its session share engines)."""

@@ -101,8 +101,14 @@ def settings_document(
     seed: int,
     incident_duration: int | None = None,
     group_wait: str = GROUP_WAIT,
+    runtime: str | None = None,
+    elevation_threshold: float | None = None,
 ) -> dict[str, Any]:
     """The meshwatch.yaml of a test stack, as data.
+
+    ``runtime`` is ``stack.demo.runtime``; ``elevation_threshold`` lowers
+    ElevationTooLong's threshold (seconds), for a demo whose stuck elevation
+    cannot be backdated (the real runtime's).
 
     Critical and warning notifications go to ``<webhook_base_url>/<name>/critical``
     and ``.../warning``, so one receiver can serve several stacks apart.
@@ -115,10 +121,15 @@ def settings_document(
         demo["duration"] = f"{duration}s"
     if incident_duration is not None:
         demo["incident_duration"] = f"{incident_duration}s"
+    if runtime is not None:
+        demo["runtime"] = runtime
+    alerts: dict[str, Any] = {key: {"for": ALERT_FOR} for key in FAST_ALERTS}
+    if elevation_threshold is not None:
+        alerts["elevation_too_long"]["threshold"] = elevation_threshold
     return {
         "alerts": {
             "rate_window": RATE_WINDOW,
-            **{key: {"for": ALERT_FOR} for key in FAST_ALERTS},
+            **alerts,
             "llm_budget_forecast": BUDGET_FORECAST,
         },
         "stack": {
@@ -154,6 +165,8 @@ def running_stack(
     agent_targets: Sequence[str] = (),
     group_wait: str = GROUP_WAIT,
     remediation: Mapping[str, Any] | None = None,
+    runtime: str | None = None,
+    elevation_threshold: float | None = None,
 ) -> Iterator[LiveStack]:
     """Start a native stack from a test settings file; always stop it and check for orphans.
 
@@ -176,6 +189,8 @@ def running_stack(
         seed=seed,
         incident_duration=incident_duration,
         group_wait=group_wait,
+        runtime=runtime,
+        elevation_threshold=elevation_threshold,
     )
     document["stack"]["agent_targets"] = list(agent_targets)
     if remediation is not None:
