@@ -100,7 +100,8 @@ class Hooks:
                 f"{type(obj).__name__}.{name} of {obj!r} is already instrumented; "
                 "close the other handle first"
             )
-        setattr(wrapper, MARK, True)
+        if not getattr(wrapper, MARK, False):
+            setattr(wrapper, MARK, True)
         setattr(obj, name, wrapper)
         with self._lock:
             self._installed.append((weakref.ref(obj), name, id(wrapper)))
@@ -118,38 +119,9 @@ class Hooks:
         on_error: OnError | None = None,
     ) -> None:
         """Hook the synchronous method ``obj.name``."""
-        original: Callable[..., Any] = getattr(obj, name)
-        hook = f"{type(obj).__name__}.{name}"
-        guard_failed = self.failed
-
-        @functools.wraps(original)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if not self.active:
-                return original(*args, **kwargs)
-            look = None
-            if before is not None:
-                try:
-                    look = before(args, kwargs)
-                except Exception:
-                    guard_failed(hook)
-                    look = _FAILED
-            try:
-                result = original(*args, **kwargs)
-            except BaseException as exc:
-                if on_error is not None and look is not _FAILED:
-                    try:
-                        on_error(exc, args, kwargs)
-                    except Exception:
-                        guard_failed(hook)
-                raise
-            if after is not None and look is not _FAILED:
-                try:
-                    after(result, args, kwargs, look)
-                except Exception:
-                    guard_failed(hook)
-            return result
-
-        self._install(obj, name, wrapper)
+        self._install(
+            obj, name, _SyncHook(self, getattr(obj, name), obj, name, before, after, on_error)
+        )
 
     def wrap_async(
         self,
@@ -195,6 +167,73 @@ class Hooks:
             # While the object lives its wrapper lives (in its __dict__), so the id is still its.
             if obj is not None and id(obj.__dict__.get(name)) == wrapper_id:
                 delattr(obj, name)
+
+
+class _SyncHook:
+    """The wrapper :meth:`Hooks.wrap` installs: a slotted callable, cheap to create per object.
+
+    Sagas and steps are hooked one by one as the runtime creates them, so the
+    wrapper is built on the runtime's path; a small object is cheaper to build
+    than a closure copied over by ``functools.wraps``. ``__wrapped__`` keeps
+    ``inspect.signature`` and ``inspect.unwrap`` showing the original.
+    """
+
+    __slots__ = ("__wrapped__", "_after", "_before", "_hooks", "_method", "_on_error", "_owner")
+    __meshwatch_hook__ = True
+
+    def __init__(
+        self,
+        hooks: Hooks,
+        original: Callable[..., Any],
+        obj: Any,
+        method: str,
+        before: Before | None,
+        after: After | None,
+        on_error: OnError | None,
+    ) -> None:
+        self.__wrapped__ = original
+        self._hooks = hooks
+        self._owner = type(obj).__name__
+        self._method = method
+        self._before = before
+        self._after = after
+        self._on_error = on_error
+
+    def _failed(self) -> None:
+        self._hooks.failed(f"{self._owner}.{self._method}")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        original = self.__wrapped__
+        if not self._hooks.active:
+            return original(*args, **kwargs)
+        look = None
+        before = self._before
+        if before is not None:
+            try:
+                look = before(args, kwargs)
+            except Exception:
+                self._failed()
+                look = _FAILED
+        try:
+            result = original(*args, **kwargs)
+        except BaseException as exc:
+            on_error = self._on_error
+            if on_error is not None and look is not _FAILED:
+                try:
+                    on_error(exc, args, kwargs)
+                except Exception:
+                    self._failed()
+            raise
+        after = self._after
+        if after is not None and look is not _FAILED:
+            try:
+                after(result, args, kwargs, look)
+            except Exception:
+                self._failed()
+        return result
+
+    def __repr__(self) -> str:
+        return f"<meshwatch hook of {self.__wrapped__!r}>"
 
 
 def argument(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str) -> Any:

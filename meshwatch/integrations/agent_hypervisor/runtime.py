@@ -162,7 +162,7 @@ class RuntimeObserver:
                 trace = CausalTraceId()
                 entry = (trace, trace.full_id)
                 self._session_traces.put(session_id, entry)
-            return entry  # type: ignore[no-any-return]
+            return entry
 
     def _first_time(self, obj: object) -> bool:
         """True the first time ``obj`` is observed (a Hypervisor and its session share engines)."""
@@ -406,14 +406,13 @@ class RuntimeObserver:
         return after
 
     def _saga_trace(self, saga: Saga) -> CausalTraceId:
-        with self._lock:
-            trace = self._saga_traces.get(saga.saga_id)
+        trace = self._saga_traces.get(saga.saga_id)  # a plain dict read needs no lock
         if trace is None:
             parent = current_trace() or self._session_trace(saga.session_id)
             trace = parent.child()
             with self._lock:
                 self._saga_traces.put(saga.saga_id, trace)
-        return trace  # type: ignore[no-any-return]
+        return trace
 
     def _reported_failures(self, saga: Saga) -> set[str]:
         with self._lock:
@@ -421,7 +420,7 @@ class RuntimeObserver:
             if reported is None:
                 reported = set()
                 self._reported.put(saga.saga_id, reported)
-            return reported  # type: ignore[no-any-return]
+            return reported
 
     def _observe_saga(self, saga: Saga) -> None:
         def before(args: Any, kwargs: Any) -> SagaState:
