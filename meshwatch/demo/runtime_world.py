@@ -67,6 +67,8 @@ from meshwatch.demo.scenario import Scenario
 from meshwatch.demo.sim import Process
 from meshwatch.demo.world import (
     BLOCKED,
+    FLEET,
+    LEGACY,
     PUBLISHER,
     AgentSpec,
     Instruments,
@@ -97,7 +99,6 @@ EMERGENCY_TTL: Final = RingElevationManager.MAX_ELEVATION_TTL
 STEP_TIMEOUT: Final = 3
 STEP_RETRIES: Final = 1
 HANG: Final = 3600.0
-KILL_COOLDOWN: Final = 120.0
 BREAKER_COOLDOWN: Final = 15.0
 # The publisher is the fleet's trusted release agent: ring 1 needs trust 0.85.
 RELEASE_AGENT_TRUST: Final = 900.0
@@ -177,6 +178,10 @@ class AgentHypervisorRuntime:
             self._loop.close()
 
 
+def _process_stopped() -> None:
+    """A killed agent's termination callback (see :meth:`RuntimeWorld.join`)."""
+
+
 async def _traced(coro: Awaitable[T], trace: CausalTraceId | None) -> T:
     if trace is None:
         return await coro
@@ -195,8 +200,6 @@ class RuntimeWorld(World):
         self._baseline[PUBLISHER.did] = self._trust[PUBLISHER.did] = RELEASE_AGENT_TRUST
         self._grants: dict[str, RingElevation] = {}
         self._rings: dict[str, int] = {}
-        self._killed: set[str] = set()
-        self._last_kill: dict[str, float] = {}
         self._tripped_at: dict[str, float] = {}
         self.saga_runner = self._run_saga
         self.sim.spawn(self._ticker())
@@ -214,7 +217,9 @@ class RuntimeWorld(World):
         self.sessions[agent.did] = sid
         self._rings[agent.did] = int(ring)
         self.emit(EventType.IDENTITY_VERIFIED, agent, {"method": "did-auth"})
-        self.runtime.kill_switch.register_agent(agent.did, lambda: self._killed.add(agent.did))
+        # The termination callback: the simulated process stops on its own once
+        # kill() has marked it (World.was_killed), so there is nothing left to do.
+        self.runtime.kill_switch.register_agent(agent.did, _process_stopped)
 
     def leave(self, agent: AgentSpec) -> None:
         sid = self.sessions.pop(agent.did, None)
@@ -303,9 +308,12 @@ class RuntimeWorld(World):
     # -- breaches and the kill switch -------------------------------------------------------
 
     def breach(self, rng: random.Random, agent: AgentSpec, tool: str) -> None:
-        """``agent`` calls a privileged tool: the ring check refuses, the detector judges."""
-        if agent.did in self._killed:
-            self._restart(agent)
+        """``agent`` calls a privileged tool: the ring check refuses, the detector judges.
+
+        When the call trips the agent's breaker, the security responder resets
+        it after :data:`BREAKER_COOLDOWN` seconds (the ticker does). Killing is
+        left to remediation (:meth:`kill`), as an alert decides it.
+        """
         sid = self.sessions.get(agent.did)
         if sid is None:
             return
@@ -318,36 +326,33 @@ class RuntimeWorld(World):
         if check.allowed:
             self.decide(rng, agent, tool)
             return
-        found = self.runtime.breach_detector.record_call(
-            agent.did, sid, effective, check.required_ring
-        )
+        detector = self.runtime.breach_detector
+        found = detector.record_call(agent.did, sid, effective, check.required_ring)
         self.decide(rng, agent, tool, outcome=BLOCKED)
         self.inst.governance.record_audit_event("ring_breach" if found else "ring_denied")
         self.adjust_trust(agent, -3.0)
-        if found is not None and self.runtime.breach_detector.is_breaker_tripped(agent.did, sid):
-            self._respond(agent, sid, found.severity.value)
+        if found is not None and detector.is_breaker_tripped(agent.did, sid):
+            self._tripped_at.setdefault(agent.did, self.sim.now)
 
-    def _respond(self, agent: AgentSpec, sid: str, severity: str) -> None:
-        """The security responder: kill a tripped agent (at most once per cooldown), else wait."""
-        now = self.sim.now
-        last = self._last_kill.get(agent.did)
-        if last is None or now - last >= KILL_COOLDOWN:
-            self._last_kill[agent.did] = now
-            result = self.runtime.kill_switch.kill(
-                agent.did, sid, KillReason.RING_BREACH, details=f"breaker tripped ({severity})"
-            )
-            log.warning(
-                "security responder killed %s (terminated: %s)", agent.did, result.terminated
-            )
-        else:
-            self._tripped_at.setdefault(agent.did, now)
+    def kill(self, did: str, reason: str) -> bool:
+        """Kill agent ``did`` with the real ``KillSwitch`` (remediation's ``kill_agent``).
 
-    def _restart(self, agent: AgentSpec) -> None:
-        """The supervisor restarts a killed agent process: a new session, the same agent."""
-        self._killed.discard(agent.did)
-        self.leave(agent)
-        self.join(agent)
-        log.warning("supervisor restarted %s after its kill", agent.did)
+        The kill switch runs the agent's termination callback and records the
+        kill (the integration emits it, with its handoffs); the session is then
+        terminated on the runtime. As in :meth:`World.kill`, what the agent was
+        doing wrong stops and the fleet restarts it in a new session.
+        """
+        agent = next((a for a in (*FLEET, LEGACY) if a.did == did), None)
+        with self._kill_lock:
+            sid = None if agent is None else self.sessions.get(agent.did)
+            if agent is None or sid is None or agent.did in self._killed:
+                return False
+            self._killed.add(agent.did)
+        kind = KillReason.RING_BREACH if "breach" in reason.lower() else KillReason.MANUAL
+        result = self.runtime.kill_switch.kill(did, sid, kind, details=reason)
+        self.runtime.call(self.runtime.hypervisor.terminate_session(sid))
+        log.warning("killed %s with the kill switch (terminated: %s)", did, result.terminated)
+        return True
 
     def _reset_cooled_breakers(self) -> None:
         now = self.sim.now

@@ -79,14 +79,16 @@ def demo_dockerfile(settings: Settings, source: Path | None) -> str:
     named volume mounted there takes that ownership, so the sink can write).
     """
     base = settings.stack.images.python
+    # A demo on the agent-hypervisor runtime needs that runtime in its image.
+    extra = "[agent-hypervisor]" if settings.stack.demo.runtime == "agent-hypervisor" else ""
     if source is not None:
         install = [
             "COPY pyproject.toml README.md /src/",
             "COPY meshwatch /src/meshwatch",
-            "RUN pip install --no-cache-dir /src && rm -rf /src",
+            f"RUN pip install --no-cache-dir '/src{extra}' && rm -rf /src",
         ]
     else:
-        install = [f"RUN pip install --no-cache-dir meshwatch=={meshwatch.__version__}"]
+        install = [f"RUN pip install --no-cache-dir 'meshwatch{extra}=={meshwatch.__version__}'"]
     data = f"RUN mkdir -p {ALERT_SINK_DATA} && chown nobody:nogroup {ALERT_SINK_DATA}"
     return "\n".join(
         [f"FROM {base}", *install, data, "USER nobody", 'ENTRYPOINT ["meshwatch"]', ""]

@@ -26,6 +26,7 @@ from meshwatch.instrumentation.catalogue import (
     SAGA_ESCALATIONS,
 )
 from meshwatch.instrumentation.events import EventType
+from meshwatch.settings import load_settings
 
 T = TypeVar("T")
 # The issue's bound: every catalogue metric the runtime can produce, within 60 s.
@@ -72,8 +73,22 @@ def _total(
 
 
 @pytest.fixture(scope="module")
-def runtime_demo() -> Iterator[RuntimeDemo]:
-    demo = RuntimeDemo(DemoConfig(build_scenario("incident", seed=5), metrics_port=0))
+def runtime_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeDemo]:
+    tmp = tmp_path_factory.mktemp("runtime-demo")
+    # The remediation receiver (a dry run) serves the remediation metrics, as in test_demo.
+    (tmp / "token").write_text("demo-token\n", encoding="utf-8")
+    (tmp / "meshwatch.yaml").write_text(
+        f"remediation:\n  token_file: {tmp / 'token'}\n  policies:\n"
+        "    - {alert: HighRingBreachRate, action: kill_agent, agents: ['did:mesh:*']}\n",
+        encoding="utf-8",
+    )
+    config = DemoConfig(
+        build_scenario("incident", seed=5),
+        metrics_port=0,
+        remediation=load_settings(tmp / "meshwatch.yaml").remediation,
+        remediation_port=0,
+    )
+    demo = RuntimeDemo(config)
     demo.start()
     stop = threading.Event()
     thread = threading.Thread(target=demo.run, args=(stop,), daemon=True)
@@ -122,16 +137,39 @@ def test_the_incident_runs_through_the_real_runtime(runtime_demo: RuntimeDemo) -
         if name == f"{GOVERNANCE_LATENCY.name}_bucket" and dict(labels).get("decision") == "blocked"
     }
     assert buckets["0.05"] < 0.5 * buckets["+Inf"], "most evaluations slower than 50 ms"
-    _wait_until(lambda: runtime.kill_switch.total_kills >= 1, timeout=20, what="the rogue killed")
-    bus = runtime.instrumentation.bus
-    (kill, *_) = bus.query(event_type=EventType.AGENT_KILLED)
-    assert kill.agent_did == TOOL_CODE.did and kill.payload["terminated"] is True
     _wait_until(
         lambda: _total(_scrape(url), SAGA_ESCALATIONS.name) >= 1,
         timeout=30,
         what="a saga escalated by real timeouts",
     )
     assert runtime.instrumentation.hook_errors == {}
+
+
+def test_remediation_kills_with_the_real_kill_switch(runtime_demo: RuntimeDemo) -> None:
+    """Last in this module: the kill ends the rogue agent's breaches, as remediation should."""
+    runtime, world = runtime_demo.runtime, runtime_demo.world
+    assert runtime is not None and world is not None
+    old_session = world.sessions[TOOL_CODE.did]
+    assert world.kill(TOOL_CODE.did, "HighRingBreachRate")
+    assert not world.kill(TOOL_CODE.did, "HighRingBreachRate"), "already killed"
+    (result,) = runtime.kill_switch.kill_history
+    assert (result.agent_did, result.reason.value, result.terminated) == (
+        TOOL_CODE.did,
+        "ring_breach",
+        True,
+    )
+    bus = runtime.instrumentation.bus
+    (kill,) = bus.query(event_type=EventType.AGENT_KILLED)
+    assert kill.session_id == old_session and kill.payload["terminated"] is True
+    assert [e.event_type for e in bus.query(session_id=old_session)][-2:] == [
+        EventType.AUDIT_GC_COLLECTED,
+        EventType.SESSION_ARCHIVED,
+    ]
+    _wait_until(
+        lambda: world.sessions.get(TOOL_CODE.did, old_session) != old_session,
+        timeout=10,
+        what="the fleet restarting the killed agent in a new session",
+    )
 
 
 def test_backdating_is_refused_on_the_real_runtime(capsys: pytest.CaptureFixture[str]) -> None:
