@@ -21,6 +21,7 @@ from pathlib import Path
 
 from meshwatch.commands.shared import CommandError
 from meshwatch.commands.signals import stop_on_signals
+from meshwatch.demo.command_line import RUNTIME, add_arguments
 from meshwatch.demo.runner import Demo, DemoConfig
 from meshwatch.demo.scenario import build_scenario
 from meshwatch.instrumentation.audit import AuditDatabaseError
@@ -28,7 +29,6 @@ from meshwatch.instrumentation.logs import configure_logging
 from meshwatch.remediation import RemediationError
 from meshwatch.settings import SettingsError, load_settings
 from meshwatch.settings.remediation import RemediationSettings
-from meshwatch.demo.command_line import RUNTIME, add_arguments
 
 
 def run(args: argparse.Namespace) -> int:
