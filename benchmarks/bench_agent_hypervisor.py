@@ -30,7 +30,7 @@ from hypervisor.saga.state_machine import SagaState
 
 from benchmarks.common import Result, seconds_per_call
 from meshwatch.instrumentation.bus import HypervisorEventBus
-from meshwatch.instrumentation.prometheus import instrument as standard_collectors
+from meshwatch.instrumentation.wiring import instrument as standard_collectors
 from meshwatch.integrations.agent_hypervisor import instrument
 
 TARGET = 1.3
