@@ -8,26 +8,21 @@ API, the way an operator's tools would.
 
 from __future__ import annotations
 
-import re
 import subprocess
 
 import pytest
 
 from meshwatch.alerts.recording import recording_rules
-from meshwatch.dashboards import queries_of
-from meshwatch.dashboards.queries import TEMPO_SOURCES
 from meshwatch.instrumentation.catalogue import CATALOGUE
 from meshwatch.stack.prometheus_config import JOB_ALERTMANAGER, JOB_DEMO, JOB_PROMETHEUS
 from meshwatch.stack.runner.native_config import ALERTMANAGER, PROMETHEUS
-from tests.integration.helpers.dashboards import (
-    builtin_values,
-    default_values,
-    load_dashboards,
-    panels,
-    substitute,
+from tests.integration.helpers.panel_check import (
+    empty_panels,
+    history_bound,
+    panel_queries,
+    recording_rule_queries,
 )
 from tests.integration.helpers.poll import wait_until
-from tests.integration.helpers.prom import PrometheusAPI
 from tests.integration.helpers.report import NOT_CHECKABLE_PANELS, NOT_CHECKABLE_RULES
 from tests.integration.helpers.stack import LiveStack
 
@@ -37,10 +32,6 @@ pytestmark = pytest.mark.integration
 METRICS_TIMEOUT = 45.0
 # Rates need two scrapes and recording rules one evaluation after that.
 RULES_TIMEOUT = 30.0
-# Grafana's $__rate_interval for a 1 s scrape interval is a few seconds; a wider
-# window is what the panel shows when zoomed out, and it is never emptier.
-PANEL_RATE_INTERVAL = "1m"
-PANEL_RANGE_SECONDS = 3600
 
 
 def test_every_component_reports_ready(live_stack: LiveStack) -> None:
@@ -115,43 +106,6 @@ def test_every_recording_rule_yields_series(
         pytest.fail(f"recording rules without series: {empty()}")
 
 
-def recording_rule_queries(prometheus: PrometheusAPI) -> dict[str, str]:
-    """Each loaded recording rule's name and expression."""
-    return {
-        rule["name"]: rule["query"]
-        for group in prometheus.rule_groups()
-        for rule in group["rules"]
-        if rule["type"] == "recording"
-    }
-
-
-def _reads(query: str, series: str) -> bool:
-    """Whether ``query`` selects ``series`` (a whole metric name, not part of a longer one)."""
-    return re.search(rf"(?<![\w:]){re.escape(series)}(?![\w:])", query) is not None
-
-
-def history_bound(rules: dict[str, str]) -> dict[str, set[str]]:
-    """Rules reading ``offset D``, with their offsets: no data before the stack is ``D`` old.
-
-    A rule reading such a rule is bound by the same offsets (a ratio over a
-    baseline), so the search repeats until no rule is added.
-    """
-    bound = {
-        name: offsets
-        for name, query in rules.items()
-        if (offsets := set(re.findall(r"\boffset\s+(\w+)", query)))
-    }
-    while True:
-        added = {
-            name: set().union(*(offsets for b, offsets in bound.items() if _reads(query, b)))
-            for name, query in rules.items()
-            if name not in bound and any(_reads(query, b) for b in bound)
-        }
-        if not added:
-            return bound
-        bound.update(added)
-
-
 def test_every_rule_evaluates_without_error(live_stack: LiveStack) -> None:
     """A rule promtool accepts can still fail at run time (many-to-many matches, bad joins)."""
     prometheus = live_stack.prometheus
@@ -174,46 +128,15 @@ def test_every_prometheus_panel_query_returns_data(
     list) cannot be answered by this stack; they are listed in the test
     report instead, and the container tier checks them.
     """
-    dashboards = load_dashboards(live_stack.native.workdir.stack / "grafana" / "dashboards")
-    assert dashboards, "the stack generated no dashboards"
-    needs_history = history_bound(recording_rule_queries(live_stack.prometheus))
-    checkable: list[tuple[str, str, str]] = []
-    not_checkable: list[str] = []
-    for uid, model in dashboards.items():
-        values = default_values(model) | builtin_values(
-            rate_interval=PANEL_RATE_INTERVAL, range_seconds=PANEL_RANGE_SECONDS
-        )
-        for query in queries_of(model):
-            label = f"{uid} / {query.panel_title} [{query.ref_id}]"
-            too_young = sorted(query.metrics & set(needs_history))
-            if query.datasource == "tempo":
-                not_checkable.append(f"{label} (a Tempo {query.query_type} query)")
-            elif not query.natively_checkable:
-                sources = ", ".join(sorted(query.sources & TEMPO_SOURCES))
-                not_checkable.append(f"{label} (reads series from {sources})")
-            elif too_young:
-                not_checkable.append(f"{label} (reads {', '.join(too_young)}: needs history)")
-            else:
-                checkable.append((label, query.expr, substitute(query.expr, values)))
-        not_checkable.extend(
-            f"{uid} / {panel['title']} (Grafana-only: {panel['type']})"
-            for panel in panels(model)
-            if panel["type"] != "row" and not panel.get("targets")
-        )
-    request.config.stash.setdefault(NOT_CHECKABLE_PANELS, []).extend(sorted(not_checkable))
-    assert checkable
-
-    def empty() -> list[str]:
-        return [
-            f"{label}: {expr}"
-            for label, _, expr in checkable
-            if not live_stack.prometheus.query(expr)
-        ]
-
-    try:
-        wait_until(lambda: not empty(), timeout=RULES_TIMEOUT, what="data for every panel")
-    except AssertionError:
-        pytest.fail("panel queries without data:\n  " + "\n  ".join(empty()))
+    queries = panel_queries(
+        live_stack.native.workdir.stack / "grafana" / "dashboards",
+        recording_rule_queries(live_stack.prometheus),
+    )
+    request.config.stash.setdefault(NOT_CHECKABLE_PANELS, []).extend(queries.not_checkable)
+    assert queries.checkable
+    empty = empty_panels(live_stack.prometheus, queries, timeout=RULES_TIMEOUT)
+    if empty:
+        pytest.fail("panel queries without data:\n  " + "\n  ".join(empty))
 
 
 @pytest.mark.parametrize("kind", ["prometheus", "alertmanager"])

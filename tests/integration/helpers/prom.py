@@ -147,3 +147,8 @@ class AlertmanagerAPI:
             {"active": str(active).lower(), "inhibited": str(inhibited).lower()}
         )
         return list(_get_json(f"{self.base_url}/api/v2/alerts?{query}", self.timeout))
+
+    def cluster(self) -> dict[str, Any]:
+        """The gossip cluster as this Alertmanager sees it: ``status`` and ``peers``."""
+        status = _get_json(f"{self.base_url}/api/v2/status", self.timeout)
+        return dict(status["cluster"])

@@ -89,6 +89,14 @@ class LiveStack:
     def pids(self) -> dict[str, int]:
         return {name: record.pid for name, record in self.native.records().items()}
 
+    def prometheus_of(self, name: str) -> PrometheusAPI:
+        """The API of one Prometheus replica (``prometheus``, ``prometheus-2``)."""
+        return PrometheusAPI(self.native.url(name))
+
+    def alertmanager_of(self, name: str) -> AlertmanagerAPI:
+        """The API of one Alertmanager peer (``alertmanager``, ``alertmanager-2``)."""
+        return AlertmanagerAPI(self.native.url(name))
+
 
 def settings_document(
     directory: Path,
@@ -167,6 +175,7 @@ def running_stack(
     remediation: Mapping[str, Any] | None = None,
     runtime: str | None = None,
     elevation_threshold: float | None = None,
+    stack_settings: Mapping[str, Any] | None = None,
 ) -> Iterator[LiveStack]:
     """Start a native stack from a test settings file; always stop it and check for orphans.
 
@@ -174,7 +183,8 @@ def running_stack(
     (the ``stack.demo.incident_duration`` setting); ``agent_targets`` are extra ``host:port`` scrape targets (job ``agents``); ``group_wait`` is
     Alertmanager's (shorter where no inhibition is tested). ``remediation``, when
     given, is the ``remediation:`` section (a token and a free port are added):
-    the demo serves the receiver and Alertmanager routes the policies' alerts to it. On exit, a process
+    the demo serves the receiver and Alertmanager routes the policies' alerts to it.
+    ``stack_settings`` are further ``stack`` keys (``ha``, ``remote_write``). On exit, a process
     that outlived ``stop()`` is killed and reported as an AssertionError, so a
     leak fails the run instead of haunting the next.
     """
@@ -202,6 +212,7 @@ def running_stack(
             "port": free_port(),
             **remediation,
         }
+    document["stack"].update(stack_settings or {})
     settings_file = directory / "meshwatch.yaml"
     settings_file.write_text(yaml.safe_dump(document, sort_keys=True), encoding="utf-8")
     settings = load_settings(settings_file)
