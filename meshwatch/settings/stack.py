@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from meshwatch.settings.images import ImageRef
 from meshwatch.settings.loader import Duration, check
 from meshwatch.settings.scale_out import (
     RemoteWrite,
@@ -167,43 +168,95 @@ class Receivers:
         return {"critical": self.critical, "warning": self.warning}
 
 
+# The majors each server's generated config is written for: the current one
+# (the default) and the previous one, still selectable by setting its image.
+SUPPORTED_MAJORS: dict[str, tuple[int, ...]] = {
+    "prometheus": (2, 3),
+    "tempo": (2, 3),
+    "grafana": (11, 12, 13),
+    "alertmanager": (0,),
+}
+# Alertmanager reads webhook ``url_file`` from 0.26 on.
+MIN_ALERTMANAGER = (0, 26, 0)
+
+
 @dataclass(frozen=True)
 class Images:
-    """Pinned container images of the compose stack.
+    """Pinned container images of the compose stack: exact versions, and digests.
 
-    Why these pins:
+    The defaults are current releases, each pinned to its version tag and to
+    the multi-platform index digest that public deployments of that tag
+    record (see docs/stack.md for how each was established):
 
-    * Prometheus v2.55.1 is the last 2.x release: the same major version as the
-      native-mode binary (Debian's 2.42), so one generated prometheus.yml means
-      the same thing in both modes; 3.x changed scrape and UTF-8 defaults.
-    * Tempo 2.7.2: Tempo 2.8.0/2.8.1 shipped a monolithic-mode metrics-generator
-      that could not join its ring, so no service-graph or span metrics reached
-      Prometheus (grafana/tempo#5423, fixed after 2.8.1); 2.9.0 dropped label
-      de-duplication in the generator registry, so remote writes with duplicate
-      labels were rejected (fixed by grafana/tempo#5819); 2.9 and later move
-      towards the Kafka-based architecture of 3.0. 2.7.2 is also the last image
-      built on Alpine, whose busybox ``wget`` the compose healthcheck uses
-      (later images are distroless, with no shell or HTTP client).
-    * Alertmanager v0.27.0 reads every ``*_file`` secret field we generate
-      (webhook ``url_file`` needs 0.26 or later).
-    * Grafana 11.6.0: Alpine-based (``wget`` for the healthcheck), file
-      provisioning of datasources with exemplar links, service map and node graph.
+    * Prometheus v3.14.0. The generated prometheus.yml asks it for the 2.x
+      behaviour where 3.0 changed a default that matters here: legacy metric
+      and label names (``metric_name_validation_scheme: legacy``, so the
+      compose stack accepts exactly what Debian's 2.42 accepts in native
+      mode), and a text-format fallback for agent targets that send no
+      ``Content-Type`` (3.x refuses such a scrape). Native mode drops those
+      keys, so the same settings run Debian's Prometheus 2.42.
+    * Alertmanager v0.34.1 reads every ``*_file`` secret field we generate.
+    * Tempo 3.0.3: the config has no ``ingester`` or ``compactor`` block
+      (removed in 3.0, and 3.x rejects unknown keys); retention is the
+      backend worker's. Its image is distroless, with no shell or HTTP client,
+      so compose gives it no in-container healthcheck (``meshwatch status``
+      probes ``/ready`` from the host).
+    * Grafana 13.1.3 (Alpine-based: busybox ``wget`` for the healthcheck).
+
+    The previous majors stay selectable, each getting a config it accepts:
+    ``prom/prometheus:v2.55.1`` (the last 2.x), ``grafana/tempo:2.7.2`` (the
+    last Alpine-based Tempo; 2.8.0 and 2.8.1 shipped a monolithic metrics
+    generator that never joined its ring, grafana/tempo#5423), and
+    ``grafana/grafana:12.4.0`` or ``11.6.0``.
     """
 
-    prometheus: str = "prom/prometheus:v2.55.1"
-    alertmanager: str = "prom/alertmanager:v0.27.0"
-    tempo: str = "grafana/tempo:2.7.2"
-    grafana: str = "grafana/grafana:11.6.0"
+    prometheus: str = (
+        "prom/prometheus:v3.14.0"
+        "@sha256:5ce7540c3c00ef4ab0c9d2c995c6a5b9c421f44b4a115d97a2c7af3b1c21cbb0"
+    )
+    alertmanager: str = (
+        "prom/alertmanager:v0.34.1"
+        "@sha256:e9733bafb1bdef9b00e25a21f8f99dc26a22224bf16641ad754d1649f4c3357a"
+    )
+    tempo: str = (
+        "grafana/tempo:3.0.3"
+        "@sha256:0296560ac66f8a3600d7fb3014a52c189d4d9c3549ad6ff441bf2409855d68d5"
+    )
+    grafana: str = (
+        "grafana/grafana:13.1.3"
+        "@sha256:ab5cb380e3ff3172d6c8bd2e7cfd31cce977d2881b260e1f5bc089bf0b759b43"
+    )
     python: str = "python:3.11-slim"
 
     def __post_init__(self) -> None:
         for name, image in vars(self).items():
-            tag = image.rpartition(":")[2]
+            try:
+                ref = ImageRef.parse(image)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+            if name not in SUPPORTED_MAJORS:
+                continue
+            version = ref.version
+            majors = SUPPORTED_MAJORS[name]
             check(
-                ":" in image and tag not in ("", "latest") and "/" not in tag,
+                version is not None and version[0] in majors,
                 name,
-                f"must be pinned to a version tag, got {image!r}",
+                f"must be a {name} release of major version "
+                f"{' or '.join(str(m) for m in majors)} (tag such as "
+                f"{ImageRef.parse(getattr(Images, name)).tag}), got {image!r}",
             )
+            if name == "alertmanager":
+                check(
+                    version is not None and version >= MIN_ALERTMANAGER,
+                    name,
+                    f"must be Alertmanager 0.26 or later (webhook url_file), got {image!r}",
+                )
+
+    def version(self, name: str) -> tuple[int, int, int]:
+        """The pinned version of server ``name`` (validated when the settings were built)."""
+        version = ImageRef.parse(getattr(self, name)).version
+        assert version is not None, name
+        return version
 
 
 # What runs the demo fleet: its own simulation, or the real agent-hypervisor runtime.

@@ -134,6 +134,33 @@ def _python_check(port: int, path: str, retries: int) -> dict[str, Any]:
     }
 
 
+# Tempo images after 2.7.2 are distroless: no shell, no wget, nothing to run a check with.
+_TEMPO_WITH_WGET = (2, 7, 2)
+
+
+def _tempo_has_wget(settings: Settings) -> bool:
+    return settings.stack.images.version("tempo") <= _TEMPO_WITH_WGET
+
+
+def _tempo_health(settings: Settings) -> dict[str, Any]:
+    """Tempo's healthcheck where its image can run one; none on a distroless image.
+
+    Without one, ``docker compose up --wait`` waits for the container to run,
+    and ``meshwatch status`` probes ``/ready`` from the host.
+    """
+    if not _tempo_has_wget(settings):
+        return {}
+    # Tempo 2 reports ready only after its ingester has settled (about 15 s).
+    return {
+        "healthcheck": {**_wget_check(CONTAINER_PORTS["tempo"], "/ready"), "start_period": "30s"}
+    }
+
+
+def _tempo_condition(settings: Settings) -> dict[str, str]:
+    """What a service waiting for Tempo waits for: healthy, or started when it has no check."""
+    return {"condition": "service_healthy" if _tempo_has_wget(settings) else "service_started"}
+
+
 def _healthy(*services: str) -> dict[str, dict[str, str]]:
     return {name: {"condition": "service_healthy"} for name in services}
 
@@ -265,11 +292,7 @@ def compose_config(settings: Settings, source: Path | None) -> dict[str, Any]:
                 _published(settings, ports.otlp_grpc, CONTAINER_PORTS["otlp_grpc"]),
                 _published(settings, ports.otlp_http, CONTAINER_PORTS["otlp_http"]),
             ],
-            # Tempo reports ready only after its ingester has settled (about 15 s).
-            "healthcheck": {
-                **_wget_check(CONTAINER_PORTS["tempo"], "/ready"),
-                "start_period": "30s",
-            },
+            **_tempo_health(settings),
             "depends_on": _healthy("prometheus"),
             "restart": "unless-stopped",
         },
@@ -283,7 +306,10 @@ def compose_config(settings: Settings, source: Path | None) -> dict[str, Any]:
             ],
             "ports": [_published(settings, ports.grafana, CONTAINER_PORTS["grafana"])],
             "healthcheck": _wget_check(CONTAINER_PORTS["grafana"], "/api/health"),
-            "depends_on": _healthy("prometheus", "tempo", "alertmanager"),
+            "depends_on": {
+                **_healthy("prometheus", "alertmanager"),
+                "tempo": _tempo_condition(settings),
+            },
             "restart": "unless-stopped",
         },
     }
@@ -293,7 +319,7 @@ def compose_config(settings: Settings, source: Path | None) -> dict[str, Any]:
             "command": demo_command(settings),
             "ports": [_published(settings, ports.demo_metrics, CONTAINER_PORTS["demo"])],
             "healthcheck": _python_check(CONTAINER_PORTS["demo"], "/metrics", retries=12),
-            "depends_on": _healthy("prometheus", "tempo"),
+            "depends_on": {**_healthy("prometheus"), "tempo": _tempo_condition(settings)},
             "restart": "unless-stopped",
         }
         if remediation_config.enabled(settings):

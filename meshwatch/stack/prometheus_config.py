@@ -65,11 +65,32 @@ def prometheus_flags(settings: Settings) -> list[str]:
 DEMO_COMPOSE_TARGET = f"demo:{CONTAINER_PORTS['demo']}"
 
 
-def _job(name: str, targets: list[str], interval: str | None = None) -> dict[str, Any]:
-    job: dict[str, Any] = {"job_name": name, "static_configs": [{"targets": targets}]}
-    if interval is not None:
-        job["scrape_interval"] = interval
-    return job
+# Keys only Prometheus 3 reads, written for a 3.x image and dropped by native
+# mode (Debian's 2.42 rejects them): legacy names, so 3.x accepts exactly the
+# metric and label names 2.x does, and a text-format fallback for targets that
+# answer without a Content-Type, which 3.x otherwise refuses to scrape.
+PROMETHEUS_3_GLOBAL = {"metric_name_validation_scheme": "legacy"}
+PROMETHEUS_3_AGENT_JOB = {"fallback_scrape_protocol": "PrometheusText0.0.4"}
+
+
+def for_prometheus_2(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` without the keys only Prometheus 3 reads: what a 2.x binary (Debian's 2.42) loads.
+
+    Dropping them changes nothing for 2.x, whose defaults they restate.
+    """
+    copy = dict(doc)
+    copy["global"] = {
+        k: v for k, v in doc.get("global", {}).items() if k not in PROMETHEUS_3_GLOBAL
+    }
+    copy["scrape_configs"] = [
+        {k: v for k, v in job.items() if k not in PROMETHEUS_3_AGENT_JOB}
+        for job in doc.get("scrape_configs", [])
+    ]
+    return copy
+
+
+def _job(name: str, targets: list[str]) -> dict[str, Any]:
+    return {"job_name": name, "static_configs": [{"targets": targets}]}
 
 
 SECRETS_DIR = "/run/secrets"
@@ -148,8 +169,10 @@ def prometheus_config(
     ]
     if stack.demo.enabled:
         jobs.append(_job(JOB_DEMO, [DEMO_COMPOSE_TARGET]))
+    prometheus_3 = stack.images.version("prometheus")[0] >= 3
     if stack.agent_targets:
-        jobs.append(_job(JOB_AGENTS, [in_container_target(t) for t in stack.agent_targets]))
+        agents = _job(JOB_AGENTS, [in_container_target(t) for t in stack.agent_targets])
+        jobs.append({**agents, **PROMETHEUS_3_AGENT_JOB} if prometheus_3 else agents)
     global_: dict[str, Any] = {
         "scrape_interval": str(stack.scrape_interval),
         "evaluation_interval": str(stack.evaluation_interval),
@@ -157,6 +180,8 @@ def prometheus_config(
     labels = external_labels(stack, replica)
     if labels:
         global_["external_labels"] = labels
+    if prometheus_3:
+        global_.update(PROMETHEUS_3_GLOBAL)
     alerting: dict[str, Any] = {
         "alertmanagers": [{"static_configs": [{"targets": alertmanager_targets(settings)}]}]
     }

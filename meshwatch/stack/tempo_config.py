@@ -1,6 +1,14 @@
 """``tempo/tempo.yaml``: a single-binary Tempo that stores traces locally and turns them into metrics.
 
-Keys follow the configuration reference of the pinned Tempo (2.7): OTLP
+The document is written for the pinned Tempo's major version. Tempo 3 removed
+the ``ingester`` and ``compactor`` blocks and parses its config strictly (an
+unknown key is an error), so for 3.x retention is set on the backend worker
+(``backend_worker.compaction.block_retention``); for 2.x it stays on the
+compactor, and the ingester cuts blocks every five minutes. Every key is
+checked against the config structs of the pinned versions by
+``tests/unit/test_stack_versions.py``.
+
+Otherwise the keys are the same in both majors: OTLP
 receivers on gRPC 4317 and HTTP 4318 (explicitly on all interfaces of the
 container, because the OpenTelemetry receivers Tempo embeds default to
 localhost since 2.7), local block storage, and the metrics generator with the
@@ -28,13 +36,19 @@ SPAN_METRIC_DIMENSIONS = ("gen_ai.operation.name", "gen_ai.agent.name")
 
 
 def tempo_config(settings: Settings) -> dict[str, Any]:
-    """The tempo.yaml document."""
+    """The tempo.yaml document for the pinned Tempo's major version."""
     # Every Prometheus replica gets the span and service-graph metrics.
     remote_write = [
         {"url": f"http://{r.name}:{CONTAINER_PORTS[r.name]}/api/v1/write", "send_exemplars": True}
         for r in prometheus_replicas(settings.stack)
     ]
+    retention = {"compaction": {"block_retention": str(settings.stack.trace_retention)}}
+    if settings.stack.images.version("tempo")[0] >= 3:
+        by_version: dict[str, Any] = {"backend_worker": retention}
+    else:
+        by_version = {"ingester": {"max_block_duration": "5m"}, "compactor": retention}
     return {
+        **by_version,
         "stream_over_http_enabled": True,
         "server": {"http_listen_port": CONTAINER_PORTS["tempo"], "log_level": "info"},
         "distributor": {
@@ -47,8 +61,6 @@ def tempo_config(settings: Settings) -> dict[str, Any]:
                 }
             }
         },
-        "ingester": {"max_block_duration": "5m"},
-        "compactor": {"compaction": {"block_retention": str(settings.stack.trace_retention)}},
         "metrics_generator": {
             "registry": {"external_labels": {"source": "tempo"}},
             "storage": {

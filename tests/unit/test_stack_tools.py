@@ -35,12 +35,19 @@ def _write(settings: Settings, out: Path) -> Path:
     return out
 
 
+# The promtool here is Debian's 2.42: it checks the compose file written for the
+# Prometheus 2 pin. The Prometheus 3 file's keys are checked against v3.14.0's own
+# config structs (test_stack_versions.py), and its native copy runs in the integration tier.
+PROMETHEUS_2 = {"images": {"prometheus": "prom/prometheus:v2.55.1"}}
+
+
 @pytest.mark.parametrize(
     "stack",
     [
-        pytest.param({}, id="defaults"),
+        pytest.param(PROMETHEUS_2, id="defaults"),
         pytest.param(
             {
+                **PROMETHEUS_2,
                 "agent_targets": ["127.0.0.1:9464", "agents.example:9464"],
                 "scrape_interval": "5s",
                 "demo": {"enabled": False},
@@ -61,7 +68,7 @@ def test_prometheus_config_passes_promtool(
 
 def test_promtool_notices_a_broken_rule_file(tmp_path: Path, promtool: str) -> None:
     """The check above is meaningful: the glob really loads the rule files."""
-    out = _write(Settings(), tmp_path / "out")
+    out = _write(settings_from_mapping({"stack": PROMETHEUS_2}), tmp_path / "out")
     (out / "prometheus" / "rules" / "broken.yml").write_text("groups: [{name: x, rules: [{}]}]\n")
     result = _run(promtool, "check", "config", str(out / "prometheus" / "prometheus.yml"))
     assert result.returncode != 0

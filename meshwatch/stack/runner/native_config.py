@@ -8,7 +8,9 @@ secret under /run/secrets becomes the host file it was mounted from, and the
 address the user wrote, and receivers posting to the alert sink post to the
 sink on the host; remote-write credentials are read from their host files. With
 ``stack.ha`` each Prometheus replica gets its own copy (``prometheus-2.yml``).
-Scrape jobs of components native mode does not run
+Keys only Prometheus 3 reads are dropped, so a stack pinned to Prometheus 3
+runs natively on Debian's 2.42 from the same settings. Scrape jobs of
+components native mode does not run
 (Tempo, Grafana) are dropped, or they would only ever report down. Rule files
 are loaded from the generated ``stack/prometheus/rules/`` directory itself.
 """
@@ -86,9 +88,10 @@ def native_prometheus(doc: dict[str, Any], settings: Settings, stack_dir: Path) 
             for name, path in prometheus_config.secret_files(settings).items()
         },
     }
-    native: dict[str, Any] = _replace_values(doc, addresses)
+    # Debian's Prometheus is 2.x: drop what only 3.x reads (its 2.x defaults are the same).
+    native = prometheus_config.for_prometheus_2(_replace_values(doc, addresses))
     native["scrape_configs"] = [
-        job for job in native.get("scrape_configs", []) if job["job_name"] not in COMPOSE_ONLY_JOBS
+        job for job in native["scrape_configs"] if job["job_name"] not in COMPOSE_ONLY_JOBS
     ]
     config_dir = stack_dir / Path(prometheus_config.PATH).parent
     native["rule_files"] = [str(config_dir / pattern) for pattern in native.get("rule_files", [])]
