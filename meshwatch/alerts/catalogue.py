@@ -21,11 +21,13 @@ from types import MappingProxyType
 from typing import Literal
 
 from meshwatch.settings import (
+    SEVERITIES,
     AlertsSettings,
     AnomalyAlert,
     EventAlert,
     PredictiveAlert,
     Severity,
+    SloSettings,
     ThresholdAlert,
 )
 
@@ -244,4 +246,38 @@ ALERT_CATALOGUE = AlertCatalogue(
     REMEDIATION_FAILING,
     REMEDIATION_CIRCUIT_OPEN,
 )
-ALERT_NAMES: tuple[str, ...] = ALERT_CATALOGUE.names
+
+
+@dataclass(frozen=True)
+class BurnRateAlertDef:
+    """The SLO burn-rate alert: one rule per SLO of ``settings.slos`` and per burn-rate pair.
+
+    It reads no entry of ``settings.alerts``, so it is kept out of
+    :data:`ALERT_CATALOGUE` (whose every alert has one); its severities are
+    those of ``settings.slos.burn_rate_alerts``, each rule pinning its own.
+    """
+
+    name: str
+    area: str
+
+    @property
+    def runbook(self) -> str:
+        """The runbook's file name in ``docs/runbooks/``."""
+        return f"{self.name}.md"
+
+    def runbook_url(self, settings: AlertsSettings) -> str:
+        """Where the runbook lives for a deployment (``alerts.runbook_base_url``)."""
+        return settings.runbook_url(self.name)
+
+    def tiers(self, settings: SloSettings) -> tuple[Tier, ...]:
+        """Each severity the pairs fire at, least severe first, at its smallest factor."""
+        lowest: dict[Severity, float] = {}
+        for pair in settings.burn_rate_alerts:
+            lowest[pair.severity] = min(pair.factor, lowest.get(pair.severity, pair.factor))
+        return tuple(Tier(s, lowest[s]) for s in SEVERITIES if s in lowest)
+
+
+SLOS = "SLOs"
+SLO_ERROR_BUDGET_BURN = BurnRateAlertDef("SLOErrorBudgetBurn", SLOS)
+#: Every alert name: the catalogue's, then the SLO burn-rate alert.
+ALERT_NAMES: tuple[str, ...] = (*ALERT_CATALOGUE.names, SLO_ERROR_BUDGET_BURN.name)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-from meshwatch.alerts.catalogue import ALERT_CATALOGUE
+from meshwatch.alerts.catalogue import ALERT_CATALOGUE, ALERT_NAMES
 from meshwatch.alerts.model import AlertRule
 from meshwatch.settings import AlertsSettings, SettingsError
 
@@ -21,8 +21,8 @@ from meshwatch.settings import AlertsSettings, SettingsError
 def check_disabled(settings: AlertsSettings) -> None:
     """A name in ``alerts.disabled`` that is no alert is a typo that would keep it on."""
     for index, name in enumerate(settings.disabled):
-        if name not in ALERT_CATALOGUE:
-            known = ", ".join(sorted(ALERT_CATALOGUE.names))
+        if name not in ALERT_NAMES:
+            known = ", ".join(sorted(ALERT_NAMES))
             raise SettingsError(
                 f"alerts.disabled[{index}]", f"no alert is named {name!r} (alerts: {known})"
             )

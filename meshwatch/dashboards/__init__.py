@@ -5,13 +5,13 @@
 >>> [f.path for f in render(Settings())]  # doctest: +NORMALIZE_WHITESPACE
 ['grafana/dashboards/meshwatch-governance.json', 'grafana/dashboards/meshwatch-work.json',
  'grafana/dashboards/meshwatch-sagas.json', 'grafana/dashboards/meshwatch-stack-health.json',
- 'grafana/dashboards/meshwatch-llm.json']
+ 'grafana/dashboards/meshwatch-llm.json', 'grafana/dashboards/meshwatch-slos.json']
 
-Five dashboards, one module each (their docstrings say which questions they
+Six dashboards, one module each (their docstrings say which questions they
 answer): :mod:`~meshwatch.dashboards.governance` (the tutorial's agent governance
 overview), :mod:`~meshwatch.dashboards.work`, :mod:`~meshwatch.dashboards.sagas`,
-:mod:`~meshwatch.dashboards.stack_health` and :mod:`~meshwatch.dashboards.llm`
-(LLM cost and tokens). Thresholds drawn on panels are
+:mod:`~meshwatch.dashboards.stack_health`, :mod:`~meshwatch.dashboards.llm`
+(LLM cost and tokens) and :mod:`~meshwatch.dashboards.slos`. Thresholds drawn on panels are
 the alert thresholds from ``settings.alerts``, and panels link to the runbooks
 of the alerts they show the signal of.
 
@@ -41,7 +41,7 @@ from typing import Any
 from grafanalib._gen import DashboardEncoder
 from grafanalib.core import Dashboard
 
-from meshwatch.dashboards import governance, llm, sagas, stack_health, work
+from meshwatch.dashboards import governance, llm, sagas, slos, stack_health, work
 from meshwatch.dashboards.queries import (
     PanelQuery,
     check_metrics,
@@ -60,6 +60,7 @@ BUILDERS: tuple[Callable[[Settings], Dashboard], ...] = (
     sagas.build,
     stack_health.build,
     llm.build,
+    slos.build,
 )
 OUTPUT_DIR = "grafana/dashboards"
 

@@ -33,7 +33,7 @@ from grafanalib.core import (
     TimeSeries,
 )
 
-from meshwatch.alerts.catalogue import AlertDef, Tier
+from meshwatch.alerts.catalogue import AlertDef, BurnRateAlertDef, Tier
 from meshwatch.alerts.model import RecordingRule
 from meshwatch.dashboards.panels import (
     AllByDefault,
@@ -156,7 +156,30 @@ def level_steps(severity: Severity, level: float) -> list[ThresholdStep]:
     return [ThresholdStep(BASE_OK), ThresholdStep(_SEVERITY_COLOR[severity], level)]
 
 
-def runbooks(settings: Settings, *alerts: AlertDef) -> list[DataLink]:
+def levels(marks: Sequence[tuple[float, Severity]]) -> list[ThresholdStep]:
+    """Steps at several alert levels, each in its severity's colour (burn-rate factors)."""
+    return [
+        ThresholdStep(BASE_OK),
+        *(ThresholdStep(_SEVERITY_COLOR[severity], value) for value, severity in sorted(marks)),
+    ]
+
+
+def below_levels(marks: Sequence[tuple[float, Severity]]) -> list[ThresholdStep]:
+    """Steps for a value that is worse the lower it is (an SLI, a budget left).
+
+    Below each level the panel takes that level's severity colour; above them all, green.
+    """
+    ordered = sorted(marks)
+    if not ordered:
+        return neutral_steps()
+    steps = [ThresholdStep(_SEVERITY_COLOR[ordered[0][1]])]
+    for index, (value, _) in enumerate(ordered):
+        above_it = ordered[index + 1][1] if index + 1 < len(ordered) else None
+        steps.append(ThresholdStep(_SEVERITY_COLOR[above_it] if above_it else BASE_OK, value))
+    return steps
+
+
+def runbooks(settings: Settings, *alerts: AlertDef | BurnRateAlertDef) -> list[DataLink]:
     """Panel links to the runbooks of the alerts a panel shows the signal of."""
     return [
         DataLink(

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from meshwatch.alerts.external_metrics import ALERTS, EXTERNAL_METRICS, UP
 from meshwatch.alerts.recording import RECORDING_RULES
+from meshwatch.alerts.slos import is_slo_record
 from meshwatch.instrumentation.catalogue import CATALOGUE
 
 Source = Literal[
@@ -69,7 +70,7 @@ def source_of(name: str) -> Source:
     """Who produces series ``name``; ``ValueError`` if no one does."""
     if name in CATALOGUE:
         return "meshwatch"
-    if name in RECORDED_NAMES:
+    if name in RECORDED_NAMES or is_slo_record(name):
         return "recording"
     if name in EXTERNAL_METRICS:
         if name.startswith("traces_"):

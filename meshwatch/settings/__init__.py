@@ -27,6 +27,7 @@ from meshwatch.settings.genai import GenAISettings, ModelPrice
 from meshwatch.settings.kubernetes import AgentMonitor, GrafanaSidecar, KubernetesSettings
 from meshwatch.settings.loader import Duration, SettingsError, build, load_yaml_mapping
 from meshwatch.settings.remediation import RemediationPolicy, RemediationSettings
+from meshwatch.settings.slos import SLI_KINDS, BurnRateAlert, SliKind, Slo, SloSettings
 from meshwatch.settings.stack import (
     DemoSettings,
     Images,
@@ -49,6 +50,7 @@ class Settings:
     genai: GenAISettings = field(default_factory=GenAISettings)
     remediation: RemediationSettings = field(default_factory=RemediationSettings)
     kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
+    slos: SloSettings = field(default_factory=SloSettings)
 
 
 def load_settings(path: str | Path | None = None) -> Settings:
@@ -84,9 +86,11 @@ def settings_from_mapping(data: object, source: str | None = None) -> Settings:
 __all__ = [
     "DEFAULT_FILE",
     "SEVERITIES",
+    "SLI_KINDS",
     "AgentMonitor",
     "AlertsSettings",
     "AnomalyAlert",
+    "BurnRateAlert",
     "DashboardSettings",
     "DemoSettings",
     "Duration",
@@ -105,6 +109,9 @@ __all__ = [
     "Settings",
     "SettingsError",
     "Severity",
+    "SliKind",
+    "Slo",
+    "SloSettings",
     "StackSettings",
     "ThresholdAlert",
     "load_settings",

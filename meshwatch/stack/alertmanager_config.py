@@ -38,7 +38,7 @@ from meshwatch.stack.yamlfile import yaml_file
 
 PATH = "alertmanager/alertmanager.yml"
 SECRETS_DIR = "/run/secrets"
-GROUP_BY = ("alertname", "agent_did", "agent_id")
+GROUP_BY = ("alertname", "agent_did", "agent_id", "slo")
 INHIBIT_EQUAL = (*GROUP_BY, "tool_name", "job", "instance")
 RECEIVER_CRITICAL = "critical"
 RECEIVER_WARNING = "warning"

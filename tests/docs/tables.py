@@ -27,8 +27,9 @@ from typing import Any
 
 import meshwatch.instrumentation
 import meshwatch.remediation
-from meshwatch.alerts.catalogue import ALERT_CATALOGUE
+from meshwatch.alerts.catalogue import ALERT_CATALOGUE, SLO_ERROR_BUDGET_BURN
 from meshwatch.alerts.recording import RECORDING_RULES
+from meshwatch.alerts.slos import recording_rules as slo_recording_rules
 from meshwatch.commands.shared import STATUS_PAGES
 from meshwatch.dashboards import dashboard_models, metric_names, panel_queries, source_of
 from meshwatch.dashboards.queries import Source
@@ -84,7 +85,9 @@ def producers() -> dict[str, str]:
     return found
 
 
-_RECORDED = {rule.record: rule for rule in RECORDING_RULES}
+#: Every recording rule of the default settings, the SLOs' included.
+_RULES = (*RECORDING_RULES, *slo_recording_rules(Settings().slos))
+_RECORDED = {rule.record: rule for rule in _RULES}
 
 
 def _catalogue_metrics(names: Iterable[str], seen: frozenset[str] = frozenset()) -> set[MetricDef]:
@@ -94,7 +97,7 @@ def _catalogue_metrics(names: Iterable[str], seen: frozenset[str] = frozenset())
         if name in CATALOGUE:
             metrics.add(CATALOGUE.get(name))
         elif name in _RECORDED and name not in seen:
-            rules = [r for r in RECORDING_RULES if r.record == name]
+            rules = [r for r in _RULES if r.record == name]
             for rule in rules:
                 metrics |= _catalogue_metrics(metric_names(rule.expr), seen | {name})
     return metrics
@@ -203,6 +206,9 @@ def runbook_index(settings: Settings) -> str:
         severity = base.severity + "".join(f", {t.severity} tier" for t in higher)
         area = alert.area + _KIND_NOTES.get(alert.fires, "")
         rows.append(f"| [{alert.name}]({alert.runbook}) | {severity} | {area} |")
+    burn = SLO_ERROR_BUDGET_BURN
+    pairs = ", ".join(f"{t.severity} from {t.level:g}x" for t in burn.tiers(settings.slos))
+    rows.append(f"| [{burn.name}]({burn.runbook}) | {pairs} (burn-rate pairs) | {burn.area} |")
     return "\n".join(rows)
 
 

@@ -14,7 +14,7 @@ from meshwatch.settings import Settings, settings_from_mapping
 
 #: Settings unlike the defaults in every way a rule reads: other thresholds, ``for``
 #: durations, severities, rate window, critical tiers, anomaly and forecast windows,
-#: minimum volumes of ratio alerts.
+#: minimum volumes of ratio alerts; other SLOs (two on one SLI), windows and burn rates.
 CUSTOM = {
     "alerts": {
         "rate_window": "10m",
@@ -56,7 +56,33 @@ CUSTOM = {
         "llm_cost_spike": {"z_score": 4, "baseline_window": "2h", "for": "5m"},
         "llm_runaway_agent": {"threshold": 3, "for": "3m", "critical_threshold": 20},
         "llm_error_ratio": {"threshold": 0.25, "critical_threshold": 0.6, "min_events": 5},
-    }
+    },
+    "slos": {
+        "objectives": [
+            {
+                "name": "policy-latency",
+                "sli": "governance_latency",
+                "latency_target": 0.25,
+                "objective": 99.9,
+                "window": "30d",
+            },
+            {
+                "name": "policy-latency-loose",
+                "sli": "governance_latency",
+                "latency_target": 1.0,
+                "objective": 98,
+            },
+            {"name": "sagas", "sli": "saga_success", "objective": 99.5, "window": "30d"},
+            {"name": "tasks", "sli": "task_success", "objective": 97.5},
+            {"name": "llm-calls", "sli": "llm_success", "objective": 99.5},
+        ],
+        "burn_rate_alerts": [
+            {"factor": 10, "long_window": "2h", "short_window": "10m", "severity": "critical"},
+            {"factor": 2, "long_window": "12h", "short_window": "1h", "severity": "warning"},
+            {"factor": 0.5, "long_window": "4d", "short_window": "12h", "severity": "info"},
+        ],
+        "exhaustion_window": "6h",
+    },
 }
 #: Every threshold at zero (or a ratio bound), where "below" and "twice" stop working;
 #: a ratio alert without its volume guard (``min_events: 0``) and one at the least guard.
@@ -81,7 +107,22 @@ EDGES = {
         "saga_failure_ratio": {"threshold": 0, "min_events": 1},
         "llm_runaway_agent": {"threshold": 0},
         "llm_error_ratio": {"threshold": 0, "min_events": 0},
-    }
+    },
+    # An error budget barely wider than the fastest burn needs (14.4 x 6.9% < 100%), a
+    # tiny one, and the largest latency target there is (its bad events exceed every bound).
+    "slos": {
+        "objectives": [
+            {"name": "loose", "sli": "task_success", "objective": 93.1},
+            {"name": "strict", "sli": "saga_success", "objective": 99.99},
+            {
+                "name": "slowest",
+                "sli": "governance_latency",
+                "latency_target": 2.5,
+                "objective": 99.95,
+                "window": "30d",
+            },
+        ]
+    },
 }
 VARIANTS: Mapping[str, Mapping] = {"defaults": {}, "custom": CUSTOM, "edges": EDGES}
 

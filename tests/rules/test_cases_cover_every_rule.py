@@ -9,6 +9,8 @@ from meshwatch.alerts.catalogue import ALERT_CATALOGUE
 from meshwatch.alerts.recording import recording_rules
 from meshwatch.alerts.ruletests import RECORDING_TESTS, alert_cases, unit_test_suite
 from meshwatch.alerts.ruletests.model import AlertCheck, ExprCheck
+from meshwatch.alerts.slos import SLO_ALERT
+from meshwatch.alerts.slos import recording_rules as slo_recording_rules
 from meshwatch.settings import settings_from_mapping
 from meshwatch.settings.alerts import RatioAlert
 from tests.rules.conftest import VARIANTS
@@ -16,7 +18,8 @@ from tests.rules.conftest import VARIANTS
 
 @pytest.mark.parametrize("variant", ["defaults", "custom"])
 def test_every_alert_has_a_firing_and_a_silent_case(variant: str) -> None:
-    cases = alert_cases(settings_from_mapping(VARIANTS[variant]).alerts)
+    suite = unit_test_suite(settings_from_mapping(VARIANTS[variant]))
+    cases = {name: f.cases for name, f in suite.items() if name != RECORDING_TESTS}
     assert sorted(cases) == sorted(alerts.ALERT_NAMES)
     for alertname, found in cases.items():
         assert any(c.fires for c in found), f"{alertname} has no case where it fires"
@@ -78,18 +81,21 @@ def test_latency_cases_use_two_bucket_layouts() -> None:
     assert len(bucket_counts) >= 2, "the firing cases should differ in bucket count"
 
 
-def test_every_recording_rule_has_an_expression_case() -> None:
-    settings = settings_from_mapping({}).alerts
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_recording_rule_has_an_expression_case(variant: str) -> None:
+    settings = settings_from_mapping(VARIANTS[variant])
     checked = {
         check.expr
         for case in unit_test_suite(settings)[RECORDING_TESTS].cases
         for check in case.checks
         if isinstance(check, ExprCheck)
     }
-    missing = [r.selector for r in recording_rules(settings) if r.selector not in checked]
+    every = [*recording_rules(settings.alerts), *slo_recording_rules(settings.slos)]
+    missing = [r.selector for r in every if r.selector not in checked]
     assert missing == []
 
 
 def test_disabled_alerts_have_no_test_file() -> None:
-    settings = settings_from_mapping({"alerts": {"disabled": ["TargetDown"]}}).alerts
-    assert "TargetDown" not in unit_test_suite(settings)
+    settings = settings_from_mapping({"alerts": {"disabled": ["TargetDown", SLO_ALERT]}})
+    suite = unit_test_suite(settings)
+    assert "TargetDown" not in suite and SLO_ALERT not in suite

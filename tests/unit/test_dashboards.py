@@ -19,6 +19,7 @@ import pytest
 
 from meshwatch import dashboards
 from meshwatch.alerts.catalogue import ALERT_CATALOGUE, ALERT_NAMES
+from meshwatch.alerts.slos import SLO_ALERT
 from meshwatch.dashboards import governance, sagas, stack_health, work
 from meshwatch.dashboards.common import GRID_COLUMNS, Grid
 from meshwatch.dashboards.panels import ThresholdStep
@@ -33,6 +34,7 @@ EXPECTED_UIDS = [
     "meshwatch-sagas",
     "meshwatch-stack-health",
     "meshwatch-llm",
+    "meshwatch-slos",
 ]
 # Panels that draw field values; the others (row headers, the alert list, the
 # trace view, the node graph) have no field unit or thresholds that apply.
@@ -161,7 +163,7 @@ def test_datasource_variables(model: dict[str, Any]) -> None:
 
 def test_agent_variable_lists_agents_from_a_catalogue_metric(model: dict[str, Any]) -> None:
     variables = {v["name"]: v for v in model["templating"]["list"]}
-    if model["uid"].endswith("stack-health"):
+    if model["uid"].endswith(("stack-health", "slos")):  # the stack; fleet-wide SLOs
         assert "agent" not in variables
         return
     agent = variables["agent"]
@@ -379,6 +381,8 @@ def test_panels_draw_the_thresholds_of_the_alerts_they_link() -> None:
             steps = [s["value"] for s in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]]
             for link in panel["links"]:
                 name = Path(link["url"]).stem
+                if name == SLO_ALERT:  # its factors: test_the_burn_rate_panels_draw_every_factor...
+                    continue
                 entry = getattr(settings.alerts, ALERT_CATALOGUE.get(name).key)
                 if isinstance(entry, ThresholdAlert) and entry.threshold in steps:
                     if entry.critical_threshold is not None:
@@ -390,6 +394,33 @@ def test_panels_draw_the_thresholds_of_the_alerts_they_link() -> None:
         if isinstance(getattr(settings.alerts, key), ThresholdAlert)
     }
     assert drawn == threshold_alerts
+
+
+def test_the_burn_rate_panels_draw_every_factor_of_the_settings() -> None:
+    pairs = [
+        {"factor": 9.5, "long_window": "2h", "short_window": "10m", "severity": "critical"},
+        {"factor": 1.5, "long_window": "2d", "short_window": "4h", "severity": "warning"},
+    ]
+    settings = settings_from_mapping({"slos": {"burn_rate_alerts": pairs}})
+    slo_model = _models(settings)[EXPECTED_UIDS.index("meshwatch-slos")]
+    burns = [p for p in _panels(slo_model) if p["title"].endswith("burn rate per window")]
+    assert [p["title"].split(":")[0] for p in burns] == ["governance-latency", "task-success"]
+    for panel in burns:
+        steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        assert [(s["color"], s["value"]) for s in steps] == [
+            ("green", None),
+            ("orange", 1.5),
+            ("red", 9.5),
+        ]
+        legends = [t["legendFormat"] for t in panel["targets"]]
+        assert legends == ["10m", "2h", "4h", "2d"]
+        assert all(Path(link["url"]).stem == SLO_ALERT for link in panel["links"])
+
+
+def test_the_slo_dashboard_has_a_row_per_slo_and_none_without_slos() -> None:
+    settings = settings_from_mapping({"slos": {"objectives": []}})
+    slo_model = _models(settings)[EXPECTED_UIDS.index("meshwatch-slos")]
+    assert slo_model["panels"] == []
 
 
 def test_the_anomaly_panel_draws_plus_and_minus_z() -> None:

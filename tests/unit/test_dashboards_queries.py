@@ -12,6 +12,7 @@ import yaml
 
 from meshwatch.alerts.external_metrics import EXTERNAL_METRICS
 from meshwatch.alerts.recording import RECORDING_RULES
+from meshwatch.alerts.slos import recording_rules as slo_recording_rules
 from meshwatch.dashboards import dashboard_models, panel_queries
 from meshwatch.dashboards.queries import (
     RECORDED_NAMES,
@@ -97,7 +98,8 @@ def test_substitution_leaves_no_grafana_variable() -> None:
 def test_every_metric_is_catalogued_recorded_or_external(query: PanelQuery) -> None:
     assert query.metrics, "a query that reads no metric cannot show data"
     known = CATALOGUE.series_names() | RECORDED_NAMES | EXTERNAL_METRICS.series_names()
-    assert query.metrics <= known, sorted(query.metrics - known)
+    slo_records = {r.record for r in slo_recording_rules(Settings().slos)}
+    assert query.metrics <= known | slo_records, sorted(query.metrics - known - slo_records)
 
 
 def test_variable_metrics_are_catalogue_metrics() -> None:
@@ -126,7 +128,7 @@ def _labels_of(series: str) -> set[str] | None:
             metric = catalogue.get(series)
             extra = {"le"} if series.endswith("_bucket") else set()
             return set(metric.all_labels(with_optional=True)) | extra
-    for rule in RECORDING_RULES:
+    for rule in (*RECORDING_RULES, *slo_recording_rules(Settings().slos)):
         if rule.record == series:
             level = rule.record.split(":", 1)[0]
             return {label for label in _LABELS if label in level} | set(rule.labels)

@@ -262,7 +262,7 @@ def test_prometheus_intervals_come_from_settings() -> None:
 def test_alertmanager_routes_by_severity_and_groups_by_alert_and_agent() -> None:
     doc = _doc(Settings(), "alertmanager/alertmanager.yml")
     route = doc["route"]
-    assert route["group_by"] == ["alertname", "agent_did", "agent_id"]
+    assert route["group_by"] == ["alertname", "agent_did", "agent_id", "slo"]
     assert route["receiver"] == "warning"
     assert route["routes"] == [
         {"matchers": ['severity="critical"'], "receiver": "critical"},
@@ -283,10 +283,11 @@ def test_a_critical_inhibits_the_warning_of_the_same_alert_and_agent() -> None:
         "alertname",
         "agent_did",
         "agent_id",
+        "slo",
         "tool_name",
         "job",
         "instance",
-    ], "a critical for one agent, tool or target must not mute a warning for another"
+    ], "a critical for one agent, SLO, tool or target must not mute a warning for another"
 
 
 def test_default_receivers_post_to_the_alert_sink_service() -> None:

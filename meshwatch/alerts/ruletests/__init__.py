@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from meshwatch.alerts import groups as rule_groups
 from meshwatch.alerts.model import AlertRule
 from meshwatch.alerts.render import ALERTS_FILE, RECORDING_FILE, RULES_DIR, TESTS_DIR, to_yaml
 from meshwatch.alerts.rules import alert_rules
@@ -24,11 +25,13 @@ from meshwatch.alerts.ruletests import (
     remediation,
     ring,
     sagas,
+    slos,
     tasks,
 )
 from meshwatch.alerts.ruletests.model import Case, UnitTestFile
+from meshwatch.alerts.slos import SLO_ALERT
 from meshwatch.generated import GeneratedFile
-from meshwatch.settings import AlertsSettings
+from meshwatch.settings import AlertsSettings, Settings
 
 CaseBuilder = Callable[[AlertsSettings, Mapping[str, list[AlertRule]]], dict[str, list[Case]]]
 BUILDERS: tuple[CaseBuilder, ...] = (
@@ -62,19 +65,29 @@ def alert_cases(settings: AlertsSettings) -> dict[str, list[Case]]:
     return out
 
 
-def unit_test_suite(settings: AlertsSettings) -> dict[str, UnitTestFile]:
-    """Test files by name (an alert name, or ``recording``)."""
+def unit_test_suite(settings: Settings) -> dict[str, UnitTestFile]:
+    """Test files by name (an alert name, or ``recording``).
+
+    The SLO burn-rate alert's cases come from ``settings.slos``; its file is
+    left out, like a disabled alert's, when there is no SLO.
+    """
     rule_files = [_relative(RECORDING_FILE)]
-    cases = alert_cases(settings)
+    order = [group.name for group in rule_groups.recording_file_groups(settings)]
+    cases = alert_cases(settings.alerts)
+    burn_cases = slos.cases(settings)
+    if burn_cases:
+        cases[SLO_ALERT] = burn_cases
     if cases:
         rule_files.append(_relative(ALERTS_FILE))
-    files = {RECORDING_TESTS: UnitTestFile(tuple(rule_files), tuple(recording.cases(settings)))}
+        order.extend(group.name for group in rule_groups.alert_file_groups(settings))
+    recorded = (*recording.cases(settings.alerts), *slos.recording_cases(settings.slos))
+    files = {RECORDING_TESTS: UnitTestFile(tuple(rule_files), recorded, tuple(order))}
     for name, found in sorted(cases.items()):
-        files[name] = UnitTestFile(tuple(rule_files), tuple(found))
+        files[name] = UnitTestFile(tuple(rule_files), tuple(found), tuple(order))
     return files
 
 
-def unit_test_files(settings: AlertsSettings) -> list[GeneratedFile]:
+def unit_test_files(settings: Settings) -> list[GeneratedFile]:
     """The promtool test files under ``prometheus/rules/tests/``."""
     return [
         GeneratedFile(f"{TESTS_DIR}/{name}.test.yml", to_yaml(test_file.to_dict()))

@@ -170,17 +170,28 @@ class Case:
 
 @dataclass(frozen=True)
 class UnitTestFile:
-    """A promtool test file: the rule files it loads and its cases."""
+    """A promtool test file: the rule files it loads, the order of their groups, and its cases.
+
+    Without ``group_eval_order`` promtool evaluates the groups of one step in
+    the order of a Go map, so an alert reads either this step's recorded
+    series or the previous step's, from run to run. Listing every group,
+    recording groups first, makes an alert read what was recorded at the same
+    minute, which the SLO cases' expected values depend on.
+    """
 
     rule_files: tuple[str, ...]
     cases: tuple[Case, ...] = field(default=())
+    group_order: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "evaluation_interval": str(STEP),
             "rule_files": list(self.rule_files),
             "tests": [case.to_dict() for case in self.cases],
         }
+        if self.group_order:
+            out["group_eval_order"] = list(self.group_order)
+        return out
 
 
 def minutes(d: Duration | float) -> int:
