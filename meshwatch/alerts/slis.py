@@ -83,7 +83,8 @@ def latency_le(slo: Slo) -> str:
     """The ``le`` label value of the bucket at the SLO's latency target, as exposed."""
     if slo.latency_target is None:
         raise ValueError(f"SLO {slo.name} has no latency target")
-    return floatToGoString(slo.latency_target)
+    exposed: str = floatToGoString(slo.latency_target)
+    return exposed
 
 
 def check_targets(settings: SloSettings) -> None:

@@ -13,6 +13,7 @@ import subprocess
 import pytest
 
 from meshwatch.alerts.recording import recording_rules
+from meshwatch.alerts.slos import recording_rules as slo_recording_rules
 from meshwatch.instrumentation.catalogue import CATALOGUE
 from meshwatch.stack.prometheus_config import JOB_ALERTMANAGER, JOB_DEMO, JOB_PROMETHEUS
 from meshwatch.stack.runner.native_config import ALERTMANAGER, PROMETHEUS
@@ -88,7 +89,13 @@ def test_every_recording_rule_yields_series(
     """
     prometheus = live_stack.prometheus
     rules = recording_rule_queries(prometheus)
-    assert set(rules) == {r.record for r in recording_rules(live_stack.settings.alerts)}
+    assert set(rules) == {
+        r.record
+        for r in (
+            *recording_rules(live_stack.settings.alerts),
+            *slo_recording_rules(live_stack.settings.slos),
+        )
+    }
     needs_history = history_bound(rules)
     request.config.stash.setdefault(NOT_CHECKABLE_RULES, []).extend(
         f"{name} (reads {', '.join(sorted(offsets))} ago)"

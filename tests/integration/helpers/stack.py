@@ -12,6 +12,7 @@ mentioning the stack's working directory or the demo's port.
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,16 @@ RESEND_DELAY = "1s"
 GROUP_WAIT = "8s"
 START_TIMEOUT = 60.0
 
+# The test SLO: half the incident's governance evaluations take more than 50 ms (its
+# p50 is about 80 ms), 100 times the 0.5% budget, so the 14.4x page fires within the
+# first evaluations; a healthy fleet (p99 a few ms) spends none of it.
+TEST_SLO = {
+    "name": "governance-latency",
+    "sli": "governance_latency",
+    "latency_target": 0.05,
+    "objective": 99.5,
+    "window": "28d",
+}
 # The three tutorial alerts and the target-down alert the fault tests wait for.
 FAST_ALERTS = ("ring_breach_rate", "elevation_too_long", "governance_latency_high", "target_down")
 # A daily LLM budget the demo passes within seconds, and a forecast over a window a
@@ -71,6 +82,7 @@ class LiveStack:
     alertmanager: AlertmanagerAPI
     webhook: WebhookReceiver
     directory: Path
+    started_at: float
 
     def receiver_path(self, receiver: str) -> str:
         """The webhook path this stack's ``receiver`` ("critical", "warning") delivers to."""
@@ -140,6 +152,7 @@ def settings_document(
             **alerts,
             "llm_budget_forecast": BUDGET_FORECAST,
         },
+        "slos": {"objectives": [TEST_SLO]},
         "stack": {
             "bind_address": LOOPBACK,
             "ports": ports,
@@ -222,6 +235,7 @@ def running_stack(
     recorded: set[int] = set()
     try:
         native.start(timeout=START_TIMEOUT)
+        started_at = time.time()
         recorded.update(record.pid for record in native.records().values())
         yield LiveStack(
             name=name,
@@ -231,6 +245,7 @@ def running_stack(
             alertmanager=AlertmanagerAPI(native.url("alertmanager")),
             webhook=webhook,
             directory=directory,
+            started_at=started_at,
         )
     finally:
         # Components restarted by a test have new pids: collect them before stopping.
