@@ -65,6 +65,7 @@ def test_the_incident_pages_on_the_governance_latency_budget(
     assert burn > 14.4, description
 
 
+@pytest.mark.timeout(RESOLVE_TIMEOUT + 60)
 def test_the_page_resolves_once_the_burn_ends(
     live_stack: LiveStack, record_property: pytest.RecordProperty
 ) -> None:
