@@ -114,9 +114,15 @@ class Traffic:
             good_is_good, bad_is_good = fast <= slo.latency_target, slow <= slo.latency_target
         bad_total, total = [0.0], [0.0]
         for good, bad in zip(self.good, self.bad, strict=True):
-            bad_now = (0.0 if good_is_good else good) + (0.0 if bad_is_good else bad)
+            # The per-minute sum first, as the input's _count series adds them: when every
+            # event is bad for ``slo`` its two counters are then equal and the ratio exactly 1.
+            events = good + bad
+            if not good_is_good and not bad_is_good:
+                bad_now = events
+            else:
+                bad_now = (0.0 if good_is_good else good) + (0.0 if bad_is_good else bad)
             bad_total.append(bad_total[-1] + bad_now)
-            total.append(total[-1] + good + bad)
+            total.append(total[-1] + events)
         return bad_total, total
 
     def series(self) -> list[Series]:
