@@ -14,7 +14,7 @@ from meshwatch.settings import Settings, settings_from_mapping
 
 #: Settings unlike the defaults in every way a rule reads: other thresholds, ``for``
 #: durations, severities, rate window, critical tiers, anomaly and forecast windows,
-#: minimum volumes of ratio alerts; other SLOs (two on one SLI), windows and burn rates.
+#: minimum volumes of ratio alerts; other SLOs, SLIs, windows and burn rates.
 CUSTOM = {
     "alerts": {
         "rate_window": "10m",
@@ -66,14 +66,7 @@ CUSTOM = {
                 "objective": 99.9,
                 "window": "30d",
             },
-            {
-                "name": "policy-latency-loose",
-                "sli": "governance_latency",
-                "latency_target": 1.0,
-                "objective": 98,
-            },
             {"name": "sagas", "sli": "saga_success", "objective": 99.5, "window": "30d"},
-            {"name": "tasks", "sli": "task_success", "objective": 97.5},
             {"name": "llm-calls", "sli": "llm_success", "objective": 99.5},
         ],
         "burn_rate_alerts": [
