@@ -23,8 +23,8 @@ PREFIX = "prometheusrule-"
 
 def rule_groups_by_file(settings: Settings) -> dict[str, list[RuleGroup]]:
     """The rule files the alerts generator writes, by path, with their groups."""
-    files = {alerts.RECORDING_FILE: alerts.recording_groups(settings.alerts)}
-    groups = alerts.alert_groups(settings.alerts)
+    files = {alerts.RECORDING_FILE: alerts.recording_file_groups(settings)}
+    groups = alerts.alert_file_groups(settings)
     if groups:
         files[alerts.ALERTS_FILE] = groups
     return files
