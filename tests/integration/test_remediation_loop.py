@@ -1,7 +1,9 @@
 """The closed loop, live: a ring breach fires, Alertmanager posts it, the agent is killed, it resolves.
 
-A native stack (real Prometheus and Alertmanager) runs the demo's incident
-with remediation acting (``dry_run: false``): ``HighRingBreachRate`` fires for
+A native stack (real Prometheus and Alertmanager) runs the demo's incident,
+once on the simulated fleet and once on the real agent-hypervisor runtime
+(where ``kill_agent`` goes through the runtime's ``KillSwitch`` and ends the
+session on the ``Hypervisor``), with remediation acting (``dry_run: false``): ``HighRingBreachRate`` fires for
 the rogue agent, Alertmanager's first route posts it to the demo's receiver
 with the bearer token, the policy's ``kill_agent`` ends the agent's session,
 its breaches stop, and the alert resolves while the rest of the incident (the
@@ -37,14 +39,20 @@ KILL_TIMEOUT = 90.0
 RESOLVE_TIMEOUT = 120.0
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(
+    scope="module", params=[None, "agent-hypervisor"], ids=["simulated", "agent-hypervisor"]
+)
 def acting_stack(
-    native_binaries: None, webhook: WebhookReceiver, tmp_path_factory: pytest.TempPathFactory
+    native_binaries: None,
+    webhook: WebhookReceiver,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Iterator[LiveStack]:
     with running_stack(
         tmp_path_factory.mktemp("remediation-stack"),
         webhook,
         scenario="incident",
+        runtime=request.param,
         remediation={"dry_run": False, "policies": [POLICY]},
     ) as stack:
         yield stack
@@ -87,7 +95,8 @@ def test_a_ring_breach_alert_kills_the_agent_and_resolves(acting_stack: LiveStac
     # Anything else decided for the agent is a tier of the same alert, within the cooldown.
     assert {d.payload["reason"] for d in decisions if d not in acted} <= {"cooldown"}
     seconds = (kill.timestamp - first_breach.timestamp).total_seconds()
-    print(f"\nremediation: first breach to kill of {TOOL_CODE.did}: {seconds:.1f} s")
+    runtime = stack.settings.stack.demo.runtime
+    print(f"\nremediation ({runtime}): first breach to kill of {TOOL_CODE.did}: {seconds:.1f} s")
     assert seconds > 0
 
     # The breaches stop, so the alert resolves in Prometheus.
