@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from meshwatch.stack.prometheus_config import JOB_DEMO, JOB_PROMETHEUS
+from tests.integration.conftest import DRY_RUN_REMEDIATION
 from tests.integration.helpers.panel_check import (
     empty_panels,
     panel_queries,
@@ -64,6 +65,8 @@ def rw_stack(
         webhook,
         scenario="incident",
         incident_duration=INCIDENT_SECONDS,
+        # The demo's receiver serves remediation's series, which the dashboards read.
+        remediation=DRY_RUN_REMEDIATION,
         stack_settings={
             "external_labels": {"cluster": CLUSTER},
             "remote_write": [
