@@ -6,7 +6,8 @@ Questions it answers:
   happening, and how fast? Is any agent breaching its ring boundary, at a rate
   the ``HighRingBreachRate`` alert would fire on?
 * Which ring is each agent in right now, which agents run elevated, and for how
-  long (against the ``ElevationTooLong`` limit)?
+  long (against the ``ElevationTooLong`` limit)? Which elevation requests did
+  the runtime refuse, and why (an agent probing for privileges it lacks)?
 * How many tool calls does policy allow, block and rate-limit; is the denial
   ratio or the rate-limit hit rate at an alerting level?
 * Which agents' trust scores are near or under the ``TrustScoreLow`` floor?
@@ -79,6 +80,7 @@ from meshwatch.instrumentation.catalogue import (
     RING_CURRENT,
     RING_ELEVATED,
     RING_ELEVATION_DURATION,
+    RING_ELEVATIONS_DENIED,
     RING_TRANSITIONS,
 )
 from meshwatch.settings import Settings
@@ -166,7 +168,26 @@ def _elevation_and_policy_panels(settings: Settings, grid: Grid) -> None:
             unit=SECONDS,
             **alert_marks(settings, ELEVATION_TOO_LONG),
         ),
-        w=8,
+        w=6,
+        h=8,
+    )
+    grid.add(
+        bargauge(
+            "Elevations denied, by reason",
+            "Ring elevation requests the runtime refused over the dashboard's time range, by "
+            "reason (insufficient_trust, duplicate_elevation, ...). A rise is an agent asking "
+            "for privileges its trust does not earn.",
+            [
+                prom(
+                    f"sum by (reason) (increase({sel(RING_ELEVATIONS_DENIED.name, AGENT_DID)}"
+                    "[$__range]))",
+                    "{{reason}}",
+                    instant=True,
+                )
+            ],
+            unit=COUNT,
+        ),
+        w=6,
         h=8,
     )
     grid.add(
@@ -184,7 +205,7 @@ def _elevation_and_policy_panels(settings: Settings, grid: Grid) -> None:
             unit=COUNT,
             links=runbooks(settings, GOVERNANCE_DENIAL_RATIO_HIGH),
         ),
-        w=8,
+        w=6,
         h=8,
     )
     grid.add(
@@ -203,7 +224,7 @@ def _elevation_and_policy_panels(settings: Settings, grid: Grid) -> None:
             max_value=1000,
             **alert_marks(settings, TRUST_SCORE_LOW),
         ),
-        w=8,
+        w=6,
         h=8,
     )
 

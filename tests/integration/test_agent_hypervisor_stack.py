@@ -10,6 +10,10 @@ GovernanceLatencyHigh must reach Alertmanager's webhook receiver.
 A real grant cannot be backdated, so ElevationTooLong's threshold is lowered
 to ``ELEVATION_THRESHOLD`` seconds here: the alert then fires through the same
 rule, on the same gauge, after that much real time instead of five minutes.
+
+The governance dashboard's Prometheus queries (rings, elevations and their
+refusals, policy decisions) must all have data on this stack too: here every
+series they read comes from the real runtime.
 """
 
 from __future__ import annotations
@@ -20,6 +24,12 @@ from collections.abc import Iterator
 import pytest
 
 from meshwatch.instrumentation.catalogue import RING_ELEVATIONS_DENIED
+from tests.integration.helpers.panel_check import (
+    PanelQueries,
+    empty_panels,
+    panel_queries,
+    recording_rule_queries,
+)
 from tests.integration.helpers.poll import wait_until
 from tests.integration.helpers.stack import LiveStack, running_stack
 from tests.integration.helpers.webhook_receiver import WebhookReceiver
@@ -30,6 +40,8 @@ TUTORIAL_ALERTS = ("HighRingBreachRate", "ElevationTooLong", "GovernanceLatencyH
 ELEVATION_THRESHOLD = 20.0
 # From the stack's start: the threshold, the 5 s `for`, group_wait and slack for a loaded machine.
 DELIVERY_TIMEOUT = 150.0
+GOVERNANCE_DASHBOARD = "meshwatch-governance"
+PANELS_TIMEOUT = 90.0
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +88,22 @@ def test_the_stack_demo_runs_on_the_real_runtime(runtime_stack: tuple[LiveStack,
         timeout=60,
         what="a refused elevation in the demo's /metrics",
     )
+
+
+def test_every_governance_panel_query_has_data_on_the_real_runtime(
+    runtime_stack: tuple[LiveStack, float],
+) -> None:
+    """What Grafana would send for the governance dashboard's panels, refused elevations included."""
+    stack, _ = runtime_stack
+    every = panel_queries(
+        stack.native.workdir.stack / "grafana" / "dashboards",
+        recording_rule_queries(stack.prometheus),
+    )
+    governance = PanelQueries(
+        [(label, expr) for label, expr in every.checkable if label.startswith(GOVERNANCE_DASHBOARD)],
+        [],
+    )
+    assert any(RING_ELEVATIONS_DENIED.name in expr for _, expr in governance.checkable)
+    empty = empty_panels(stack.prometheus, governance, timeout=PANELS_TIMEOUT)
+    if empty:
+        pytest.fail("governance panel queries without data:\n  " + "\n  ".join(empty))
