@@ -22,7 +22,7 @@ from benchmarks.common import Result, seconds_per_call
 from meshwatch.instrumentation.catalogue import TASK_DURATION, TASKS_COMPLETED, TASKS_STARTED
 from meshwatch.instrumentation.context import use_trace
 from meshwatch.instrumentation.trace import CausalTraceId
-from meshwatch.instrumentation.work import AgentMetrics
+from meshwatch.instrumentation.work_metrics import AgentMetrics
 
 DID = "did:mesh:researcher"
 TASK = "summarize"

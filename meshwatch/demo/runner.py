@@ -46,9 +46,9 @@ from meshwatch.instrumentation.genai import GENAI_METRICS
 from meshwatch.instrumentation.governance import GovernanceMetrics
 from meshwatch.instrumentation.otel import SPAN_EXPORT_METRICS, OTelSpanSink, configure_tracing
 from meshwatch.instrumentation.prometheus import MetricsServer, serve_metrics
-from meshwatch.instrumentation.values import CardinalityGuard, MetricFamilySnapshot, MetricSource
+from meshwatch.instrumentation.stores import CardinalityGuard, MetricFamilySnapshot, MetricSource
 from meshwatch.instrumentation.wiring import Instrumented, instrument
-from meshwatch.instrumentation.work import AgentMetrics
+from meshwatch.instrumentation.work_metrics import AgentMetrics
 from meshwatch.remediation import RemediationReceiver, start_remediation
 from meshwatch.settings.remediation import RemediationSettings
 

@@ -50,7 +50,7 @@ from meshwatch.instrumentation.genai import (
 from meshwatch.instrumentation.governance import GovernanceMetrics
 from meshwatch.instrumentation.logs import log_context
 from meshwatch.instrumentation.trace import CausalTraceId
-from meshwatch.instrumentation.work import AgentMetrics
+from meshwatch.instrumentation.work_metrics import AgentMetrics
 
 log = logging.getLogger("meshwatch.demo")
 

@@ -30,14 +30,14 @@ from meshwatch.instrumentation.protocols import PrometheusExporterProtocol, Span
 from meshwatch.instrumentation.ring_metrics import RingMetricsCollector
 from meshwatch.instrumentation.saga_metrics import SagaMetricsCollector
 from meshwatch.instrumentation.saga_spans import SagaSpanExporter, SagaSpanRecord
-from meshwatch.instrumentation.trace import CausalTraceId
-from meshwatch.instrumentation.values import (
+from meshwatch.instrumentation.stores import (
     CardinalityGuard,
     MetricSource,
     configure_cardinality,
 )
+from meshwatch.instrumentation.trace import CausalTraceId
 from meshwatch.instrumentation.wiring import Instrumented, instrument
-from meshwatch.instrumentation.work import AgentMetrics
+from meshwatch.instrumentation.work_metrics import AgentMetrics
 
 __all__ = [
     "DROPS",

@@ -32,7 +32,7 @@ Design, and why:
   Type-specific handlers run first, then wildcard handlers, each group in
   subscription order.
 
-The bus is also a :class:`~meshwatch.instrumentation.values.MetricSource`:
+The bus is also a :class:`~meshwatch.instrumentation.stores.MetricSource`:
 events emitted per type, events retained, subscriber errors.
 """
 
@@ -53,7 +53,7 @@ from meshwatch.instrumentation.catalogue import (
 from meshwatch.instrumentation.drops import RateLimitedLog, record_event_drop
 from meshwatch.instrumentation.events import EventType, HypervisorEvent
 from meshwatch.instrumentation.payloads import DEFAULT_MAX_PAYLOAD_BYTES, capped, payload_bytes
-from meshwatch.instrumentation.values import CounterStore, LabelValues, MetricFamilySnapshot
+from meshwatch.instrumentation.stores import CounterStore, LabelValues, MetricFamilySnapshot
 
 Handler = Callable[[HypervisorEvent], object]
 

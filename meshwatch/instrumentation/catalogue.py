@@ -8,7 +8,7 @@ metric is a one-line change that every consumer follows.
 Naming follows Prometheus conventions: base units (seconds, bytes) in the name,
 counters end in ``_total``, and every label set is bounded. Labels that carry an
 identity (``agent_did``, ``agent_id``, ``session_id``) are capped by the
-cardinality guard (:mod:`meshwatch.instrumentation.values`).
+cardinality guard (:mod:`meshwatch.instrumentation.stores`).
 
 This module imports nothing outside the standard library.
 """

@@ -24,8 +24,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from meshwatch.instrumentation.drops import RateLimitedLog
+from meshwatch.instrumentation.stores import EXEMPLAR_TRACE_ID_LABEL, Exemplar
 from meshwatch.instrumentation.trace import CausalTraceId
-from meshwatch.instrumentation.values import EXEMPLAR_TRACE_ID_LABEL, Exemplar
 
 _log = RateLimitedLog(logging.getLogger(__name__))
 _CURRENT: ContextVar[CausalTraceId | None] = ContextVar("meshwatch_causal_trace", default=None)

@@ -7,7 +7,7 @@ registry, because several components report into the same metric
 (``meshwatch_events_dropped_total{component,reason}``): one store per metric
 means one family in the exposition, whichever collectors exist.
 
-:data:`DROPS` is their :class:`~meshwatch.instrumentation.values.MetricSource`;
+:data:`DROPS` is their :class:`~meshwatch.instrumentation.stores.MetricSource`;
 ``MeshwatchCollector`` (and so ``serve_metrics``) exposes it by default, as
 part of its self-metrics. :class:`RateLimitedLog` keeps a flood of bad
 events from flooding the log: the first occurrence of a key is logged at
@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 
 from meshwatch.instrumentation.catalogue import EVENTS_DROPPED, SPANS_DROPPED
-from meshwatch.instrumentation.values import (
+from meshwatch.instrumentation.stores import (
     CardinalityGuard,
     CounterStore,
     MetricFamilySnapshot,

@@ -46,7 +46,7 @@ Durations go to ``gen_ai_invoke_agent_duration_seconds``,
 ``gen_ai_execute_tool_duration_seconds`` and ``gen_ai_workflow_duration_seconds``
 (labels ``gen_ai_agent_name``, ``gen_ai_tool_name`` or ``gen_ai_workflow_name``,
 and ``error_type``, empty on success), kept by :data:`GENAI_METRICS`, a
-:class:`~meshwatch.instrumentation.values.MetricSource` to register with the
+:class:`~meshwatch.instrumentation.stores.MetricSource` to register with the
 Prometheus adapter, with the span's trace id as exemplar.
 
 :class:`GenAISpanMetrics` is an OpenTelemetry ``SpanProcessor`` and a
@@ -92,14 +92,14 @@ from meshwatch.instrumentation.context import current_trace, use_trace
 from meshwatch.instrumentation.drops import RateLimitedLog, record_event_drop
 from meshwatch.instrumentation.llm_metrics import LLMCallMetrics, use_agent
 from meshwatch.instrumentation.otel import otel_attributes_of, parent_context
-from meshwatch.instrumentation.trace import CausalTraceId
-from meshwatch.instrumentation.values import (
+from meshwatch.instrumentation.stores import (
     EXEMPLAR_TRACE_ID_LABEL,
     CardinalityGuard,
     Exemplar,
     HistogramStore,
     MetricFamilySnapshot,
 )
+from meshwatch.instrumentation.trace import CausalTraceId
 
 INSTRUMENTATION_SCOPE = "meshwatch.genai"
 # The conventions followed: the GenAI semantic conventions of

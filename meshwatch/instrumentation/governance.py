@@ -43,7 +43,7 @@ from meshwatch.instrumentation.catalogue import (
 )
 from meshwatch.instrumentation.context import trace_exemplar
 from meshwatch.instrumentation.drops import RateLimitedLog, record_event_drop
-from meshwatch.instrumentation.values import (
+from meshwatch.instrumentation.stores import (
     CardinalityGuard,
     CounterStore,
     GaugeStore,

@@ -50,7 +50,7 @@ from meshwatch.instrumentation.catalogue import (
     LLM_UNPRICED_TOKENS,
 )
 from meshwatch.instrumentation.drops import RateLimitedLog, record_event_drop
-from meshwatch.instrumentation.values import (
+from meshwatch.instrumentation.stores import (
     CardinalityGuard,
     CounterStore,
     HistogramStore,

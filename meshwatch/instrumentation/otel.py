@@ -72,9 +72,9 @@ from meshwatch.instrumentation.saga_spans import (
     ATTR_SAGA_ID,
     STATUS_ERROR,
 )
+from meshwatch.instrumentation.stores import CounterStore, MetricFamilySnapshot
 from meshwatch.instrumentation.text import safe_str
 from meshwatch.instrumentation.trace import CausalTraceId
-from meshwatch.instrumentation.values import CounterStore, MetricFamilySnapshot
 
 INSTRUMENTATION_SCOPE = "meshwatch.instrumentation"
 DEFAULT_SERVICE_NAME = "meshwatch-agent"

@@ -3,7 +3,7 @@
 Three entry points:
 
 * :class:`MeshwatchCollector`, a prometheus_client custom collector. It holds
-  :class:`~meshwatch.instrumentation.values.MetricSource` objects (the event
+  :class:`~meshwatch.instrumentation.stores.MetricSource` objects (the event
   bus, ``RingMetricsCollector``, ``SagaMetricsCollector``,
   ``GovernanceMetrics``, ...) and reads them *at scrape time*. Nothing is copied
   into prometheus_client objects in between, so nothing can be counted twice
@@ -50,7 +50,7 @@ from prometheus_client.utils import floatToGoString
 
 from meshwatch.instrumentation.catalogue import CATALOGUE, SCRAPE_ERRORS, MetricDef, MetricType
 from meshwatch.instrumentation.drops import DROPS, RateLimitedLog
-from meshwatch.instrumentation.values import (
+from meshwatch.instrumentation.stores import (
     CardinalityGuard,
     CounterStore,
     Exemplar,
@@ -430,7 +430,7 @@ def serve_metrics(
     loopback: exposing metrics beyond the host is a decision, not a default.
 
     ``max_series`` and ``drop_session_id``, when given, set the process-wide
-    cardinality guard (:func:`~meshwatch.instrumentation.values.configure_cardinality`)
+    cardinality guard (:func:`~meshwatch.instrumentation.stores.configure_cardinality`)
     for label sets seen from now on. Turn ``drop_session_id`` on for long-running
     fleets: sessions are unbounded and each one would otherwise leave its own
     series behind forever.

@@ -53,7 +53,7 @@ from meshwatch.instrumentation.catalogue import (
 from meshwatch.instrumentation.drops import record_event_drop
 from meshwatch.instrumentation.events import EventType, HypervisorEvent
 from meshwatch.instrumentation.protocols import PrometheusExporterProtocol
-from meshwatch.instrumentation.values import (
+from meshwatch.instrumentation.stores import (
     OVERFLOW,
     CardinalityGuard,
     CounterStore,

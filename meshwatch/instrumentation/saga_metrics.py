@@ -36,7 +36,7 @@ from meshwatch.instrumentation.catalogue import (
 )
 from meshwatch.instrumentation.drops import record_event_drop
 from meshwatch.instrumentation.events import EventType, HypervisorEvent, payload_id, saga_id_of
-from meshwatch.instrumentation.values import (
+from meshwatch.instrumentation.stores import (
     CardinalityGuard,
     CounterStore,
     HistogramStore,

@@ -17,7 +17,7 @@ from meshwatch.instrumentation.protocols import SpanSink
 from meshwatch.instrumentation.ring_metrics import RingMetricsCollector
 from meshwatch.instrumentation.saga_metrics import SagaMetricsCollector
 from meshwatch.instrumentation.saga_spans import SagaSpanExporter
-from meshwatch.instrumentation.values import CardinalityGuard, MetricSource
+from meshwatch.instrumentation.stores import CardinalityGuard, MetricSource
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from meshwatch.instrumentation.catalogue import (
     REMEDIATION_REQUESTS,
     REMEDIATIONS,
 )
-from meshwatch.instrumentation.values import (
+from meshwatch.instrumentation.stores import (
     CardinalityGuard,
     CounterStore,
     GaugeStore,

@@ -31,7 +31,7 @@ from types import TracebackType
 from typing import Any
 
 from meshwatch.instrumentation import HypervisorEventBus
-from meshwatch.instrumentation.values import MetricFamilySnapshot
+from meshwatch.instrumentation.stores import MetricFamilySnapshot
 from meshwatch.remediation.actions import Action
 from meshwatch.remediation.engine import Remediator
 from meshwatch.remediation.payload import PayloadError, parse

@@ -12,7 +12,7 @@ from typing import Any
 
 from meshwatch.alerts.external_metrics import TEMPO_SPANMETRICS_CALLS
 from meshwatch.generated import GeneratedFile
-from meshwatch.instrumentation.values import EXEMPLAR_TRACE_ID_LABEL
+from meshwatch.instrumentation.stores import EXEMPLAR_TRACE_ID_LABEL
 from meshwatch.settings import Settings
 from meshwatch.stack.ports import CONTAINER_PORTS
 from meshwatch.stack.yamlfile import yaml_file

@@ -36,8 +36,8 @@ from meshwatch.instrumentation.catalogue import (
 )
 from meshwatch.instrumentation.drops import event_drops
 from meshwatch.instrumentation.events import EventType, HypervisorEvent
+from meshwatch.instrumentation.stores import MetricSource
 from meshwatch.instrumentation.trace import CausalTraceId
-from meshwatch.instrumentation.values import MetricSource
 from tests.integration.helpers.poll import wait_until
 
 T0 = datetime(2025, 1, 15, 10, 0, tzinfo=UTC)

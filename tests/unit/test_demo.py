@@ -38,8 +38,8 @@ from meshwatch.instrumentation.genai import GenAIMetrics
 from meshwatch.instrumentation.governance import GovernanceMetrics
 from meshwatch.instrumentation.ring_metrics import RingMetricsCollector
 from meshwatch.instrumentation.saga_metrics import SagaMetricsCollector
-from meshwatch.instrumentation.values import CardinalityGuard, HistogramValue, MetricSource
-from meshwatch.instrumentation.work import AgentMetrics
+from meshwatch.instrumentation.stores import CardinalityGuard, HistogramValue, MetricSource
+from meshwatch.instrumentation.work_metrics import AgentMetrics
 
 # --- the scheduler -----------------------------------------------------------------
 

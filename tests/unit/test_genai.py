@@ -25,8 +25,8 @@ from meshwatch.instrumentation.genai import (
     receive,
 )
 from meshwatch.instrumentation.prometheus import MeshwatchCollector
+from meshwatch.instrumentation.stores import HistogramValue, MetricSource
 from meshwatch.instrumentation.trace import CausalTraceId
-from meshwatch.instrumentation.values import HistogramValue, MetricSource
 
 
 class Tracing:

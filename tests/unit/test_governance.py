@@ -31,7 +31,7 @@ from meshwatch.instrumentation.context import (
     unregister_trace_id_provider,
 )
 from meshwatch.instrumentation.drops import event_drops
-from meshwatch.instrumentation.values import OVERFLOW
+from meshwatch.instrumentation.stores import OVERFLOW
 
 
 def samples(metrics: GovernanceMetrics) -> dict:

@@ -20,7 +20,7 @@ from meshwatch.instrumentation import (
     HypervisorEvent,
     HypervisorEventBus,
     catalogue,
-    values,
+    stores,
 )
 from meshwatch.instrumentation.catalogue import (
     BUS_RETAINED_EVENTS,
@@ -41,7 +41,7 @@ from meshwatch.instrumentation.prometheus import (
     PrometheusExporter,
     serve_metrics,
 )
-from meshwatch.instrumentation.values import (
+from meshwatch.instrumentation.stores import (
     CardinalityGuard,
     CounterStore,
     Exemplar,
@@ -85,9 +85,9 @@ def samples(text: str, *, openmetrics: bool = False) -> dict[tuple[str, tuple], 
 
 @pytest.fixture
 def restore_cardinality() -> Iterator[None]:
-    before = values.default_guard()
+    before = stores.default_guard()
     yield
-    values.configure_cardinality(
+    stores.configure_cardinality(
         max_series=before.max_series, drop_session_id=before.drop_session_id
     )
 
@@ -278,7 +278,7 @@ def test_series_overflow_is_always_exposed_with_self_metrics() -> None:
     text = scrape(StoreSource(capped), include_self_metrics=True)
     parsed = samples(text)
     assert parsed[key] == before + 2
-    overflow = (("agent_did", values.OVERFLOW), ("session_id", values.OVERFLOW))
+    overflow = (("agent_did", stores.OVERFLOW), ("session_id", stores.OVERFLOW))
     assert parsed[(RING_BREACHES.name, overflow)] == 2
     assert f"# TYPE {SERIES_OVERFLOW.name} counter" in scrape(include_self_metrics=True)
     assert SERIES_OVERFLOW.name not in scrape(include_self_metrics=False)
@@ -374,7 +374,7 @@ def test_serve_metrics_applies_the_cardinality_guard(restore_cardinality: None) 
     with serve_metrics(
         0, registry=CollectorRegistry(), sources=[StoreSource(ring)], drop_session_id=True
     ) as server:
-        assert values.default_guard().drop_session_id is True
+        assert stores.default_guard().drop_session_id is True
         ring.inc(("did:mesh:a", "session-1"))
         ring.inc(("did:mesh:a", "session-2"))
         parsed = samples(_get(server.url))
@@ -382,8 +382,8 @@ def test_serve_metrics_applies_the_cardinality_guard(restore_cardinality: None) 
     assert parsed[(RING_BREACHES.name, (("agent_did", "did:mesh:a"), ("session_id", "")))] == 2
 
     with serve_metrics(0, registry=CollectorRegistry(), max_series=5):
-        assert values.default_guard().max_series == 5
-        assert values.default_guard().drop_session_id is True
+        assert stores.default_guard().max_series == 5
+        assert stores.default_guard().drop_session_id is True
 
 
 def test_serve_metrics_releases_the_registry_when_the_port_is_taken() -> None:

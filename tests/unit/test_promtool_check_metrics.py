@@ -32,14 +32,14 @@ from meshwatch.instrumentation.catalogue import (
 )
 from meshwatch.instrumentation.otel import SPAN_EXPORT_METRICS
 from meshwatch.instrumentation.prometheus import PrometheusExporter, serve_metrics
-from meshwatch.instrumentation.values import (
+from meshwatch.instrumentation.stores import (
     CounterStore,
     Exemplar,
     GaugeStore,
     HistogramStore,
     MetricFamilySnapshot,
 )
-from meshwatch.instrumentation.work import AgentMetrics
+from meshwatch.instrumentation.work_metrics import AgentMetrics
 
 pytestmark = pytest.mark.promtool
 

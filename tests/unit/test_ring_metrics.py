@@ -24,7 +24,7 @@ from meshwatch.instrumentation.catalogue import (
 )
 from meshwatch.instrumentation.drops import event_drops
 from meshwatch.instrumentation.ring_metrics import UNKNOWN_AGENT
-from meshwatch.instrumentation.values import OVERFLOW
+from meshwatch.instrumentation.stores import OVERFLOW
 
 T0 = datetime(2025, 1, 15, 10, 0, tzinfo=UTC)
 AGENT = "did:mesh:analyst"

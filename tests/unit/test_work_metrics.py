@@ -15,15 +15,15 @@ from meshwatch.instrumentation import catalogue as c
 from meshwatch.instrumentation.context import use_trace
 from meshwatch.instrumentation.drops import event_drops
 from meshwatch.instrumentation.prometheus import MeshwatchCollector
-from meshwatch.instrumentation.trace import CausalTraceId
-from meshwatch.instrumentation.values import (
+from meshwatch.instrumentation.stores import (
     OVERFLOW,
     CardinalityGuard,
     HistogramValue,
     MetricFamilySnapshot,
     MetricSource,
 )
-from meshwatch.instrumentation.work import MAX_OPEN_CONFLICTS, AgentMetrics
+from meshwatch.instrumentation.trace import CausalTraceId
+from meshwatch.instrumentation.work_metrics import MAX_OPEN_CONFLICTS, AgentMetrics
 
 DID = "did:mesh:researcher"
 

@@ -92,7 +92,7 @@ from meshwatch.instrumentation.catalogue import (
 from meshwatch.instrumentation.drops import RateLimitedLog, record_event_drop
 from meshwatch.instrumentation.events import HypervisorEvent
 from meshwatch.instrumentation.payloads import DEFAULT_MAX_PAYLOAD_BYTES
-from meshwatch.instrumentation.values import (
+from meshwatch.instrumentation.stores import (
     CardinalityGuard,
     CounterStore,
     MetricFamilySnapshot,
@@ -126,7 +126,7 @@ def _close_open_trails() -> None:
 class AuditTrail:
     """Persists bus events to SQLite on a writer thread. See the module docstring.
 
-    A :class:`~meshwatch.instrumentation.values.MetricSource` of
+    A :class:`~meshwatch.instrumentation.stores.MetricSource` of
     ``meshwatch_audit_events_written_total``, ``..._dropped_total{reason}``
     and ``meshwatch_audit_queue_depth``.
     """

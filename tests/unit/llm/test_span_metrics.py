@@ -23,7 +23,7 @@ from meshwatch.instrumentation.genai import (
     invoke_workflow,
     llm_call,
 )
-from meshwatch.instrumentation.values import HistogramValue
+from meshwatch.instrumentation.stores import HistogramValue
 
 PRICES = {"m-large": {"input": 3.0, "output": 15.0, "cache_read": 0.3, "cache_creation": 3.75}}
 

@@ -9,9 +9,9 @@ An agent records its own work in one line per fact::
     metrics.record_decision("route", confidence=0.8, options_considered=3)
     metrics.message_sent("handoff", size_bytes=2048)
 
-The numbers live in thread-safe stores (:mod:`meshwatch.instrumentation.values`)
+The numbers live in thread-safe stores (:mod:`meshwatch.instrumentation.stores`)
 and leave the process only when the Prometheus adapter scrapes them:
-:class:`AgentMetrics` is a :class:`~meshwatch.instrumentation.values.MetricSource`.
+:class:`AgentMetrics` is a :class:`~meshwatch.instrumentation.stores.MetricSource`.
 
 Why one object per agent, sharing stores: a process that hosts several agents
 must expose each metric family once, so :meth:`AgentMetrics.for_agent` returns a
@@ -63,8 +63,7 @@ from meshwatch.instrumentation.catalogue import (
 )
 from meshwatch.instrumentation.context import trace_exemplar
 from meshwatch.instrumentation.drops import record_event_drop
-from meshwatch.instrumentation.text import safe_str
-from meshwatch.instrumentation.values import (
+from meshwatch.instrumentation.stores import (
     CardinalityGuard,
     CounterStore,
     GaugeStore,
@@ -72,6 +71,7 @@ from meshwatch.instrumentation.values import (
     MetricFamilySnapshot,
     finite_number,
 )
+from meshwatch.instrumentation.text import safe_str
 
 logger = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ class _WaitTimer:
 
 
 class AgentMetrics:
-    """Work metrics of one agent; a :class:`~meshwatch.instrumentation.values.MetricSource`.
+    """Work metrics of one agent; a :class:`~meshwatch.instrumentation.stores.MetricSource`.
 
     ``guard`` caps the number of series per metric (agent identities, task
     types, message types...); without one the process-wide default applies.

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from meshwatch.instrumentation import catalogue as c
-from meshwatch.instrumentation.values import (
+from meshwatch.instrumentation.stores import (
     OVERFLOW,
     CardinalityGuard,
     CounterStore,
