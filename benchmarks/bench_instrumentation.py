@@ -6,7 +6,7 @@
     do instead. The bus is pre-filled to its retention bound, so every emit
     also evicts: the steady state of a long-running agent. Target: <= 1.5x.
 (b) A scrape (``generate_latest``) of 10,000 agents' ring metrics through
-    :class:`~meshwatch.instrumentation.prometheus.MeshwatchCollector`, against
+    :class:`~meshwatch.instrumentation.prometheus.ScrapeExporter`, against
     the same series held in plain prometheus_client metrics (``_created``
     series off, so both expose the same lines). Target: <= 1.5x.
 (c) Bytes per retained event with 100,000 events in the bus, by tracemalloc:
@@ -41,7 +41,7 @@ from meshwatch.instrumentation.catalogue import (
     RING_TRANSITIONS,
     MetricType,
 )
-from meshwatch.instrumentation.prometheus import MeshwatchCollector
+from meshwatch.instrumentation.prometheus import ScrapeExporter
 
 RETAINED = 100_000
 SCRAPE_AGENTS = 10_000
@@ -134,7 +134,7 @@ def bench_scrape() -> Result:
     """(b) generate_latest of 10,000 agents through the adapter vs plain prometheus_client."""
     ring = _ring_collector()
     adapter = CollectorRegistry()
-    adapter.register(MeshwatchCollector([ring], include_self_metrics=False))
+    adapter.register(ScrapeExporter([ring], include_self_metrics=False))
     prometheus_client.disable_created_metrics()
     try:
         plain = _plain_registry(ring)
@@ -151,7 +151,7 @@ def bench_scrape() -> Result:
     finally:
         prometheus_client.enable_created_metrics()
     return Result(
-        f"(b) scrape {SCRAPE_AGENTS:,} agents ({series:,} series) via MeshwatchCollector",
+        f"(b) scrape {SCRAPE_AGENTS:,} agents ({series:,} series) via ScrapeExporter",
         adapter_s * 1e3,
         "ms",
         target=1.5,

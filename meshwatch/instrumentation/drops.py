@@ -8,7 +8,7 @@ registry, because several components report into the same metric
 means one family in the exposition, whichever collectors exist.
 
 :data:`DROPS` is their :class:`~meshwatch.instrumentation.stores.MetricSource`;
-``MeshwatchCollector`` (and so ``serve_metrics``) exposes it by default, as
+``ScrapeExporter`` (and so ``serve_metrics``) exposes it by default, as
 part of its self-metrics. :class:`RateLimitedLog` keeps a flood of bad
 events from flooding the log: the first occurrence of a key is logged at
 WARNING, repeats within the interval only at DEBUG, with a suppressed count

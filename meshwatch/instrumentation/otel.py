@@ -97,7 +97,7 @@ class _SpanExportMetrics:
     """MetricSource of spans exported by :class:`BoundedBatchSpanProcessor`s (process-wide).
 
     Spans *dropped* are in ``meshwatch_spans_dropped_total``, which the core's
-    ``DROPS`` source holds (and ``MeshwatchCollector`` exposes by default).
+    ``DROPS`` source holds (and ``ScrapeExporter`` exposes by default).
     """
 
     def metric_families(self) -> Iterator[MetricFamilySnapshot]:

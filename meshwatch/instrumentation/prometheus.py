@@ -2,7 +2,8 @@
 
 Three entry points:
 
-* :class:`MeshwatchCollector`, a prometheus_client custom collector. It holds
+* :class:`ScrapeExporter`, a prometheus_client custom collector (named an
+  exporter, because in meshwatch a ``*Collector`` is a bus subscriber). It holds
   :class:`~meshwatch.instrumentation.stores.MetricSource` objects (the event
   bus, ``RingMetricsCollector``, ``SagaMetricsCollector``,
   ``GovernanceMetrics``, ...) and reads them *at scrape time*. Nothing is copied
@@ -13,7 +14,7 @@ Three entry points:
   prometheus_client ``Counter``/``Gauge`` objects, for code written against the
   tutorial's ``collector.export_to_prometheus(exporter)`` push style.
 * :func:`serve_metrics`, a ``/metrics`` HTTP endpoint (prometheus_client's
-  server) with a :class:`MeshwatchCollector` registered, returning a
+  server) with a :class:`ScrapeExporter` registered, returning a
   :class:`MetricsServer` that shuts down cleanly. Its ``sources`` are
   typically what :func:`meshwatch.instrumentation.instrument` (the core's
   usual wiring) returns.
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, cast
 from wsgiref.simple_server import WSGIServer
@@ -82,16 +84,16 @@ SELF_METRICS: MetricSource = _SelfMetrics()
 """The MetricSource of meshwatch's self-monitoring counters (process-wide)."""
 
 
-class MeshwatchCollector(Collector):
+class ScrapeExporter(Collector):
     """A prometheus_client collector that reads MetricSources at scrape time.
 
     >>> registry = CollectorRegistry()
-    >>> collector = MeshwatchCollector([bus, RingMetricsCollector(bus)])  # doctest: +SKIP
-    >>> registry.register(collector)  # doctest: +SKIP
+    >>> exporter = ScrapeExporter([bus, RingMetricsCollector(bus)])  # doctest: +SKIP
+    >>> registry.register(exporter)  # doctest: +SKIP
 
     ``include_self_metrics`` adds :data:`SELF_METRICS` (series overflow, dropped
     events and spans, scrape errors); ``DROPS`` given as a source as well is
-    then read once. Those counters are process-wide, so when two collectors
+    then read once. Those counters are process-wide, so when two exporters
     share one registry exactly one of them may include them; the other passes
     ``include_self_metrics=False``.
 
@@ -135,7 +137,7 @@ class MeshwatchCollector(Collector):
         with self._lock:
             remaining = tuple(s for s in self._sources if s is not source)
             if len(remaining) == len(self._sources):
-                raise ValueError(f"{source!r} is not a source of this collector")
+                raise ValueError(f"{source!r} is not a source of this exporter")
             self._sources = remaining
 
     def collect(self) -> Iterator[Metric]:
@@ -287,7 +289,7 @@ class PrometheusExporter:
     series into ``__overflow__`` before values reach this exporter.
     prometheus_client adds a ``<name>_created`` series per counter child; call
     ``prometheus_client.disable_created_metrics()`` to turn that off globally,
-    or prefer :class:`MeshwatchCollector`, which never emits it.
+    or prefer :class:`ScrapeExporter`, which never emits it.
     """
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
@@ -364,7 +366,7 @@ class PrometheusExporter:
 class MetricsServer:
     """A running ``/metrics`` endpoint. :meth:`close` stops it and frees its port.
 
-    Usable as a context manager. ``collector`` is the :class:`MeshwatchCollector`
+    Usable as a context manager. ``exporter`` is the :class:`ScrapeExporter`
     it serves; add sources to it at any time.
     """
 
@@ -373,12 +375,12 @@ class MetricsServer:
         server: WSGIServer,
         thread: threading.Thread,
         registry: CollectorRegistry,
-        collector: MeshwatchCollector,
+        exporter: ScrapeExporter,
     ) -> None:
         self._server = server
         self._thread = thread
         self._registry = registry
-        self.collector = collector
+        self.exporter = exporter
         self._closed = False
 
     @property
@@ -396,14 +398,14 @@ class MetricsServer:
         return f"http://{host}:{self.port}/metrics"
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop serving, close the socket, join the thread and unregister the collector."""
+        """Stop serving, close the socket, join the thread and unregister the exporter."""
         if self._closed:
             return
         self._closed = True
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout)
-        self._registry.unregister(self.collector)
+        self._registry.unregister(self.exporter)
 
     def __enter__(self) -> MetricsServer:
         return self
@@ -424,7 +426,7 @@ def serve_metrics(
 ) -> MetricsServer:
     """Serve ``/metrics`` on ``addr:port`` (port 0 picks a free one) in a daemon thread.
 
-    A :class:`MeshwatchCollector` over ``sources`` is registered in ``registry``
+    A :class:`ScrapeExporter` over ``sources`` is registered in ``registry``
     (default: prometheus_client's global ``REGISTRY``, so the process and your
     own prometheus_client metrics are served too). The default address is
     loopback: exposing metrics beyond the host is a decision, not a default.
@@ -438,20 +440,37 @@ def serve_metrics(
     if max_series is not None or drop_session_id is not None:
         configure_cardinality(max_series=max_series, drop_session_id=drop_session_id)
     registry = REGISTRY if registry is None else registry
-    collector = MeshwatchCollector(sources, include_self_metrics=include_self_metrics)
-    registry.register(collector)
+    exporter = ScrapeExporter(sources, include_self_metrics=include_self_metrics)
+    registry.register(exporter)
     try:
         server, thread = start_http_server(port, addr=addr, registry=registry)
     except BaseException:
-        registry.unregister(collector)
+        registry.unregister(exporter)
         raise
-    return MetricsServer(server, thread, registry, collector)
+    return MetricsServer(server, thread, registry, exporter)
+
+
+def __getattr__(name: str) -> Any:
+    """``MeshwatchCollector``, the old name of :class:`ScrapeExporter`, with a warning.
+
+    The instrumentation guide showed ``from meshwatch.instrumentation.prometheus
+    import MeshwatchCollector``, so code written from it keeps working while it
+    moves to the name that follows meshwatch's naming (docs/architecture.md).
+    """
+    if name == "MeshwatchCollector":
+        warnings.warn(
+            "MeshwatchCollector is deprecated; use ScrapeExporter (same class)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return ScrapeExporter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
     "SELF_METRICS",
-    "MeshwatchCollector",
     "MetricsServer",
     "PrometheusExporter",
+    "ScrapeExporter",
     "serve_metrics",
 ]

@@ -25,7 +25,7 @@ class Instrumented:
     """The standard collectors attached to one bus; iterating yields its MetricSources.
 
     So it can be handed straight to :func:`serve_metrics` or
-    :class:`MeshwatchCollector`, while ``ring`` (for ``collect()`` or
+    :class:`ScrapeExporter`, while ``ring`` (for ``collect()`` or
     ``export_to_prometheus``) and ``spans`` (``completed_spans``) stay at hand.
     """
 

@@ -24,7 +24,7 @@ from meshwatch.instrumentation.genai import (
     invoke_agent,
     receive,
 )
-from meshwatch.instrumentation.prometheus import MeshwatchCollector
+from meshwatch.instrumentation.prometheus import ScrapeExporter
 from meshwatch.instrumentation.stores import HistogramValue, MetricSource
 from meshwatch.instrumentation.trace import CausalTraceId
 
@@ -257,7 +257,7 @@ def test_the_default_metrics_are_exposed_through_the_prometheus_adapter() -> Non
     with invoke_agent("exposed-agent", tracer_provider=provider):
         pass
     registry = CollectorRegistry()
-    registry.register(MeshwatchCollector([GENAI_METRICS], include_self_metrics=False))
+    registry.register(ScrapeExporter([GENAI_METRICS], include_self_metrics=False))
     family = GENAI_METRICS.invoke_agent_duration.metric.name
     count = registry.get_sample_value(
         f"{family}_count", {"gen_ai_agent_name": "exposed-agent", "error_type": ""}

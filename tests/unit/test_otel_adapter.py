@@ -39,7 +39,7 @@ from meshwatch.instrumentation.otel import (
     otel_attributes_of,
     spans_exported,
 )
-from meshwatch.instrumentation.prometheus import MeshwatchCollector
+from meshwatch.instrumentation.prometheus import ScrapeExporter
 from tests.integration.helpers.net import free_port
 from tests.integration.helpers.otlp_receiver import OtlpReceiver, wait_for_spans
 from tests.integration.helpers.poll import wait_until
@@ -288,7 +288,7 @@ def test_governance_latency_carries_the_active_span_as_exemplar(
         governance.record_decision(False, "did:mesh:x", "shell_exec", 3.0)
 
     registry = CollectorRegistry()
-    registry.register(MeshwatchCollector([governance], include_self_metrics=False))
+    registry.register(ScrapeExporter([governance], include_self_metrics=False))
     exemplars = [
         s.exemplar
         for family in text_string_to_metric_families(generate_openmetrics(registry).decode())

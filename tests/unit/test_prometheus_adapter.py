@@ -37,8 +37,8 @@ from meshwatch.instrumentation.catalogue import (
 )
 from meshwatch.instrumentation.drops import DROPS, event_drops, record_event_drop
 from meshwatch.instrumentation.prometheus import (
-    MeshwatchCollector,
     PrometheusExporter,
+    ScrapeExporter,
     serve_metrics,
 )
 from meshwatch.instrumentation.stores import (
@@ -70,7 +70,7 @@ class BrokenSource:
 
 def scrape(*sources: object, include_self_metrics: bool = False) -> str:
     registry = CollectorRegistry()
-    registry.register(MeshwatchCollector(sources, include_self_metrics=include_self_metrics))  # type: ignore[arg-type]
+    registry.register(ScrapeExporter(sources, include_self_metrics=include_self_metrics))  # type: ignore[arg-type]
     return generate_latest(registry).decode()
 
 
@@ -127,7 +127,7 @@ def test_label_values_survive_both_exposition_formats(value: str) -> None:
     current = GaugeStore(RING_CURRENT)
     current.set((value,), 1)
     registry = CollectorRegistry()
-    registry.register(MeshwatchCollector([StoreSource(current)], include_self_metrics=False))
+    registry.register(ScrapeExporter([StoreSource(current)], include_self_metrics=False))
 
     for text, openmetrics in (
         (generate_latest(registry).decode(), False),
@@ -162,7 +162,7 @@ def test_histogram_exemplars_appear_in_openmetrics() -> None:
     latency.observe(("blocked",), 0.003, Exemplar({"trace_id": trace_id}, 0.003, 1_700_000_000.5))
     latency.observe(("blocked",), 0.2)
     registry = CollectorRegistry()
-    registry.register(MeshwatchCollector([StoreSource(latency)], include_self_metrics=False))
+    registry.register(ScrapeExporter([StoreSource(latency)], include_self_metrics=False))
 
     exemplars = {
         s.labels["le"]: s.exemplar
@@ -182,7 +182,7 @@ def test_unit_is_declared_in_openmetrics() -> None:
     duration = GaugeStore(RING_ELEVATION_DURATION)
     duration.set(("did:mesh:a",), 2.0)
     registry = CollectorRegistry()
-    registry.register(MeshwatchCollector([StoreSource(duration)], include_self_metrics=False))
+    registry.register(ScrapeExporter([StoreSource(duration)], include_self_metrics=False))
     text = generate_openmetrics(registry).decode()
     assert f"# UNIT {RING_ELEVATION_DURATION.name} seconds" in text
 
@@ -231,7 +231,7 @@ def test_a_source_added_twice_is_read_once_and_can_be_removed() -> None:
     breaches = CounterStore(RING_BREACHES)
     breaches.inc(("did:mesh:a", "s1"))
     source = StoreSource(breaches)
-    collector = MeshwatchCollector([source, source], include_self_metrics=False)
+    collector = ScrapeExporter([source, source], include_self_metrics=False)
     collector.add_source(source)
     registry = CollectorRegistry()
     registry.register(collector)
@@ -359,7 +359,7 @@ def test_serve_metrics_serves_a_real_scrape_and_closes_cleanly() -> None:
         assert (SCRAPE_ERRORS.name, ()) not in parsed  # self metrics are there as families
         late = GaugeStore(RING_CURRENT)
         late.set(("did:mesh:a",), 2)
-        server.collector.add_source(StoreSource(late))
+        server.exporter.add_source(StoreSource(late))
         assert samples(_get(server.url))[(RING_CURRENT.name, (("agent_did", "did:mesh:a"),))] == 2
         thread = server._thread
     assert not thread.is_alive()
@@ -443,7 +443,7 @@ def test_every_catalogue_metric_is_valid_openmetrics() -> None:
     from tests.unit.test_promtool_check_metrics import CatalogueSource
 
     registry = CollectorRegistry()
-    registry.register(MeshwatchCollector([CatalogueSource()]))
+    registry.register(ScrapeExporter([CatalogueSource()]))
     families = list(parse_openmetrics(generate_openmetrics(registry).decode()))
     assert {f.name for f in families} >= {m.family for m in catalogue.CATALOGUE}
     assert any(s.exemplar for f in families for s in f.samples)

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from meshwatch.instrumentation import catalogue as c
 from meshwatch.instrumentation.context import use_trace
 from meshwatch.instrumentation.drops import event_drops
-from meshwatch.instrumentation.prometheus import MeshwatchCollector
+from meshwatch.instrumentation.prometheus import ScrapeExporter
 from meshwatch.instrumentation.stores import (
     OVERFLOW,
     CardinalityGuard,
@@ -301,7 +301,7 @@ def test_exposed_through_the_prometheus_adapter() -> None:
         pass
     writer.message_sent("handoff", size_bytes=300)
     registry = CollectorRegistry()
-    registry.register(MeshwatchCollector([metrics], include_self_metrics=False))
+    registry.register(ScrapeExporter([metrics], include_self_metrics=False))
     labels = {"agent_did": DID, "task_type": "summarize"}
     assert registry.get_sample_value(c.TASKS_STARTED.name, labels) == 1
     assert registry.get_sample_value(f"{c.TASK_DURATION.name}_count", labels) == 1
