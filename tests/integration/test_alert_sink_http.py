@@ -1,4 +1,9 @@
-"""The built-in alert sink: real HTTP requests to a real server on a free loopback port."""
+"""The built-in alert sink: real HTTP requests to a real server on a free loopback port.
+
+Integration tier: every test here serves on a loopback port or starts the
+``meshwatch alert-sink`` command. Parsing and the file's tail are tested
+in-process in ``tests/unit/test_alert_sink_parsing.py``.
+"""
 
 from __future__ import annotations
 
@@ -21,38 +26,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meshwatch.cli import main
-from meshwatch.stack.alert_sink import AlertSink, PayloadError, parse_notification, read_tail
+from meshwatch.stack.alert_sink import AlertSink, read_tail
+from tests.integration.helpers.notifications import FIRING
 
-FIRING = {
-    "version": "4",
-    "groupKey": '{}/{severity="critical"}:{alertname="SagaEscalated", agent_did="did:mesh:publisher"}',
-    "truncatedAlerts": 0,
-    "status": "firing",
-    "receiver": "critical",
-    "groupLabels": {"alertname": "SagaEscalated", "agent_did": "did:mesh:publisher"},
-    "commonLabels": {"alertname": "SagaEscalated", "severity": "critical"},
-    "commonAnnotations": {},
-    "externalURL": "http://127.0.0.1:9093",
-    "alerts": [
-        {
-            "status": "firing",
-            "labels": {
-                "alertname": "SagaEscalated",
-                "severity": "critical",
-                "agent_did": "did:mesh:publisher",
-            },
-            "annotations": {
-                "summary": "A saga run by did:mesh:publisher was escalated to a human",
-                "description": "Agent did:mesh:publisher escalated 1 saga(s).",
-                "runbook_url": "https://example.org/runbooks/SagaEscalated.md",
-            },
-            "startsAt": "2026-01-01T10:00:00.000Z",
-            "endsAt": "0001-01-01T00:00:00Z",
-            "generatorURL": "http://127.0.0.1:9090/graph",
-            "fingerprint": "0123456789abcdef",
-        }
-    ],
-}
+pytestmark = pytest.mark.integration
 
 
 class Client:
@@ -254,28 +231,6 @@ def test_a_restarted_sink_serves_the_history_in_its_file(tmp_path: Path, out: io
     assert receivers == ["critical", "critical", "critical", "warning"], "the cut line is skipped"
 
 
-def test_read_tail_reads_only_what_it_needs_across_blocks(tmp_path: Path) -> None:
-    log = tmp_path / "notes.jsonl"
-    log.write_text("".join(json.dumps({"n": i, "pad": "x" * 50}) + "\n" for i in range(500)))
-    assert [r["n"] for r in read_tail(log, 3, block=64)] == [497, 498, 499]
-    assert len(read_tail(log, 1000, block=64)) == 500
-    assert read_tail(tmp_path / "missing.jsonl", 5) == []
-
-
-def test_parse_notification_keeps_the_fields_a_reader_needs() -> None:
-    record = parse_notification("warning", json.dumps(FIRING).encode(), "t")
-    assert set(record) == {
-        "received_at",
-        "receiver",
-        "status",
-        "groupKey",
-        "truncatedAlerts",
-        "alerts",
-    }
-    with pytest.raises(PayloadError, match="alerts\\[0\\] must be an object"):
-        parse_notification("warning", json.dumps({**FIRING, "alerts": [1]}).encode(), "t")
-
-
 # --- the command ------------------------------------------------------------------
 
 
@@ -337,13 +292,6 @@ def test_a_notification_that_cannot_be_stored_gets_500_so_alertmanager_retries(
     assert status == 500 and "cannot write" in body["error"]
     assert "HTTP 500" in out.getvalue()
     assert client.notifications() == [], "only what was stored is served"
-
-
-def test_the_command_reports_an_unusable_log_path(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["alert-sink", "--port", "0", "--log", str(tmp_path)]) == 1
-    assert f"cannot start on {tmp_path}" in capsys.readouterr().err
 
 
 # --- fuzzing: any body is answered 2xx or 4xx, never 5xx, and the sink keeps serving ------
