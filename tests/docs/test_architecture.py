@@ -141,3 +141,51 @@ def test_the_scan_sees_modules_imported_by_name(tmp_path: Path) -> None:
     )
     (tmp_path / "demo.py").write_text("HELP = 'see meshwatch.stack'\n", encoding="utf-8")
     assert actual(tmp_path) == {"cli": {"commands"}}
+
+
+ADAPTER = PACKAGE / "instrumentation" / "prometheus"
+ADAPTER_MODULE = "meshwatch.instrumentation.prometheus"
+
+
+def documented_adapter() -> dict[str, set[str]]:
+    """The table under "Inside the Prometheus adapter": module -> modules it may import."""
+    text = PAGE.read_text(encoding="utf-8")
+    section = text.split("### Inside the Prometheus adapter", 1)[1].split("\n#", 1)[0]
+    allowed: dict[str, set[str]] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and cells[0].startswith("`"):
+            allowed[cells[0].strip("`")] = set(re.findall(r"`([a-z_]+)`", cells[1]))
+    return allowed
+
+
+def actual_adapter(adapter: Path = ADAPTER) -> dict[str, set[str]]:
+    """Which modules of the adapter each of its modules imports (``__init__`` for the package)."""
+    edges: dict[str, set[str]] = {}
+    for path in adapter.glob("*.py"):
+        if path.stem == "__init__":
+            continue
+        targets = edges.setdefault(path.stem, set())
+        for module in _imported(ast.parse(path.read_text(encoding="utf-8"))):
+            if module == ADAPTER_MODULE:
+                targets.add("__init__")
+            elif module.startswith(ADAPTER_MODULE + "."):
+                targets.add(module.removeprefix(ADAPTER_MODULE + ".").split(".")[0])
+    return edges
+
+
+def test_the_prometheus_adapter_imports_only_what_its_table_allows() -> None:
+    """Its modules import one way, and never the re-exporting ``__init__`` (a cycle)."""
+    assert documented_adapter() == actual_adapter()
+
+
+def test_the_adapter_scan_sees_an_import_of_the_package_itself(tmp_path: Path) -> None:
+    (tmp_path / "__init__.py").write_text(
+        "from meshwatch.instrumentation.prometheus.push import P\n"
+    )
+    (tmp_path / "push.py").write_text("import json\n")
+    (tmp_path / "server.py").write_text(
+        "def f():\n    from meshwatch.instrumentation.prometheus import serve_metrics\n"
+        "from meshwatch.instrumentation.prometheus.scrape import S\n"
+    )
+    assert actual_adapter(tmp_path) == {"push": set(), "server": {"__init__", "scrape"}}
