@@ -42,7 +42,7 @@ from grafanalib._gen import DashboardEncoder
 from grafanalib.core import Dashboard
 
 from meshwatch.dashboards import governance, llm, sagas, slos, stack_health, work
-from meshwatch.dashboards.queries import (
+from meshwatch.dashboards.query_sources import (
     PanelQuery,
     check_metrics,
     metric_names,

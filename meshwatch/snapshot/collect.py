@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from meshwatch.dashboards.queries import TEMPO_SOURCES, metric_names, source_of
+from meshwatch.dashboards.query_sources import TEMPO_SOURCES, metric_names, source_of
 from meshwatch.snapshot.interpolate import builtin_values, default_values, substitute
 from meshwatch.snapshot.promapi import PrometheusClient, QueryFailed, Series
 

@@ -32,7 +32,7 @@ from meshwatch.alerts.recording import RECORDING_RULES
 from meshwatch.alerts.slos import recording_rules as slo_recording_rules
 from meshwatch.commands.shared import STATUS_PAGES
 from meshwatch.dashboards import dashboard_models, metric_names, panel_queries, source_of
-from meshwatch.dashboards.queries import Source
+from meshwatch.dashboards.query_sources import Source
 from meshwatch.instrumentation.catalogue import CATALOGUE, MetricDef
 from meshwatch.settings import Settings
 from meshwatch.stack.ports import endpoints

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from meshwatch.dashboards import dashboard_models
-from meshwatch.dashboards.queries import metric_names
+from meshwatch.dashboards.query_sources import metric_names
 from meshwatch.snapshot import SnapshotReport, take_snapshots
 from meshwatch.snapshot.collect import PanelData
 from tests.integration.helpers.poll import wait_until

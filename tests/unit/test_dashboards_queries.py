@@ -14,7 +14,7 @@ from meshwatch.alerts.external_metrics import EXTERNAL_METRICS
 from meshwatch.alerts.recording import RECORDING_RULES
 from meshwatch.alerts.slos import recording_rules as slo_recording_rules
 from meshwatch.dashboards import dashboard_models, panel_queries
-from meshwatch.dashboards.queries import (
+from meshwatch.dashboards.query_sources import (
     RECORDED_NAMES,
     PanelQuery,
     check_metrics,

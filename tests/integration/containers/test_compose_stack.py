@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from meshwatch.dashboards import queries_of
-from meshwatch.dashboards.queries import PanelQuery
+from meshwatch.dashboards.query_sources import PanelQuery
 from meshwatch.instrumentation.catalogue import GOVERNANCE_LATENCY
 from meshwatch.stack.grafana_provisioning import DATASOURCES_PATH, PROMETHEUS_UID
 from tests.integration.containers.conftest import RunningCompose

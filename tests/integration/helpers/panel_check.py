@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from meshwatch.dashboards import queries_of
-from meshwatch.dashboards.queries import TEMPO_SOURCES
+from meshwatch.dashboards.query_sources import TEMPO_SOURCES
 from tests.integration.helpers.dashboards import (
     builtin_values,
     default_values,

@@ -1,9 +1,11 @@
-"""Every query the dashboards run, with the metrics it reads and who produces them.
+"""Panel-query introspection: what each dashboard query reads, and who produces it.
 
-:func:`panel_queries` lists each panel target as a :class:`PanelQuery`. The
-integration tier runs the Prometheus ones against a live Prometheus scraping
-the demo workload; :attr:`PanelQuery.natively_checkable` is false for queries
-only Tempo (or Grafana) can answer, so such a test can list them instead.
+:func:`queries_of` lists each panel target of a dashboard as a
+:class:`PanelQuery` (``meshwatch.dashboards.panel_queries`` does so for every
+dashboard of a settings). The integration tier runs the Prometheus ones
+against a live Prometheus scraping the demo workload;
+:attr:`PanelQuery.natively_checkable` is false for queries only Tempo (or
+Grafana) can answer, so such a test can list them instead.
 
 :func:`metric_names` finds the series names a PromQL expression reads, and
 :func:`source_of` says where each comes from. Rendering a dashboard that reads
