@@ -19,7 +19,8 @@ import threading
 
 from meshwatch.commands.shared import CommandError
 from meshwatch.commands.signals import stop_on_signals
-from meshwatch.settings.stack import Ports, StackSettings
+from meshwatch.settings.stack import StackSettings
+from meshwatch.stack import alert_sink_command_line
 from meshwatch.stack.alert_sink import AlertSink
 from meshwatch.stack.runner.workdir import Workdir
 
@@ -48,26 +49,13 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "alert-sink",
+        alert_sink_command_line.COMMAND,
         help="record Alertmanager webhook notifications to a file (what `up` runs by default)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--port",
-        type=int,
-        default=Ports().alert_sink,
-        help="port to listen on (0 picks a free one; default %(default)s)",
-    )
-    parser.add_argument(
-        "--addr", default="127.0.0.1", help="address to listen on (default %(default)s)"
-    )
-    parser.add_argument(
-        "--log",
-        default=str(Workdir(StackSettings().workdir).notifications_file),
-        metavar="PATH",
-        help="file the notifications are appended to, one JSON line each "
-        "(default: where `meshwatch up` keeps it, %(default)s)",
+    alert_sink_command_line.add_arguments(
+        parser, default_log=Workdir(StackSettings().workdir).notifications_file
     )
     parser.set_defaults(func=run)
 

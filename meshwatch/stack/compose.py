@@ -28,6 +28,7 @@ from meshwatch.demo import command_line as demo_command_line
 from meshwatch.generated import GeneratedFile
 from meshwatch.settings import Settings
 from meshwatch.stack import (
+    alert_sink_command_line,
     alertmanager_config,
     grafana_provisioning,
     prometheus_config,
@@ -180,15 +181,11 @@ def demo_command(settings: Settings) -> list[str]:
 
 def alert_sink_command() -> list[str]:
     """Arguments of ``meshwatch`` in the alert sink's container: listen on the compose network."""
-    return [
-        "alert-sink",
-        "--port",
-        str(CONTAINER_PORTS[ALERT_SINK]),
-        "--addr",
-        "0.0.0.0",
-        "--log",
-        f"{ALERT_SINK_DATA}/{NOTIFICATIONS_FILE}",
-    ]
+    return alert_sink_command_line.argv(
+        port=CONTAINER_PORTS[ALERT_SINK],
+        addr="0.0.0.0",
+        log=f"{ALERT_SINK_DATA}/{NOTIFICATIONS_FILE}",
+    )
 
 
 def _prometheus_service(

@@ -32,7 +32,7 @@ from types import TracebackType
 from meshwatch.demo import command_line as demo_command_line
 from meshwatch.generated import write_tree
 from meshwatch.settings import Settings
-from meshwatch.stack import prometheus_config, remediation_config
+from meshwatch.stack import alert_sink_command_line, prometheus_config, remediation_config
 from meshwatch.stack.ports import ALERT_SINK, connect_host, endpoints, url_host
 from meshwatch.stack.replicas import (
     ALERTMANAGER_PEERS,
@@ -240,13 +240,9 @@ class NativeStack:
                 sys.executable,
                 "-m",
                 "meshwatch",
-                "alert-sink",
-                "--port",
-                str(ports.alert_sink),
-                "--addr",
-                self._listen_host,
-                "--log",
-                str(wd.notifications_file),
+                *alert_sink_command_line.argv(
+                    port=ports.alert_sink, addr=self._listen_host, log=wd.notifications_file
+                ),
             ]
         demo = self.settings.stack.demo
         return [
