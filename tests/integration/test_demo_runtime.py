@@ -1,17 +1,19 @@
-"""The demo fleet on the real agent-hypervisor runtime (meshwatch.demo.runtime_world)."""
+"""The demo fleet on the real agent-hypervisor runtime (meshwatch.demo.runtime_world).
+
+Integration tier: the fleet serves its metrics and the remediation receiver on
+loopback ports, scraped over HTTP. Its flag checks are unit tests
+(``tests/unit/test_demo_runtime_flags.py``).
+"""
 
 from __future__ import annotations
 
 import threading
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Iterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from meshwatch.cli import main
 from meshwatch.demo.runner import DemoConfig
 from meshwatch.demo.runtime_runner import RuntimeDemo
 from meshwatch.demo.runtime_world import CANNOT_PRODUCE, INCIDENT_ONLY
@@ -27,29 +29,12 @@ from meshwatch.instrumentation.catalogue import (
 )
 from meshwatch.instrumentation.events import EventType
 from meshwatch.settings import load_settings
+from tests.integration.helpers.poll import wait_until
 
-T = TypeVar("T")
+pytestmark = pytest.mark.integration
+
 # The issue's bound: every catalogue metric the runtime can produce, within 60 s.
 CATALOGUE_BOUND = 60.0
-
-
-def _wait_until(predicate: Callable[[], T], *, timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            value = predicate()
-        except Exception as exc:  # still starting
-            last = exc
-        else:
-            if value:
-                return value
-            last = value
-        if time.monotonic() >= deadline:
-            raise AssertionError(
-                f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}"
-            )
-        time.sleep(0.25)
 
 
 def _scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -111,7 +96,7 @@ def test_every_catalogue_metric_the_runtime_can_produce_is_served_within_60_seco
     def missing() -> set[str]:
         return wanted - {name for name, _ in _scrape(runtime_demo.url)}
 
-    _wait_until(lambda: not missing(), timeout=CATALOGUE_BOUND, what="every producible series")
+    wait_until(lambda: not missing(), timeout=CATALOGUE_BOUND, what="every producible series")
 
 
 def test_the_incident_runs_through_the_real_runtime(runtime_demo: RuntimeDemo) -> None:
@@ -124,7 +109,7 @@ def test_the_incident_runs_through_the_real_runtime(runtime_demo: RuntimeDemo) -
 
     start = breaches()
     # 20 breaches within 10 s is 2/s, HighRingBreachRate's critical tier.
-    _wait_until(lambda: breaches() >= start + 20, timeout=10, what="breaches at > 2/s")
+    wait_until(lambda: breaches() >= start + 20, timeout=10, what="breaches at > 2/s")
     assert runtime.breach_detector.breach_count >= 20, "the detector itself judged them breaches"
     samples = _scrape(url)
     assert _total(samples, RING_ELEVATED.name, agent_did=PUBLISHER.did) == 1
@@ -137,7 +122,7 @@ def test_the_incident_runs_through_the_real_runtime(runtime_demo: RuntimeDemo) -
         if name == f"{GOVERNANCE_LATENCY.name}_bucket" and dict(labels).get("decision") == "blocked"
     }
     assert buckets["0.05"] < 0.5 * buckets["+Inf"], "most evaluations slower than 50 ms"
-    _wait_until(
+    wait_until(
         lambda: _total(_scrape(url), SAGA_ESCALATIONS.name) >= 1,
         timeout=30,
         what="a saga escalated by real timeouts",
@@ -165,24 +150,8 @@ def test_remediation_kills_with_the_real_kill_switch(runtime_demo: RuntimeDemo) 
         EventType.AUDIT_GC_COLLECTED,
         EventType.SESSION_ARCHIVED,
     ]
-    _wait_until(
+    wait_until(
         lambda: world.sessions.get(TOOL_CODE.did, old_session) != old_session,
         timeout=10,
         what="the fleet restarting the killed agent in a new session",
     )
-
-
-def test_backdating_is_refused_on_the_real_runtime(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(
-        [
-            "demo",
-            "--runtime",
-            "agent-hypervisor",
-            "--scenario",
-            "incident",
-            "--elevation-backdate",
-            "10",
-        ]
-    )
-    assert code == 2
-    assert "--elevation-backdate: not for --runtime agent-hypervisor" in capsys.readouterr().err

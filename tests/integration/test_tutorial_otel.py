@@ -2,7 +2,8 @@
 
 The tutorial's code sets the process-global tracer and meter providers, which
 OpenTelemetry allows once per process, so it runs in a fresh interpreter and
-the test reads what its console exporters print.
+the test reads what its console exporters print. A child process makes it an
+integration test.
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ import subprocess
 import sys
 import textwrap
 from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.integration
 
 SCRIPT = textwrap.dedent(
     '''

@@ -367,7 +367,7 @@ def test_instrument_wires_the_standard_collectors_into_one_scrape() -> None:
 
 def test_every_catalogue_metric_is_valid_openmetrics() -> None:
     # The OpenMetrics parser is strict (names, units, exemplar placement, ordering).
-    from tests.unit.test_promtool_check_metrics import CatalogueSource
+    from tests.rules.test_promtool_check_metrics import CatalogueSource
 
     registry = CollectorRegistry()
     registry.register(ScrapeExporter([CatalogueSource()]))

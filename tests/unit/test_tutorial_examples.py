@@ -4,7 +4,8 @@ The code inside each test is the tutorial's, with ``hypervisor.observability``
 replaced by ``meshwatch.instrumentation``. The timed examples run twice: once
 verbatim with the tutorial's short sleeps (section 7, 0.5 s), and once
 sleep-free with explicit event timestamps, where the duration is exact.
-Section 8 (OpenTelemetry) is in test_tutorial_otel.py.
+Section 8 (OpenTelemetry) is in tests/integration/test_tutorial_otel.py: it needs a fresh
+interpreter.
 """
 
 from __future__ import annotations
