@@ -13,7 +13,7 @@ import math
 
 from meshwatch.demo.scenario import MAX_BACKDATE, MAX_BREACH_RATE, MAX_SECONDS, SCENARIOS
 from meshwatch.instrumentation.otel import check_endpoint
-from meshwatch.settings.stack import RUNTIMES, DemoSettings, Ports
+from meshwatch.settings.stack import RUNTIMES, DemoSettings, Ports, port_argument
 
 METRICS_PORT = "--metrics-port"
 ADDR = "--addr"
@@ -58,16 +58,6 @@ def _breach_rate(text: str) -> float:
     return _number(text, 0, MAX_BREACH_RATE, low_inclusive=False)
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65_535:
-        raise argparse.ArgumentTypeError(f"must be 0 to 65535, got {text}")
-    return value
-
-
 def _seed(text: str) -> int:
     try:
         return int(text)
@@ -87,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = DemoSettings()
     parser.add_argument(
         METRICS_PORT,
-        type=_port,
+        type=port_argument,
         metavar="PORT",
         default=Ports().demo_metrics,
         help="port of /metrics (0 picks a free one; default %(default)s)",
@@ -162,7 +152,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     remediation.add_argument(
         REMEDIATION_PORT,
-        type=_port,
+        type=port_argument,
         default=None,
         metavar="PORT",
         help="port of the remediation receiver (0 picks a free one; default: from the file)",

@@ -9,6 +9,7 @@ secret is ever written into generated configuration.
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -31,6 +32,22 @@ _PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 def _check_port(name: str, port: int) -> None:
     check(1 <= port <= 65535, name, f"must be a TCP port (1-65535), got {port}")
+
+
+def port_argument(text: str) -> int:
+    """A ``--port``-style flag's value: a TCP port, or 0 for any free one.
+
+    The argparse type of every meshwatch command line that takes a port (the
+    demo's, the alert sink's), so a bad one is argparse's one-line error and
+    exit 2, never an unhandled error from ``bind()``.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65_535:
+        raise argparse.ArgumentTypeError(f"must be 0 to 65535, got {text}")
+    return value
 
 
 @dataclass(frozen=True)

@@ -12,24 +12,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from meshwatch.settings.stack import Ports
+from meshwatch.settings.stack import Ports, port_argument
 
 COMMAND = "alert-sink"
 PORT = "--port"
 ADDR = "--addr"
 LOG = "--log"
 DEFAULT_ADDR = "127.0.0.1"
-
-
-def _port(text: str) -> int:
-    """A TCP port (0 for any free one), or argparse's one-line error."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65_535:
-        raise argparse.ArgumentTypeError(f"must be 0 to 65535, got {text}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, default_log: Path) -> None:
@@ -41,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, default_log: Path) -> None
     """
     parser.add_argument(
         PORT,
-        type=_port,
+        type=port_argument,
         default=Ports().alert_sink,
         help="port to listen on (0 picks a free one; default %(default)s)",
     )
