@@ -10,21 +10,21 @@ re-sends a firing alert every ``repeat_interval`` with the same two values).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Literal
 
-WEBHOOK_VERSION = "4"
-Status = Literal["firing", "resolved"]
-_STATUSES: tuple[Status, ...] = ("firing", "resolved")
+from meshwatch.webhook.payload import (
+    PayloadError,
+    Status,
+    alert_object,
+    envelope,
+    status,
+    string_map,
+)
+
 # Alertmanager's fingerprints are 16 hex digits; anything much longer is not one.
 _MAX_FINGERPRINT = 64
-
-
-class PayloadError(ValueError):
-    """A body that is not an Alertmanager webhook notification; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,66 +58,40 @@ class Notification:
     alerts: tuple[Alert, ...]
 
 
-def _status(value: object, where: str) -> Status:
-    for status in _STATUSES:
-        if value == status:
-            return status
-    raise PayloadError(f"{where} must be 'firing' or 'resolved', got {value!r}")
-
-
-def _strings(value: object, where: str) -> Mapping[str, str]:
-    if value is None:
-        return MappingProxyType({})
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise PayloadError(f"{where} must be an object of strings")
-    return MappingProxyType(dict(value))
-
-
 def _text(value: object, where: str) -> str:
     if not isinstance(value, str):
         raise PayloadError(f"{where} must be a string, got {type(value).__name__}")
     return value
 
 
+def _frozen(value: object, where: str) -> Mapping[str, str]:
+    return MappingProxyType(string_map(value, where))
+
+
 def _alert(index: int, value: object) -> Alert:
+    alert = alert_object(index, value)
     where = f"alerts[{index}]"
-    if not isinstance(value, dict):
-        raise PayloadError(f"{where} must be an object")
-    fingerprint = _text(value.get("fingerprint"), f"{where}.fingerprint")
+    fingerprint = _text(alert.get("fingerprint"), f"{where}.fingerprint")
     if not fingerprint or len(fingerprint) > _MAX_FINGERPRINT:
         raise PayloadError(f"{where}.fingerprint must be 1 to {_MAX_FINGERPRINT} characters")
     return Alert(
-        status=_status(value.get("status"), f"{where}.status"),
-        labels=_strings(value.get("labels"), f"{where}.labels"),
-        annotations=_strings(value.get("annotations"), f"{where}.annotations"),
-        starts_at=_text(value.get("startsAt"), f"{where}.startsAt"),
+        status=status(alert.get("status"), f"{where}.status"),
+        labels=_frozen(alert.get("labels"), f"{where}.labels"),
+        annotations=_frozen(alert.get("annotations"), f"{where}.annotations"),
+        starts_at=_text(alert.get("startsAt"), f"{where}.startsAt"),
         fingerprint=fingerprint,
     )
 
 
 def parse(body: bytes) -> Notification:
     """The notification in ``body``; :class:`PayloadError` naming the first problem."""
-    try:
-        payload: Any = json.loads(body)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise PayloadError(f"body is not JSON: {exc}") from None
-    except RecursionError:
-        raise PayloadError("body is nested too deeply") from None
-    if not isinstance(payload, dict):
-        raise PayloadError("body must be a JSON object")
-    if payload.get("version") != WEBHOOK_VERSION:
-        raise PayloadError(
-            f"version must be {WEBHOOK_VERSION!r} (Alertmanager's webhook format), "
-            f"got {payload.get('version')!r}"
-        )
-    alerts = payload.get("alerts")
-    if not isinstance(alerts, list):
-        raise PayloadError("alerts must be a list")
+    payload, alerts = envelope(body)
     return Notification(
         receiver=_text(payload.get("receiver", ""), "receiver"),
-        status=_status(payload.get("status"), "status"),
+        status=status(payload.get("status"), "status"),
         group_key=_text(payload.get("groupKey", ""), "groupKey"),
         alerts=tuple(_alert(i, alert) for i, alert in enumerate(alerts)),
     )
+
+
+__all__ = ["Alert", "Notification", "PayloadError", "parse"]

@@ -19,13 +19,8 @@ It listens on 127.0.0.1 unless the settings name another address.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -36,14 +31,12 @@ from meshwatch.remediation.actions import Action
 from meshwatch.remediation.engine import Remediator
 from meshwatch.remediation.payload import PayloadError, parse
 from meshwatch.settings.remediation import RemediationSettings
+from meshwatch.webhook.server import BodyRefused, WebhookHandler, WebhookServer
 
 logger = logging.getLogger("meshwatch.remediation")
 
 ALERTS_PATH = "/alerts"
 READY_PATH = "/-/ready"
-# How often the serving loop looks for stop(): the most a stop waits for it.
-_POLL = 0.1
-_CHUNK = 65536
 
 
 class RemediationError(Exception):
@@ -90,34 +83,23 @@ class RemediationReceiver:
             raise RemediationError(
                 f"cannot listen on {address[0]}:{address[1]} for remediation: {exc.strerror}"
             ) from None
-        self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._server.port
 
     @property
     def url(self) -> str:
         """The URL Alertmanager posts to (``…/alerts``)."""
-        host = str(self._server.server_address[0])
-        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}{ALERTS_PATH}"
+        return self._server.base_url + ALERTS_PATH
 
     def start(self) -> RemediationReceiver:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": _POLL},
-            name="meshwatch-remediation",
-            daemon=True,
-        )
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=self._timeout)
-            self._thread = None
-        self._server.server_close()
+        """Stop serving; requests in flight finish first."""
+        self._server.stop()
 
     def __enter__(self) -> RemediationReceiver:
         return self.start()
@@ -156,38 +138,28 @@ def start_remediation(
     return RemediationReceiver(remediator, read_token(settings.token_file), port=port).start()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False
-    block_on_close = True
-
+class _Server(WebhookServer):
     def __init__(self, address: tuple[str, int], receiver: RemediationReceiver) -> None:
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.receiver = receiver
-        super().__init__(address, _Handler)
+        super().__init__(
+            address,
+            _Handler,
+            request_timeout=receiver._timeout,
+            thread_name="meshwatch-remediation",
+        )
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(WebhookHandler):
     server: _Server
     server_version = "meshwatch-remediation"
-
-    def setup(self) -> None:
-        super().setup()
-        # Every read of the request (its line and headers too) is bounded.
-        self.connection.settimeout(self.server.receiver._timeout)
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s: %s", self.client_address[0], format % args)
 
     def _reply(self, code: int, body: Any) -> None:
         self.server.receiver.remediator.count_request(code)
-        data = (json.dumps(body, sort_keys=True) + "\n").encode()
-        if code >= 400:
-            self.close_connection = True  # the body may be unread
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.log_request(code)
+        self.send_json(code, body)
 
     def do_GET(self) -> None:
         if self.path == READY_PATH:
@@ -207,54 +179,13 @@ class _Handler(BaseHTTPRequestHandler):
             )
             self._reply(401, {"error": "a valid bearer token is required"})
             return
-        body = self._body()
-        if body is None:
-            return
         try:
-            notification = parse(body)
+            notification = parse(self.read_body(receiver._max_body))
+        except BodyRefused as refused:
+            self._reply(refused.code, {"error": refused.reason})
+            return
         except PayloadError as exc:
             self._reply(400, {"error": str(exc)})
             return
         decisions = receiver.remediator.handle(notification)
         self._reply(200, {"decisions": [d.to_dict() for d in decisions]})
-
-    def _body(self) -> bytes | None:
-        """The whole body within the deadline, or None after answering why not."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self._reply(411, {"error": "send Content-Length, not a chunked body"})
-            return None
-        header = self.headers.get("Content-Length")
-        try:
-            length = int(header) if header is not None else -1
-        except ValueError:
-            length = -1
-        if length < 0:
-            self._reply(
-                411 if header is None else 400, {"error": "a valid Content-Length is required"}
-            )
-            return None
-        limit = self.server.receiver._max_body
-        if length > limit:
-            self._reply(413, {"error": f"body of {length} bytes is over {limit}"})
-            return None
-        deadline = time.monotonic() + self.server.receiver._timeout
-        parts: list[bytes] = []
-        remaining = length
-        try:
-            while remaining > 0:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError
-                self.connection.settimeout(left)
-                part = self.rfile.read1(min(remaining, _CHUNK))
-                if not part:
-                    break
-                parts.append(part)
-                remaining -= len(part)
-        except (TimeoutError, OSError):
-            self._reply(408, {"error": "the body did not arrive in time"})
-            return None
-        if remaining:
-            self._reply(400, {"error": f"body ended after {length - remaining} of {length} bytes"})
-            return None
-        return b"".join(parts)

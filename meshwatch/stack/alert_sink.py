@@ -26,17 +26,18 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import sys
 import threading
 from collections import deque
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 from urllib.parse import parse_qs, urlsplit
+
+from meshwatch.webhook.payload import PayloadError, alert_object, envelope, string_map
+from meshwatch.webhook.server import BodyRefused, WebhookHandler, WebhookServer
 
 # The file's name where meshwatch keeps it (the working directory's logs/, the compose volume).
 NOTIFICATIONS_FILE = "alert-notifications.jsonl"
@@ -53,44 +54,22 @@ DEFAULT_LIMIT = 20
 # Seconds a client may take over one request before its connection is dropped,
 # so a stalled client cannot hold a handler thread forever.
 REQUEST_TIMEOUT = 10.0
-# How often the serving loop checks for stop(): the most a stop waits for it.
-SHUTDOWN_POLL = 0.1
-WEBHOOK_VERSION = "4"
-STATUSES = ("firing", "resolved")
 _RECEIVER_PATH = re.compile(r"^/(?P<receiver>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})$")
-
-
-class PayloadError(ValueError):
-    """A request body that is not an Alertmanager webhook notification; the message says why."""
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _string_map(value: Any, where: str) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise PayloadError(f"{where} must be an object of strings")
-    return dict(value)
-
-
-def _alert(index: int, alert: Any) -> dict[str, Any]:
+def _alert(index: int, value: Any) -> dict[str, Any]:
+    alert = alert_object(index, value)
     where = f"alerts[{index}]"
-    if not isinstance(alert, dict):
-        raise PayloadError(f"{where} must be an object")
-    status = alert.get("status")
-    if status not in STATUSES:
-        raise PayloadError(f"{where}.status must be 'firing' or 'resolved', got {status!r}")
-    labels = _string_map(alert.get("labels"), f"{where}.labels")
-    annotations = _string_map(alert.get("annotations"), f"{where}.annotations")
+    labels = string_map(alert.get("labels"), f"{where}.labels")
+    annotations = string_map(alert.get("annotations"), f"{where}.annotations")
     return {
         "alertname": labels.get("alertname", ""),
         "severity": labels.get("severity", ""),
-        "status": status,
+        "status": alert["status"],
         "labels": labels,
         "summary": annotations.get("summary", ""),
         "runbook_url": annotations.get("runbook_url", ""),
@@ -101,30 +80,12 @@ def _alert(index: int, alert: Any) -> dict[str, Any]:
 
 def parse_notification(receiver: str, body: bytes, received_at: str) -> dict[str, Any]:
     """The record kept for one webhook body; :class:`PayloadError` if it is not a notification."""
-    try:
-        payload = json.loads(body)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise PayloadError(f"body is not JSON: {exc}") from None
-    except RecursionError:
-        raise PayloadError("body is nested too deeply") from None
-    if not isinstance(payload, dict):
-        raise PayloadError("body must be a JSON object")
-    if payload.get("version") != WEBHOOK_VERSION:
-        raise PayloadError(
-            f"version must be {WEBHOOK_VERSION!r} (Alertmanager's webhook format), "
-            f"got {payload.get('version')!r}"
-        )
-    status = payload.get("status")
-    if status not in STATUSES:
-        raise PayloadError(f"status must be 'firing' or 'resolved', got {status!r}")
-    alerts = payload.get("alerts")
-    if not isinstance(alerts, list):
-        raise PayloadError("alerts must be a list")
+    payload, alerts = envelope(body)
     truncated = payload.get("truncatedAlerts", 0)
     return {
         "received_at": received_at,
         "receiver": receiver,
-        "status": status,
+        "status": payload["status"],
         "groupKey": str(payload.get("groupKey", "")),
         "truncatedAlerts": truncated if isinstance(truncated, int) else 0,
         "alerts": [_alert(i, alert) for i, alert in enumerate(alerts)],
@@ -240,34 +201,23 @@ class AlertSink:
         except BaseException:
             self._file.close()
             raise
-        self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._server.port
 
     @property
     def url(self) -> str:
-        host = str(self._server.server_address[0])
-        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+        return self._server.base_url
 
     def start(self) -> AlertSink:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": SHUTDOWN_POLL},
-            name="alert-sink",
-            daemon=True,
-        )
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
         """Stop serving, let requests in flight finish (each bounded by
         :data:`REQUEST_TIMEOUT`), then close the file."""
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=REQUEST_TIMEOUT)
-        self._server.server_close()
+        self._server.stop()
         with self._lock:
             self._file.close()
 
@@ -307,48 +257,29 @@ class AlertSink:
         return recent[-limit:] if limit > 0 else []
 
 
-class _Server(ThreadingHTTPServer):
-    # Handler threads are joined by server_close(), so a notification being
-    # written when a stop arrives is written whole before the file closes.
-    daemon_threads = False
-    block_on_close = True
-    # socketserver's default backlog of 5 refuses part of a burst of notifications
-    # on a loaded host (the client then waits out SYN retries); 128 takes it.
-    request_queue_size = 128
-
+class _Server(WebhookServer):
     def __init__(self, address: tuple[str, int], sink: AlertSink) -> None:
-        # An IPv6 listen address (``::``, ``::1``) needs an IPv6 socket.
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.sink = sink
-        super().__init__(address, _Handler)
+        super().__init__(
+            address, _Handler, request_timeout=REQUEST_TIMEOUT, thread_name="alert-sink"
+        )
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(WebhookHandler):
     server: _Server
     server_version = "meshwatch-alert-sink"
-    timeout = REQUEST_TIMEOUT
 
-    # -- responses ---------------------------------------------------------------
-
-    def _reply(self, code: int, body: Any) -> None:
-        """Answer ``body`` as JSON. Responses are sent without ``log_request``:
-        readiness polls would drown the alerts, and rejections log their own line."""
-        data = (json.dumps(body, sort_keys=True) + "\n").encode()
-        self.send_response_only(code)
-        self.send_header("Date", self.date_time_string())
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    # -- responses (send_json logs nothing per request: readiness polls would
+    # drown the alerts, and rejections log their own line) ----------------------
 
     def _reject(self, code: int, reason: str) -> None:
         self.server.sink.say(
             f"{_now()} rejected {self.command} {self.path} from {self.client_address[0]}: "
             f"HTTP {code}: {reason}"
         )
-        # The body may be unread (413): this connection cannot carry another request.
-        self.close_connection = True
-        self._reply(code, {"error": reason})
+        self.send_json(
+            code, {"error": reason}
+        )  # which closes the connection: the body may be unread
 
     def log_message(self, format: str, *args: Any) -> None:
         """Protocol errors the base class reports (a garbled request line) go to the sink's log."""
@@ -359,7 +290,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         url = urlsplit(self.path)
         if url.path == READY_PATH:
-            self._reply(200, {"status": "ready"})
+            self.send_json(200, {"status": "ready"})
         elif url.path == NOTIFICATIONS_PATH:
             self._notifications(url.query)
         else:
@@ -375,19 +306,21 @@ class _Handler(BaseHTTPRequestHandler):
         if not 1 <= limit <= keep:
             self._reject(400, f"limit must be a whole number from 1 to {keep}")
             return
-        self._reply(200, {"notifications": self.server.sink.newest(limit)})
+        self.send_json(200, {"notifications": self.server.sink.newest(limit)})
 
     def do_POST(self) -> None:
         match = _RECEIVER_PATH.match(urlsplit(self.path).path)
         if match is None:
             self._reject(404, "post notifications to /<receiver>, e.g. /critical")
             return
-        body = self._body()
-        if body is None:
-            return
         sink = self.server.sink
         try:
-            notification = parse_notification(match["receiver"], body, _now())
+            notification = parse_notification(
+                match["receiver"], self.read_body(sink.max_body), _now()
+            )
+        except BodyRefused as refused:
+            self._reject(refused.code, refused.reason)
+            return
         except PayloadError as exc:
             self._reject(400, str(exc))
             return
@@ -397,32 +330,7 @@ class _Handler(BaseHTTPRequestHandler):
             # Not stored: a 5xx makes Alertmanager retry, and count the failure.
             self._reject(500, f"cannot write {sink.log_path}: {exc}")
             return
-        self._reply(200, {"status": "recorded", "alerts": len(notification["alerts"])})
-
-    def _body(self) -> bytes | None:
-        """The request body, or None after answering why it cannot be read."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self._reject(411, "chunked bodies are not accepted: send Content-Length")
-            return None
-        length_header = self.headers.get("Content-Length")
-        if length_header is None:
-            self._reject(411, "Content-Length is required")
-            return None
-        try:
-            length = int(length_header)
-        except ValueError:
-            length = -1
-        if length < 0:
-            self._reject(400, f"bad Content-Length {length_header!r}")
-            return None
-        if length > self.server.sink.max_body:
-            self._reject(413, f"body of {length} bytes is over {self.server.sink.max_body}")
-            return None
-        body = self.rfile.read(length)
-        if len(body) != length:
-            self._reject(400, f"body ended after {len(body)} of {length} bytes")
-            return None
-        return body
+        self.send_json(200, {"status": "recorded", "alerts": len(notification["alerts"])})
 
 
 __all__ = [
