@@ -12,7 +12,7 @@ import argparse
 import math
 
 from meshwatch.demo.scenario import MAX_BACKDATE, MAX_BREACH_RATE, MAX_SECONDS, SCENARIOS
-from meshwatch.instrumentation.otel import check_endpoint
+from meshwatch.instrumentation.endpoints import check_endpoint
 from meshwatch.settings.stack import RUNTIMES, DemoSettings, Ports, port_argument
 
 METRICS_PORT = "--metrics-port"

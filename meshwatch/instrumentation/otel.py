@@ -65,6 +65,7 @@ from meshwatch import __version__
 from meshwatch.instrumentation.catalogue import SPANS_EXPORTED
 from meshwatch.instrumentation.context import register_trace_id_provider
 from meshwatch.instrumentation.drops import RateLimitedLog, record_span_drop
+from meshwatch.instrumentation.endpoints import check_endpoint
 from meshwatch.instrumentation.saga_spans import (
     ATTR_CAUSAL_TRACE,
     ATTR_ERROR,
@@ -477,21 +478,6 @@ def configure_tracing(
     return provider
 
 
-def check_endpoint(endpoint: str) -> str:
-    """``endpoint`` if it is an http(s) URL with a host (and a valid port); else ValueError."""
-    try:
-        parts = urlsplit(endpoint)
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:
-        port_ok = False
-        parts = urlsplit("")
-    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
-        raise ValueError(
-            f"OTLP endpoint {endpoint!r} is not an http(s) URL such as http://127.0.0.1:4318"
-        )
-    return endpoint
-
-
 def _traces_url(endpoint: str) -> str:
     """``endpoint`` as a full traces URL: a bare base URL gets ``/v1/traces``."""
     if urlsplit(endpoint).path in ("", "/"):
@@ -505,7 +491,6 @@ __all__ = [
     "BoundedBatchSpanProcessor",
     "OTelSpanSink",
     "active_otel_trace_id",
-    "check_endpoint",
     "configure_tracing",
     "otel_attributes_of",
     "otel_span_name",
