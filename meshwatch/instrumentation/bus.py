@@ -43,7 +43,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from meshwatch.instrumentation.catalogue import (
     BUS_EVENTS,
@@ -51,7 +51,7 @@ from meshwatch.instrumentation.catalogue import (
     BUS_SUBSCRIBER_ERRORS,
 )
 from meshwatch.instrumentation.drops import RateLimitedLog, record_event_drop
-from meshwatch.instrumentation.events import EventType, HypervisorEvent
+from meshwatch.instrumentation.events import EventType, HypervisorEvent, event_microseconds
 from meshwatch.instrumentation.payloads import DEFAULT_MAX_PAYLOAD_BYTES, capped, payload_bytes
 from meshwatch.instrumentation.stores import CounterStore, LabelValues, MetricFamilySnapshot
 
@@ -63,6 +63,9 @@ DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 # What a retained event costs besides its payload (the event, its ids, its
 # index entries): about what benchmarks/bench_instrumentation.py measures.
 EVENT_OVERHEAD_BYTES = 600
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
 
 # An index entry: the single event of a key, or a deque of its events (oldest first).
 _Entry = HypervisorEvent | deque[HypervisorEvent]
@@ -128,7 +131,8 @@ class HypervisorEventBus:
         self._max_events = max_events
         self._max_bytes = max_bytes
         self._max_payload_bytes = max_payload_bytes
-        self._bytes = 0
+        # The retained payloads' estimate; each event adds EVENT_OVERHEAD_BYTES to it.
+        self._payload_bytes = 0
         # Each retained event's payload estimate, oldest first (small ints are shared).
         self._sizes: deque[int] = deque()
         self._lock = threading.Lock()
@@ -159,7 +163,8 @@ class HypervisorEventBus:
     @property
     def retained_bytes(self) -> int:
         """The estimated bytes the retained events hold (bounded by ``max_bytes``)."""
-        return self._bytes
+        with self._lock:
+            return self._payload_bytes + len(self._log) * EVENT_OVERHEAD_BYTES
 
     # -- emit --------------------------------------------------------------------
 
@@ -172,25 +177,31 @@ class HypervisorEventBus:
         """
         if type(event) is not HypervisorEvent and not isinstance(event, HypervisorEvent):
             raise TypeError(f"emit takes a HypervisorEvent, got {type(event).__name__}")
-        event_type = event.event_type
-        size = payload_bytes(event.payload, self._max_payload_bytes) if event.payload else 0
+        payload = event.payload
+        size = payload_bytes(payload, self._max_payload_bytes) if payload else 0
         if size > self._max_payload_bytes:
             event = capped(event, self._max_payload_bytes)
             size = payload_bytes(event.payload, self._max_payload_bytes)
             record_event_drop("bus", "payload_truncated")
+        # EventType is a StrEnum, hashed as its value string: a C hash, not Enum's.
+        event_type = event.event_type
         with self._lock:
             log = self._log
             log.append(event)
-            self._sizes.append(size)
-            self._bytes += size + EVENT_OVERHEAD_BYTES
+            sizes = self._sizes
+            sizes.append(size)
             emitted = self._emitted
             emitted[event_type] = emitted.get(event_type, 0) + 1
-            while len(log) > self._max_events or (self._bytes > self._max_bytes and len(log) > 1):
+            if len(log) > self._max_events:  # the steady state: one in, the oldest out
                 oldest = log.popleft()
-                self._bytes -= self._sizes.popleft() + EVENT_OVERHEAD_BYTES
+                self._payload_bytes += size - sizes.popleft()
                 if self._evicted < self._indexed:
                     self._unindex(oldest)
                 self._evicted += 1
+            else:
+                self._payload_bytes += size
+            if self._payload_bytes + len(log) * EVENT_OVERHEAD_BYTES > self._max_bytes:
+                self._evict()
         handlers = self._typed.get(event_type)
         if handlers:
             for handler in handlers:
@@ -198,11 +209,24 @@ class HypervisorEventBus:
                     handler(event)
                 except Exception:
                     self._subscriber_failed(event, handler)
-        for handler in self._wildcard:
-            try:
-                handler(event)
-            except Exception:
-                self._subscriber_failed(event, handler)
+        if self._wildcard:
+            for handler in self._wildcard:
+                try:
+                    handler(event)
+                except Exception:
+                    self._subscriber_failed(event, handler)
+
+    def _evict(self) -> None:
+        """Drop the oldest events until both bounds hold (called with the lock held)."""
+        log, sizes = self._log, self._sizes
+        while len(log) > self._max_events or (
+            self._payload_bytes + len(log) * EVENT_OVERHEAD_BYTES > self._max_bytes and len(log) > 1
+        ):
+            oldest = log.popleft()
+            self._payload_bytes -= sizes.popleft()
+            if self._evicted < self._indexed:
+                self._unindex(oldest)
+            self._evicted += 1
 
     def _unindex(self, oldest: HypervisorEvent) -> None:
         """Drop the log's oldest event from the indexes (called with the lock held).
@@ -375,14 +399,17 @@ class HypervisorEventBus:
             if event_type is not None:
                 sources.append(list(self._by_type.get(event_type, ())))
             candidates = min(sources, key=len) if sources else list(self._log)
+        # Times compare as whole microseconds, as the events store them (no datetimes built).
+        lo = None if start is None else (start - _EPOCH) // _US
+        hi = None if end is None else (end - _EPOCH) // _US
         matches = [
             e
             for e in candidates
             if (event_type is None or e.event_type is event_type)
             and (session_id is None or e.session_id == session_id)
             and (agent_did is None or e.agent_did == agent_did)
-            and (start is None or e.timestamp >= start)
-            and (end is None or e.timestamp <= end)
+            and (lo is None or event_microseconds(e) >= lo)
+            and (hi is None or event_microseconds(e) <= hi)
         ]
         if limit is not None:
             matches = matches[len(matches) - limit :] if limit else []

@@ -4,21 +4,27 @@ An event is a frozen value: its payload is copied into a read-only mapping at
 construction, so a subscriber cannot change what another subscriber (or the
 audit trail) sees, and the emitter cannot change it afterwards either.
 
-Construction is on the agent's hot path, so the auto fields are cheap: the
-event id is 64 random bits from :mod:`random` (not a UUID: ``uuid4`` costs
-several times more and ids only need to be unique within a retention window),
-the timestamp is ``datetime.now(UTC)``.
+Construction is on the agent's hot path, so the auto fields are cheap and
+stored compactly, and formatted only when read. The event id is a serial
+number from a per-process counter with a random start, spread over 64 bits by
+a per-process salt (not a UUID: ``uuid4`` costs several times more, and ids
+only need to be unique within a retention window); 16 hex characters when
+read. The timestamp is the integer microseconds of ``time.time_ns()``; a UTC
+``datetime`` (what ``datetime.now(UTC)`` gives) when read.
 """
 
 from __future__ import annotations
 
 import copy
 import enum
+import itertools
+import os
 import random
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from meshwatch.instrumentation.trace import CausalTraceId
 
@@ -145,11 +151,82 @@ class ReadOnlyPayload(dict[str, Any]):
 
 
 _EMPTY_PAYLOAD = ReadOnlyPayload()
-_getrandbits = random.getrandbits
-_now = datetime.now
+_US = timedelta(microseconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ID_MASK = 2**64 - 1
+# Auto event ids are serial numbers, spread over 64 bits by XOR with this salt
+# when read. The salt is drawn once per process and never changes, so an id
+# reads the same for the event's whole life (in a forked child too).
+_ID_SALT = random.getrandbits(64)
+_time_ns = time.time_ns
+_from_timestamp = datetime.fromtimestamp
 
 
-@dataclass(frozen=True, slots=True, init=False)
+def _serials() -> Callable[[], int]:
+    """A fresh serial-number source starting at a random 59-bit number.
+
+    A random start makes two processes' serials (and so ids) overlap only with
+    odds of about events/2**59; below 2**60 every serial is a 32-byte int.
+    ``itertools.count``'s ``__next__`` is one C call, atomic under the GIL.
+    """
+    return itertools.count(random.getrandbits(59)).__next__
+
+
+_next_serial = _serials()
+
+
+def _restart_serials() -> None:
+    """In a forked child: new serials, or parent and child would hand out the same ids."""
+    global _next_serial
+    _next_serial = _serials()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere there is no fork to guard against
+    os.register_at_fork(after_in_child=_restart_serials)
+
+
+def _read_event_id(event: HypervisorEvent) -> str:
+    """``event_id``: as given, or the auto serial formatted as 16 hex characters."""
+    value = event._event_id
+    if isinstance(value, str):
+        return value
+    return f"{value ^ _ID_SALT:016x}"
+
+
+def _read_timestamp(event: HypervisorEvent) -> datetime:
+    """``timestamp``: as given (in UTC), or the auto microseconds as a UTC datetime.
+
+    ``us / 1e6`` is within 0.12 us of the exact value and ``fromtimestamp``
+    rounds to the nearest microsecond, so this is exactly the microsecond
+    stored: what ``datetime.now(UTC)`` would have read at construction.
+    """
+    value = event._timestamp
+    if isinstance(value, int):
+        return _from_timestamp(value / 1e6, UTC)
+    return value
+
+
+def event_microseconds(event: HypervisorEvent) -> int:
+    """The event's time as whole microseconds since the epoch, without building a datetime.
+
+    What the collectors and the bus's time queries compare and subtract: the
+    auto timestamp is stored in this form, so reading it costs nothing.
+    """
+    value = event._timestamp
+    if isinstance(value, int):
+        return value
+    return (value - _EPOCH) // _US
+
+
+def event_seconds(event: HypervisorEvent) -> float:
+    """The event's time as epoch seconds (``event.timestamp.timestamp()``, cheaper)."""
+    value = event._timestamp
+    if isinstance(value, int):
+        return value / 1e6
+    return value.timestamp()
+
+
+@dataclass(frozen=True, init=False)
 class HypervisorEvent:
     """One immutable event.
 
@@ -169,19 +246,39 @@ class HypervisorEvent:
     Identifiers must be strings (or None); anything else raises TypeError here,
     at construction, rather than corrupting the bus's indexes later.
 
-    ``__init__`` is written by hand rather than generated: construction is on
-    the emit hot path, and setting slots through their descriptors directly
-    costs about half of what the generated frozen ``__init__`` pays.
+    Construction is on the emit hot path, so the two auto fields are stored
+    in their cheapest form and formatted only when read: ``event_id`` as a
+    serial int (16 hex characters when read, the same on every read),
+    ``timestamp`` as integer microseconds from ``time.time_ns()`` (the
+    ``datetime`` when read; :func:`event_seconds` reads it without one).
+    ``__init__`` is written by hand and sets the slots through their
+    descriptors directly: about half of what the generated frozen
+    ``__init__`` pays.
     """
+
+    __slots__ = (
+        "_event_id",
+        "_timestamp",
+        "agent_did",
+        "causal_trace_id",
+        "event_type",
+        "parent_event_id",
+        "payload",
+        "session_id",
+    )
 
     event_type: EventType
     session_id: str | None
     agent_did: str | None
     causal_trace_id: str | None
-    payload: Mapping[str, Any] = field(hash=False)
+    payload: Mapping[str, Any]
+    # Read through properties (set on the class below), stored in _event_id/_timestamp.
     event_id: str
     timestamp: datetime
     parent_event_id: str | None
+    if TYPE_CHECKING:  # the storage slots (not dataclass fields: no annotation at run time)
+        _event_id: int | str
+        _timestamp: int | datetime
 
     def __init__(
         self,
@@ -220,29 +317,62 @@ class HypervisorEvent:
         else:
             raise TypeError(f"HypervisorEvent.payload must be a mapping, got {payload!r}")
         if event_id is None:
-            event_id = f"{_getrandbits(64):016x}"
-        elif type(event_id) is not str:
+            _set_event_id(self, _next_serial())
+        elif type(event_id) is str:
+            _set_event_id(self, event_id)
+        else:
             raise TypeError(f"HypervisorEvent.event_id must be a str, got {event_id!r}")
         if parent_event_id is not None and type(parent_event_id) is not str:
             raise TypeError(
                 f"HypervisorEvent.parent_event_id must be a str or None, got {parent_event_id!r}"
             )
         if timestamp is None:
-            timestamp = _now(UTC)
-        elif getattr(timestamp, "tzinfo", None) is not UTC:
+            _set_timestamp(self, _time_ns() // 1000)
+        elif getattr(timestamp, "tzinfo", None) is UTC:
+            _set_timestamp(self, timestamp)
+        else:
             if not isinstance(timestamp, datetime) or timestamp.utcoffset() is None:
                 raise ValueError(
                     f"HypervisorEvent.timestamp must be a timezone-aware datetime, got {timestamp!r}"
                 )
-            timestamp = timestamp.astimezone(UTC)
+            _set_timestamp(self, timestamp.astimezone(UTC))
         _set_event_type(self, event_type)
         _set_session_id(self, session_id)
         _set_agent_did(self, agent_did)
         _set_causal_trace_id(self, causal_trace_id)
         _set_payload(self, payload)
-        _set_event_id(self, event_id)
-        _set_timestamp(self, timestamp)
         _set_parent_event_id(self, parent_event_id)
+
+    def __hash__(self) -> int:
+        # Every field but the payload (a dict is unhashable), as the dataclass would.
+        return hash(
+            (
+                self.event_type,
+                self.session_id,
+                self.agent_did,
+                self.causal_trace_id,
+                self.event_id,
+                self.timestamp,
+                self.parent_event_id,
+            )
+        )
+
+    def __reduce__(self) -> tuple[type[HypervisorEvent], tuple[Any, ...]]:
+        # pickle and copy rebuild the event through __init__, with the fields as read,
+        # so a copy (in any process) has the same id and time.
+        return (
+            type(self),
+            (
+                self.event_type,
+                self.session_id,
+                self.agent_did,
+                self.causal_trace_id,
+                self.payload,
+                self.event_id,
+                self.timestamp,
+                self.parent_event_id,
+            ),
+        )
 
     @property
     def category(self) -> EventCategory:
@@ -335,10 +465,15 @@ _set_session_id = _slot_setter["session_id"]
 _set_agent_did = _slot_setter["agent_did"]
 _set_causal_trace_id = _slot_setter["causal_trace_id"]
 _set_payload = _slot_setter["payload"]
-_set_event_id = _slot_setter["event_id"]
-_set_timestamp = _slot_setter["timestamp"]
+_set_event_id = _slot_setter["_event_id"]
+_set_timestamp = _slot_setter["_timestamp"]
 _set_parent_event_id = _slot_setter["parent_event_id"]
 del _slot_setter
+# The two lazily formatted fields. Set after the dataclass is made, so that it sees
+# them as plain fields (dataclasses.replace, repr and == read them through these).
+for _name, _read in (("event_id", _read_event_id), ("timestamp", _read_timestamp)):
+    setattr(HypervisorEvent, _name, property(_read, doc=_read.__doc__))
+del _name, _read
 
 
 __all__ = [
@@ -346,6 +481,8 @@ __all__ = [
     "EventType",
     "HypervisorEvent",
     "ReadOnlyPayload",
+    "event_microseconds",
+    "event_seconds",
     "payload_id",
     "saga_id_of",
     "step_action_of",

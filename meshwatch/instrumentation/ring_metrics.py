@@ -51,7 +51,7 @@ from meshwatch.instrumentation.catalogue import (
     MetricType,
 )
 from meshwatch.instrumentation.drops import record_event_drop
-from meshwatch.instrumentation.events import EventType, HypervisorEvent
+from meshwatch.instrumentation.events import EventType, HypervisorEvent, event_seconds
 from meshwatch.instrumentation.protocols import PrometheusExporterProtocol
 from meshwatch.instrumentation.stores import (
     OVERFLOW,
@@ -126,11 +126,13 @@ class RingMetricsCollector:
     ) -> None:
         self._guard = guard
         self._clock = clock
+        # One lock for the counters and the per-agent state: a transition updates
+        # both under it at once (stores.py, "fused updates").
         self._lock = threading.Lock()
         self._export_lock = threading.Lock()
-        self._transitions = CounterStore(RING_TRANSITIONS, guard=guard)
-        self._breaches = CounterStore(RING_BREACHES, guard=guard)
-        self._denied = CounterStore(RING_ELEVATIONS_DENIED, guard=guard)
+        self._transitions = CounterStore(RING_TRANSITIONS, guard=guard, lock=self._lock)
+        self._breaches = CounterStore(RING_BREACHES, guard=guard, lock=self._lock)
+        self._denied = CounterStore(RING_ELEVATIONS_DENIED, guard=guard, lock=self._lock)
         self._agents: dict[str, _AgentRing] = {}
         self._events_dropped = 0
         self._exported: dict[tuple[str, tuple[str, ...]], float] = {}
@@ -151,7 +153,9 @@ class RingMetricsCollector:
 
     def _on_breach(self, event: HypervisorEvent) -> None:
         session = event.session_id
-        self._breaches.inc((event.agent_did or UNKNOWN_AGENT, "" if session is None else session))
+        key = (event.agent_did or UNKNOWN_AGENT, "" if session is None else session)
+        with self._lock:
+            self._breaches.inc_locked(key)
 
     def _on_denied(self, event: HypervisorEvent) -> None:
         reason = event.payload.get("reason")
@@ -191,8 +195,11 @@ class RingMetricsCollector:
                 self._drop(event, "invalid_ring")
                 return
         session = event.session_id
-        self._transitions.inc((event_type.value, agent, "" if session is None else session))
+        # The event type is a StrEnum: equal to, and hashed as, its value string, so it
+        # finds the series its value names (a new series is stored under the plain str).
+        key = (event_type, agent, "" if session is None else session)
         with self._lock:
+            self._transitions.inc_locked(key)
             state = self._agents.get(agent) or self._new_agent(agent)
             if event_type is _ASSIGNED:
                 state.assigned = ring
@@ -209,9 +216,9 @@ class RingMetricsCollector:
             since = state.elevated_since
             if elevated:
                 if since is None:
-                    state.elevated_since = event.timestamp.timestamp()
+                    state.elevated_since = event_seconds(event)
             elif since is not None:
-                state.last_elevation = max(0.0, event.timestamp.timestamp() - since)
+                state.last_elevation = max(0.0, event_seconds(event) - since)
                 state.elevated_since = None
 
     def _new_agent(self, agent: str) -> _AgentRing:
@@ -251,9 +258,10 @@ class RingMetricsCollector:
         with self._export_lock, self._lock:
             # Fresh stores rather than emptied ones: a handler holding the old
             # store mid-increment cannot resurrect a count into the new one.
-            self._transitions = CounterStore(RING_TRANSITIONS, guard=guard)
-            self._breaches = CounterStore(RING_BREACHES, guard=guard)
-            self._denied = CounterStore(RING_ELEVATIONS_DENIED, guard=guard)
+            lock = self._lock
+            self._transitions = CounterStore(RING_TRANSITIONS, guard=guard, lock=lock)
+            self._breaches = CounterStore(RING_BREACHES, guard=guard, lock=lock)
+            self._denied = CounterStore(RING_ELEVATIONS_DENIED, guard=guard, lock=lock)
             self._agents.clear()
             self._events_dropped = 0
             self._exported.clear()

@@ -35,7 +35,13 @@ from meshwatch.instrumentation.catalogue import (
     SAGAS,
 )
 from meshwatch.instrumentation.drops import record_event_drop
-from meshwatch.instrumentation.events import EventType, HypervisorEvent, payload_id, saga_id_of
+from meshwatch.instrumentation.events import (
+    EventType,
+    HypervisorEvent,
+    event_seconds,
+    payload_id,
+    saga_id_of,
+)
 from meshwatch.instrumentation.stores import (
     CardinalityGuard,
     CounterStore,
@@ -124,7 +130,7 @@ class SagaMetricsCollector:
             if evicted:
                 (old_saga, old_step), _ = self._open.popitem(last=False)
                 self._forget(old_saga, old_step)
-            self._open[(saga_id, step_id)] = event.timestamp.timestamp()
+            self._open[(saga_id, step_id)] = event_seconds(event)
             self._open_by_saga.setdefault(saga_id, set()).add(step_id)
         if evicted:
             record_event_drop(COMPONENT, "open_step_evicted")
@@ -140,7 +146,7 @@ class SagaMetricsCollector:
         agent = event.agent_did or ""
         self._steps.inc((agent, outcome))
         if started is not None:
-            duration = max(0.0, event.timestamp.timestamp() - started)
+            duration = max(0.0, event_seconds(event) - started)
             self._step_duration.observe((outcome,), duration)
 
     def _on_compensating(self, event: HypervisorEvent) -> None:

@@ -43,6 +43,7 @@ from meshwatch.instrumentation.drops import RateLimitedLog, record_event_drop, r
 from meshwatch.instrumentation.events import (
     EventType,
     HypervisorEvent,
+    event_seconds,
     payload_id,
     saga_id_of,
     step_action_of,
@@ -238,7 +239,7 @@ class SagaSpanExporter:
             self._drop(event, "missing_saga_id")
             return
         event_type = event.event_type
-        at = event.timestamp.timestamp()
+        at = event_seconds(event)
         with self._lock:
             if event_type is EventType.SAGA_CREATED:
                 self._events_processed += 1

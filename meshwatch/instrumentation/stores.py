@@ -15,6 +15,12 @@ The cardinality guard bounds memory and Prometheus load:
   fleet creates a new series per session forever. With this switch the
   ``session_id`` label value is replaced by the empty string, which Prometheus
   treats as "label absent": series aggregate over sessions.
+
+Fused updates: stores built with the same ``lock`` share it, and their
+``*_locked`` methods update them while the caller holds it. A collector that
+updates a counter and its own state per event (or a task timer that updates a
+counter and a histogram) then takes one lock per event instead of one per
+store, and a reader taking that lock sees both updates or neither.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import Protocol, runtime_checkable
 from meshwatch.instrumentation.catalogue import SERIES_OVERFLOW, MetricDef, MetricType
 
 OVERFLOW = "__overflow__"
+_bisect_left = bisect.bisect_left
 SESSION_LABEL = "session_id"
 
 LabelValues = tuple[str, ...]
@@ -148,6 +155,7 @@ class _Store:
         *,
         with_optional_labels: bool = False,
         guard: CardinalityGuard | None = None,
+        lock: threading.Lock | None = None,
     ) -> None:
         if metric.type is not self.kind:
             raise TypeError(f"{type(self).__name__} cannot hold {metric.type.value} {metric.name}")
@@ -157,8 +165,13 @@ class _Store:
         self._session_index = (
             self.label_names.index(SESSION_LABEL) if SESSION_LABEL in self.label_names else -1
         )
-        self._lock = threading.Lock()
+        self._lock = threading.Lock() if lock is None else lock
         self._overflow_key = (OVERFLOW,) * len(self.label_names)
+
+    @property
+    def lock(self) -> threading.Lock:
+        """The lock guarding this store (shared with others built with the same ``lock``)."""
+        return self._lock
 
     @property
     def guard(self) -> CardinalityGuard:
@@ -212,11 +225,27 @@ class CounterStore(_Store):
             raise ValueError(f"{self.metric.name}: counters only go up, got {amount!r}")
         with self._lock:
             data = self._data
-            if type(label_values) is tuple and label_values in data:
-                key = label_values
-            else:
-                key = self._admit(label_values, data)
+            if type(label_values) is tuple:
+                value = data.get(label_values)
+                if value is not None:  # the hot path: a series seen before
+                    data[label_values] = value + amount
+                    return
+            key = self._admit(label_values, data)
             data[key] = data.get(key, 0.0) + amount
+
+    def inc_locked(self, label_values: LabelValues) -> None:
+        """Add 1 to a series while the caller holds :attr:`lock` (a fused update).
+
+        ``label_values`` must be a tuple (the keys the collectors build); a
+        new label set is admitted through the cardinality guard as in :meth:`inc`.
+        """
+        data = self._data
+        value = data.get(label_values)
+        if value is None:
+            key = self._admit(label_values, data)
+            data[key] = data.get(key, 0.0) + 1.0
+        else:
+            data[label_values] = value + 1.0
 
     def get(self, label_values: Sequence[object] = ()) -> float:
         key = _as_key(label_values)
@@ -313,7 +342,6 @@ class HistogramStore(_Store):
     ) -> None:
         if math.isnan(value):
             raise ValueError(f"{self.metric.name}: cannot observe NaN")
-        index = bisect.bisect_left(self.bounds, value)
         with self._lock:
             data = self._data
             series = data.get(label_values) if type(label_values) is tuple else None
@@ -322,12 +350,36 @@ class HistogramStore(_Store):
                 series = data.get(key)
                 if series is None:
                     series = data[key] = _HistogramSeries(len(self.bounds))
+            index = _bisect_left(self.bounds, value)
             series.counts[index] += 1
             series.sum += value
             if exemplar is not None:
                 if not series.exemplars:
                     series.exemplars = [None] * (len(self.bounds) + 1)
                 series.exemplars[index] = exemplar
+
+    def observe_locked(
+        self, label_values: LabelValues, value: float, exemplar: Exemplar | None = None
+    ) -> None:
+        """:meth:`observe` while the caller holds :attr:`lock` (a fused update).
+
+        ``label_values`` must be a tuple and ``value`` a number that is not
+        NaN (the caller measured it, e.g. a perf_counter difference).
+        """
+        data = self._data
+        series = data.get(label_values)
+        if series is None:
+            key = self._admit(label_values, data)
+            series = data.get(key)
+            if series is None:
+                series = data[key] = _HistogramSeries(len(self.bounds))
+        index = _bisect_left(self.bounds, value)
+        series.counts[index] += 1
+        series.sum += value
+        if exemplar is not None:
+            if not series.exemplars:
+                series.exemplars = [None] * (len(self.bounds) + 1)
+            series.exemplars[index] = exemplar
 
     def items(self) -> dict[LabelValues, HistogramValue]:
         with self._lock:

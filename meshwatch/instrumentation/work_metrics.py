@@ -88,10 +88,13 @@ class _WorkStores:
     """The stores every :class:`AgentMetrics` bound to one group writes into."""
 
     def __init__(self, guard: CardinalityGuard | None) -> None:
-        self.tasks_started = CounterStore(TASKS_STARTED, guard=guard)
-        self.tasks_completed = CounterStore(TASKS_COMPLETED, guard=guard)
-        self.tasks_failed = CounterStore(TASKS_FAILED, guard=guard)
-        self.task_duration = HistogramStore(TASK_DURATION, guard=guard)
+        # A task's outcome and duration are one update under this lock, which the
+        # four task stores share (stores.py, "fused updates").
+        self.task_lock = lock = threading.Lock()
+        self.tasks_started = CounterStore(TASKS_STARTED, guard=guard, lock=lock)
+        self.tasks_completed = CounterStore(TASKS_COMPLETED, guard=guard, lock=lock)
+        self.tasks_failed = CounterStore(TASKS_FAILED, guard=guard, lock=lock)
+        self.task_duration = HistogramStore(TASK_DURATION, guard=guard, lock=lock)
         self.task_quality = HistogramStore(TASK_QUALITY, guard=guard)
         self.queue_length = GaugeStore(QUEUE_LENGTH, guard=guard)
         self.decisions = CounterStore(DECISIONS, guard=guard)
@@ -155,8 +158,11 @@ class TaskTimer:
     ) -> None:
         elapsed = _perf_counter() - self._start
         stores = self._stores
-        (stores.tasks_completed if exc_type is None else stores.tasks_failed).inc(self._key)
-        stores.task_duration.observe(self._key, elapsed, trace_exemplar(elapsed))
+        exemplar = trace_exemplar(elapsed)
+        key = self._key
+        with stores.task_lock:  # outcome and duration together: one lock, not two
+            (stores.tasks_completed if exc_type is None else stores.tasks_failed).inc_locked(key)
+            stores.task_duration.observe_locked(key, elapsed, exemplar)
 
     async def __aenter__(self) -> TaskTimer:
         return self.__enter__()
@@ -221,7 +227,9 @@ class AgentMetrics:
     # --- tasks ------------------------------------------------------------------------
     def task(self, task_type: str) -> TaskTimer:
         """Context manager: one task of ``task_type`` (started, outcome, duration)."""
-        return TaskTimer(self._stores, (self.agent_did, safe_str(task_type)))
+        if type(task_type) is not str:  # safe_str's own first test, without the call
+            task_type = safe_str(task_type)
+        return TaskTimer(self._stores, (self.agent_did, task_type))
 
     def task_started(self, task_type: str) -> None:
         """Count a task start, for callers that cannot wrap the task in ``with``."""
@@ -232,11 +240,14 @@ class AgentMetrics:
         key = (self.agent_did, safe_str(task_type))
         seconds = finite_number(duration_seconds)
         stores = self._stores
-        (stores.tasks_completed if ok else stores.tasks_failed).inc(key)
         if seconds is None or seconds < 0:
+            (stores.tasks_completed if ok else stores.tasks_failed).inc(key)
             self._drop("invalid_duration", duration_seconds)
             return
-        stores.task_duration.observe(key, seconds, trace_exemplar(seconds))
+        exemplar = trace_exemplar(seconds)
+        with stores.task_lock:
+            (stores.tasks_completed if ok else stores.tasks_failed).inc_locked(key)
+            stores.task_duration.observe_locked(key, seconds, exemplar)
 
     def record_task_quality(self, task_type: str, score: float) -> None:
         """A finished task's quality score, 0 (worst) to 1 (best)."""

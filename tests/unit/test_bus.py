@@ -438,3 +438,18 @@ def test_arbitrary_events_never_raise_from_emit(events: list, unprintable: bool)
     assert spans.open_steps <= 3
     assert spans.open_sagas <= 3
     assert sagas.open_steps <= 3
+
+
+def test_time_range_bounds_are_exact_to_the_microsecond() -> None:
+    """Queries compare the stored microseconds; auto and given timestamps alike."""
+    bus = HypervisorEventBus()
+    given = [ev(at=T0 + timedelta(microseconds=us)) for us in (0, 1, 2)]
+    auto = HypervisorEvent(EventType.VFS_WRITE)
+    for event in (*given, auto):
+        bus.emit(event)
+    one = T0 + timedelta(microseconds=1)
+    assert bus.query_by_time_range(start=one, end=one) == [given[1]]
+    assert bus.query_by_time_range(end=one) == given[:2]
+    assert bus.query_by_time_range(start=auto.timestamp) == [auto]
+    assert bus.query_by_time_range(start=auto.timestamp + timedelta(microseconds=1)) == []
+    assert bus.query_by_time_range(start=one.replace(tzinfo=None), end=one) == [given[1]]

@@ -222,3 +222,82 @@ def test_the_event_types_upstream_has_are_all_here() -> None:
     from hypervisor.observability import event_bus as upstream
 
     assert {t.value for t in upstream.EventType} <= {t.value for t in EventType}
+
+
+def test_the_lazily_formatted_id_and_time_read_the_same_every_time_and_in_every_copy() -> None:
+    event = HypervisorEvent(EventType.RING_ELEVATED, "s", "did:a", payload={"to_ring": 1})
+    event_id, timestamp = event.event_id, event.timestamp
+    copies = [
+        pickle.loads(pickle.dumps(event)),
+        copy.copy(event),
+        copy.deepcopy(event),
+        dataclasses.replace(event, agent_did="did:b"),
+        HypervisorEvent.from_dict(json.loads(json.dumps(event.to_dict()))),
+    ]
+    for again in (event, *copies):
+        assert (again.event_id, again.timestamp) == (event_id, timestamp)
+    assert hash(event) == hash(copies[0]) and event == copies[0]
+    assert f"event_id='{event_id}'" in repr(event)
+    assert event.to_dict()["event_id"] == event_id
+
+
+def test_auto_timestamp_is_the_microsecond_datetime_now_would_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Floor to the microsecond (as datetime.now does), exactly, across the whole range."""
+    import random
+
+    from meshwatch.instrumentation import events
+
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    rng = random.Random(12)
+    samples = [rng.randrange(0, 4_102_444_800 * 10**9) for _ in range(5_000)]
+    samples += [1_736_937_000_123_456_999, 1_736_937_000_999_999_999, 10**9 - 1]
+    for ns in samples:
+        monkeypatch.setattr(events, "_time_ns", lambda ns=ns: ns)
+        event = HypervisorEvent(EventType.VFS_WRITE)
+        expected = epoch + timedelta(microseconds=ns // 1000)
+        assert event.timestamp == expected, ns
+        assert events.event_microseconds(event) == ns // 1000
+        assert events.event_seconds(event) == expected.timestamp()
+
+
+def test_time_helpers_read_given_timestamps_too() -> None:
+    from meshwatch.instrumentation.events import event_microseconds, event_seconds
+
+    at = datetime(2025, 1, 15, 12, 30, 0, 250_001, tzinfo=timezone(timedelta(hours=2)))
+    event = HypervisorEvent(EventType.VFS_WRITE, timestamp=at)
+    assert event_seconds(event) == at.timestamp()
+    assert event_microseconds(event) == 1_736_937_000_250_001
+
+
+def test_ids_are_unique_across_threads() -> None:
+    import threading
+
+    ids: list[list[str]] = [[] for _ in range(4)]
+
+    def work(mine: list[str]) -> None:
+        for _ in range(5_000):
+            mine.append(HypervisorEvent(EventType.VFS_WRITE).event_id)
+
+    threads = [threading.Thread(target=work, args=(mine,)) for mine in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    every = [i for mine in ids for i in mine]
+    assert len(set(every)) == len(every) == 20_000
+    assert all(re.fullmatch(r"[0-9a-f]{16}", i) for i in every)
+
+
+def test_a_forked_child_gets_new_serials_while_old_events_keep_their_ids() -> None:
+    """What os.register_at_fork runs in a child: a new random serial start, same salt."""
+    from meshwatch.instrumentation import events
+
+    before = HypervisorEvent(EventType.VFS_WRITE)
+    its_id = before.event_id
+    parents_next = events._next_serial
+    events._restart_serials()
+    assert events._next_serial is not parents_next
+    assert before.event_id == its_id, "an event made before the fork keeps its id"
+    assert abs(events._next_serial() - parents_next()) > 1_000_000, "a new random start"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 
 import pytest
 
@@ -114,3 +115,72 @@ def test_label_values_may_be_any_sequence_and_are_read_back_as_strings() -> None
     histogram.observe(["allowed"], 0.001)
     histogram.observe(("allowed",), 0.001)
     assert histogram.items()[("allowed",)].count == 2
+
+
+def test_stores_sharing_a_lock_update_together_under_threads() -> None:
+    """A fused update (counter and histogram under one lock) is never seen half done."""
+    lock = threading.Lock()
+    done = CounterStore(c.TASKS_COMPLETED, lock=lock)
+    duration = HistogramStore(c.TASK_DURATION, lock=lock)
+    assert done.lock is lock and duration.lock is lock
+    key = ("did:a", "summarize")
+    stop = threading.Event()
+    torn: list[tuple[float, int]] = []
+
+    def work() -> None:
+        for i in range(5_000):
+            with lock:
+                done.inc_locked(key)
+                duration.observe_locked(key, (i % 7) / 10, None)
+
+    def read() -> None:
+        while not stop.is_set():
+            with lock:  # both stores' data at one instant
+                count, observed = done._data.get(key, 0.0), duration._data.get(key)
+                n = 0 if observed is None else sum(observed.counts)
+            if count != n:
+                torn.append((count, n))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    writers = [threading.Thread(target=work) for _ in range(4)]
+    for t in writers:
+        t.start()
+    for t in writers:
+        t.join()
+    stop.set()
+    reader.join()
+    assert torn == []
+    assert done.get(key) == 20_000
+    assert duration.items()[key].count == 20_000
+    assert duration.items()[key].sum == pytest.approx(4 * sum((i % 7) / 10 for i in range(5_000)))
+
+
+def test_locked_updates_admit_new_series_through_the_guard() -> None:
+    lock = threading.Lock()
+    store = CounterStore(c.RING_BREACHES, guard=CardinalityGuard(max_series=1), lock=lock)
+    histogram = HistogramStore(c.TASK_DURATION, guard=CardinalityGuard(max_series=1), lock=lock)
+    with lock:
+        store.inc_locked(("did:a", "s1"))
+        store.inc_locked(("did:b", "s1"))
+        histogram.observe_locked(("did:a", "t"), 0.2)
+        histogram.observe_locked(("did:b", "t"), 0.3, Exemplar({"trace_id": "a" * 32}, 0.3, 1.0))
+    assert store.items() == {("did:a", "s1"): 1.0, (OVERFLOW, OVERFLOW): 1.0}
+    assert set(histogram.items()) == {("did:a", "t"), (OVERFLOW, OVERFLOW)}
+    assert histogram.items()[(OVERFLOW, OVERFLOW)].exemplars[
+        bisect_left(c.TASK_DURATION.buckets, 0.3)
+    ] == Exemplar({"trace_id": "a" * 32}, 0.3, 1.0)
+
+
+def test_a_key_holding_a_str_subclass_finds_the_series_of_its_str() -> None:
+    """The collectors key by EventType members (a StrEnum): one series per value string."""
+    from meshwatch.instrumentation import EventType
+
+    store = CounterStore(c.RING_TRANSITIONS)
+    store.inc((EventType.RING_ELEVATED, "did:a", "s1"))
+    with store.lock:
+        store.inc_locked((EventType.RING_ELEVATED, "did:a", "s1"))
+    store.inc(("ring.elevated", "did:a", "s1"))
+    ((key, value),) = store.items().items()
+    assert value == 3.0
+    assert [type(v) for v in key] == [str, str, str]

@@ -283,3 +283,13 @@ def test_is_ancestor_of_matches_the_tree_that_was_built(ops: list[tuple[int, boo
         for b in nodes:
             assert a.is_ancestor_of(b) == truly_ancestor(a, b), (a, b)
         assert a.depth == len(a.ancestors)
+
+
+def test_full_id_is_made_once_and_shared_by_every_reader() -> None:
+    """Every event of a span names it: one string, not one per event."""
+    child = CausalTraceId().child()
+    assert child.full_id is child.full_id
+    assert child.full_id == f"{child.trace_id}/{child.span_id}/{child.parent_span_id}"
+    root = dataclasses.replace(child, parent_span_id=None, depth=0, ancestors=())
+    assert root.full_id == f"{child.trace_id}/{child.span_id}", "a replaced id is its own"
+    assert root == CausalTraceId.from_string(root.full_id)

@@ -310,3 +310,32 @@ def test_exposed_through_the_prometheus_adapter() -> None:
     assert (
         registry.get_sample_value(f"{c.MESSAGE_SIZE.name}_sum", {"message_type": "handoff"}) == 300
     )
+
+
+def test_tasks_on_many_threads_are_counted_exactly() -> None:
+    """Outcome and duration are one fused update: the totals always agree."""
+    import threading
+
+    metrics = AgentMetrics(DID)
+
+    def work(n: int) -> None:
+        mine = metrics.for_agent(f"did:mesh:{n % 2}")
+        for i in range(3_000):
+            try:
+                with mine.task("summarize"):
+                    if i % 3 == 0:
+                        raise Boom
+            except Boom:
+                pass
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for agent in ("did:mesh:0", "did:mesh:1"):
+        key = (agent, "summarize")
+        assert sample(metrics, c.TASKS_STARTED, key) == 6_000
+        assert sample(metrics, c.TASKS_COMPLETED, key) == 4_000
+        assert sample(metrics, c.TASKS_FAILED, key) == 2_000
+        assert hist(metrics, c.TASK_DURATION, key).count == 6_000
