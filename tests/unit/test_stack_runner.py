@@ -1,13 +1,8 @@
-"""The runner without servers: compose command lines, the engine probe, pid files, the workdir."""
+"""The runner without servers or processes: compose command lines, pid files, the workdir."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +21,6 @@ from meshwatch.stack.runner import (
 )
 from meshwatch.stack.runner.compose import parse_compose_version
 from meshwatch.stack.runner.native import find_binary
-from meshwatch.stack.runner.state import group_members, is_ours, pid_alive, start_ticks
 
 
 class Recorder:
@@ -93,33 +87,6 @@ def test_compose_services_without_the_demo_and_the_alert_sink(tmp_path: Path) ->
     assert chosen.up_command(recreate=False, timeout=1)[-1] == "prometheus"
 
 
-def test_compose_start_generates_then_waits_and_recreates_only_after_a_change(
-    tmp_path: Path,
-) -> None:
-    run = Recorder()
-    stack = _compose(tmp_path, run=run)
-    statuses = stack.start(timeout=120)
-    ups = [c for c in run.commands if "up" in c]
-    assert len(ups) == 1 and "--force-recreate" in ups[0] and "--wait" in ups[0]
-    assert (tmp_path / "wd" / "stack" / "docker-compose.yml").is_file()
-    assert Workdir(tmp_path / "wd").read_mode() == {
-        "mode": "compose",
-        "project": "meshwatch",
-        "services": ["prometheus", "alertmanager", "tempo", "grafana", "demo", "alert-sink"],
-    }
-    assert [s.name for s in statuses] == [
-        "prometheus",
-        "alertmanager",
-        "tempo",
-        "grafana",
-        "demo",
-        "alert-sink",
-    ]
-    stack.start(timeout=120)
-    second_up = [c for c in run.commands if "up" in c][-1]
-    assert "--force-recreate" not in second_up, "nothing changed, nothing recreated"
-
-
 def test_compose_start_reports_a_failed_up(tmp_path: Path) -> None:
     with pytest.raises(StackError, match=r"docker compose up failed \(exit 1\)"):
         _compose(tmp_path, run=Recorder(up_exit=1)).start()
@@ -133,15 +100,6 @@ def test_compose_needs_a_recent_plugin(tmp_path: Path, version: str, fragment: s
     assert fragment in str(info.value)
 
 
-def test_compose_stop_runs_down_and_forgets_the_mode(tmp_path: Path) -> None:
-    run = Recorder()
-    stack = _compose(tmp_path, run=run)
-    stack.start()
-    stack.stop(volumes=True)
-    assert run.commands[-1][-3:] == ["down", "--remove-orphans", "--volumes"]
-    assert Workdir(tmp_path / "wd").read_mode() is None
-
-
 @pytest.mark.parametrize(
     ("text", "version"),
     [("2.29.1\n", (2, 29)), ("v2.20.0-desktop.1", (2, 20)), ("garbage", None)],
@@ -151,32 +109,6 @@ def test_parse_compose_version(text: str, version: tuple[int, int] | None) -> No
 
 
 # --- the engine probe ---------------------------------------------------------------
-
-
-def _fake_docker(bin_dir: Path, body: str) -> None:
-    bin_dir.mkdir(exist_ok=True)
-    script = bin_dir / "docker"
-    script.write_text(f"#!/bin/sh\n{body}\n")
-    script.chmod(0o755)
-
-
-@pytest.mark.parametrize(
-    ("body", "expected"),
-    [
-        ('echo "28.2.2"', True),
-        ('echo "Cannot connect to the Docker daemon" >&2; exit 1', False),
-        ("exec sleep 30", False),
-    ],
-    ids=["answers", "no-engine", "hangs"],
-)
-def test_docker_available(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str, expected: bool
-) -> None:
-    _fake_docker(tmp_path / "bin", body)
-    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
-    started = time.monotonic()
-    assert docker_available(timeout=0.5) is expected
-    assert time.monotonic() - started < 10, "the probe is bounded by its timeout"
 
 
 def test_docker_available_without_a_docker_cli(
@@ -189,16 +121,6 @@ def test_docker_available_without_a_docker_cli(
 # --- pid files and process identity -------------------------------------------------
 
 
-@pytest.fixture
-def sleeper() -> Any:
-    """A process in its own session, killed at the end whatever happens."""
-    child = subprocess.Popen(["sleep", "60"], start_new_session=True)
-    yield child
-    if child.poll() is None:
-        os.killpg(child.pid, signal.SIGKILL)
-    child.wait()
-
-
 def test_process_record_round_trip_and_stale_files(tmp_path: Path) -> None:
     record = ProcessRecord("prometheus", 123, 123, ("prometheus", "--x"), 456, "/l")
     record.save(tmp_path / "run" / "p.json")
@@ -206,52 +128,6 @@ def test_process_record_round_trip_and_stale_files(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{not json")
     assert ProcessRecord.load(tmp_path / "bad.json") is None
     assert ProcessRecord.load(tmp_path / "missing.json") is None
-
-
-def test_identity_needs_the_same_start_time(sleeper: subprocess.Popen[bytes]) -> None:
-    ticks = start_ticks(sleeper.pid)
-    assert ticks is not None
-    ours = ProcessRecord("x", sleeper.pid, sleeper.pid, ("sleep",), ticks, "")
-    assert is_ours(ours)
-    reused = ProcessRecord("x", sleeper.pid, sleeper.pid, ("sleep",), ticks + 1, "")
-    assert not is_ours(reused)
-    assert group_members(sleeper.pid) == [sleeper.pid]
-
-
-def test_a_zombie_is_not_alive() -> None:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    deadline = time.monotonic() + 10
-    while pid_alive(child.pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not pid_alive(child.pid), "exited but not yet reaped: a zombie"
-    child.wait()
-
-
-def test_stop_never_signals_a_process_that_reused_a_recorded_pid(
-    tmp_path: Path, sleeper: subprocess.Popen[bytes]
-) -> None:
-    stack = NativeStack(Settings(), tmp_path / "wd", renderer=render)
-    ticks = start_ticks(sleeper.pid)
-    assert ticks is not None
-    path = stack.workdir.pid_file("prometheus")
-    ProcessRecord("prometheus", sleeper.pid, sleeper.pid, ("prometheus",), ticks - 1, "").save(path)
-    assert stack.running("prometheus") is None
-    assert stack.stop() == []
-    assert sleeper.poll() is None, "someone else's process was left alone"
-    assert not path.exists(), "the stale pid file is gone"
-
-
-def test_stop_kills_the_whole_group_of_a_recorded_process(
-    tmp_path: Path, sleeper: subprocess.Popen[bytes]
-) -> None:
-    stack = NativeStack(Settings(), tmp_path / "wd", renderer=render)
-    ticks = start_ticks(sleeper.pid)
-    ProcessRecord("demo", sleeper.pid, sleeper.pid, ("sleep",), ticks, "").save(
-        stack.workdir.pid_file("demo")
-    )
-    assert stack.stop(["demo"], timeout=5) == ["demo"]
-    assert sleeper.wait(timeout=5) == -signal.SIGTERM
-    assert group_members(sleeper.pid) == []
 
 
 def test_find_binary_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -317,21 +193,6 @@ def test_status_and_down_with_nothing_started(
     assert "nothing was started" in capsys.readouterr().out
     assert main(["down"]) == 0
     assert "nothing was running" in capsys.readouterr().out
-
-
-def test_status_in_compose_mode_probes_the_services_up_started(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with socket.socket() as sock:  # a port nothing listens on once closed
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = tmp_path / "meshwatch.yaml"
-    config.write_text(f"stack:\n  ports:\n    prometheus: {port}\n")
-    Workdir(tmp_path).write_mode("compose", project="meshwatch", services=["prometheus"])
-    assert main(["status", "--workdir", str(tmp_path), "--config", str(config)]) == 1
-    out = capsys.readouterr().out
-    assert "compose mode (project meshwatch)" in out
-    assert "prometheus" in out and "grafana" not in out
 
 
 def test_a_runner_built_without_a_renderer_can_stop_but_not_start(tmp_path: Path) -> None:
