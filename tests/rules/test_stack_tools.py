@@ -1,7 +1,9 @@
 """The generated configs pass the real tools: ``promtool check config`` and ``amtool check-config``.
 
 promtool also loads every file the ``rule_files`` glob matches, so the check
-runs with a rule file in place, as in a real generation.
+runs with a rule file in place, as in a real generation. The native runner's
+configs (one Prometheus, or two with HA and remote writes) are checked too.
+Short runs of the real tools: the rules-and-tools tier.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import pytest
 from meshwatch.generated import GeneratedFile, write_tree
 from meshwatch.settings import Settings, settings_from_mapping
 from meshwatch.stack import render
+from meshwatch.stack.runner.native_config import native_configs
+from tests.unit.test_stack_native_config import RULE as NATIVE_RULE
+from tests.unit.test_stack_scale_out import _mimir
 
 pytestmark = pytest.mark.promtool
 
@@ -117,3 +122,47 @@ def test_alertmanager_config_passes_amtool(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 inhibit rules" in result.stdout
     assert "2 receivers" in result.stdout
+
+
+# --- native mode: the configs the native runner writes ---------------------------------
+
+
+def test_native_prometheus_config_passes_promtool_with_rules_present(
+    tmp_path: Path, promtool: str
+) -> None:
+    settings = Settings()
+    stack_dir = tmp_path / "stack"
+    write_tree(
+        [*render(settings), GeneratedFile("prometheus/rules/test.yml", NATIVE_RULE)], stack_dir
+    )
+    native_dir = tmp_path / "native"
+    write_tree(native_configs(settings, stack_dir), native_dir)
+    result = subprocess.run(
+        [promtool, "check", "config", str(native_dir / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 rule files found" in result.stdout
+
+
+@pytest.mark.parametrize("ha", [False, True], ids=["single", "ha"])
+def test_remote_write_and_ha_configs_pass_promtool(tmp_path: Path, promtool: str, ha: bool) -> None:
+    (tmp_path / "mimir-password").write_text("s3cret\n")
+    (tmp_path / "thanos-token").write_text("t0ken\n")
+    settings = _mimir(tmp_path, ha=ha)
+    stack_dir = tmp_path / "stack"
+    write_tree([*render(settings), RULE], stack_dir)
+    native_dir = tmp_path / "native"
+    write_tree(native_configs(settings, stack_dir), native_dir)
+    for path in sorted(native_dir.glob("prometheus*.yml")):
+        result = subprocess.run(
+            [promtool, "check", "config", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert len(list(native_dir.glob("prometheus*.yml"))) == (2 if ha else 1)

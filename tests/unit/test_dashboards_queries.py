@@ -1,14 +1,12 @@
-"""Dashboard queries: valid PromQL (checked by the real promtool), only metrics someone
-produces, agent filters on the label each metric really has, and the panel_queries API."""
+"""Dashboard queries: only metrics someone produces, agent filters on the label each metric
+really has, and the panel_queries API. The real promtool parses them in
+``tests/rules/test_dashboard_queries_promql.py``."""
 
 from __future__ import annotations
 
 import re
-import subprocess
-from pathlib import Path
 
 import pytest
-import yaml
 
 from meshwatch.alerts.external_metrics import EXTERNAL_METRICS
 from meshwatch.alerts.recording import RECORDING_RULES
@@ -54,33 +52,7 @@ def _query_id(q: PanelQuery) -> str:
     return f"{q.dashboard_uid}/{q.panel_title}/{q.ref_id}"
 
 
-# --- valid PromQL ---------------------------------------------------------------------
-
-
-@pytest.mark.promtool
-def test_every_prometheus_query_is_valid_promql(promtool: str, tmp_path: Path) -> None:
-    """promtool parses every expression (as a recording rule each) exactly as Prometheus would."""
-    exprs = [as_plain_promql(q.expr) for q in PROM_QUERIES]
-    exprs += [name for _, name in _variable_queries()]
-    rules = [{"record": f"dashboard:check:expr{i}", "expr": e} for i, e in enumerate(exprs)]
-    path = tmp_path / "dashboard-queries.yml"
-    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
-    result = subprocess.run(
-        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert f"{len(rules)} rules found" in result.stdout
-
-
-@pytest.mark.promtool
-def test_promtool_check_catches_a_broken_expression(promtool: str, tmp_path: Path) -> None:
-    """The check above can fail: a malformed query makes promtool exit non-zero."""
-    path = tmp_path / "broken.yml"
-    broken = as_plain_promql('sum by (agent_did (rate(x{agent_did=~"$agent"}[$__rate_interval]))')
-    rules = [{"record": "dashboard:check:broken", "expr": broken}]
-    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
-    result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
-    assert result.returncode != 0
+# --- Grafana variables --------------------------------------------------------------
 
 
 def test_substitution_leaves_no_grafana_variable() -> None:
@@ -212,7 +184,9 @@ def test_a_dashboard_reading_an_unknown_metric_is_refused() -> None:
 
 
 def test_panel_queries_cover_every_target() -> None:
-    targets = sum(len(p.get("targets", ())) for m in dashboard_models(Settings()) for p in m["panels"])
+    targets = sum(
+        len(p.get("targets", ())) for m in dashboard_models(Settings()) for p in m["panels"]
+    )
     assert len(QUERIES) == targets
     assert len({(q.dashboard_uid, q.panel_title, q.ref_id) for q in QUERIES}) == len(QUERIES)
 

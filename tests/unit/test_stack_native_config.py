@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from meshwatch.generated import GeneratedFile, write_tree
+from meshwatch.generated import write_tree
 from meshwatch.settings import Settings, settings_from_mapping
 from meshwatch.stack import render
 from meshwatch.stack.runner.native import NativeStack
@@ -161,22 +160,3 @@ def test_native_mode_runs_the_sink_before_alertmanager_only_when_a_receiver_uses
     ):
         others = NativeStack(settings_from_mapping({"stack": off}), tmp_path / "work")
         assert "alert-sink" not in others.components(), off
-
-
-@pytest.mark.promtool
-def test_native_prometheus_config_passes_promtool_with_rules_present(
-    tmp_path: Path, promtool: str
-) -> None:
-    settings = Settings()
-    stack_dir = tmp_path / "stack"
-    write_tree([*render(settings), GeneratedFile("prometheus/rules/test.yml", RULE)], stack_dir)
-    native_dir = tmp_path / "native"
-    write_tree(native_configs(settings, stack_dir), native_dir)
-    result = subprocess.run(
-        [promtool, "check", "config", str(native_dir / "prometheus.yml")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 rule files found" in result.stdout

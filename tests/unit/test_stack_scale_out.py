@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -308,25 +307,3 @@ def test_native_ha_gossips_on_loopback_with_each_peer_pointing_at_the_other(tmp_
         for j in docs["prometheus.yml"]["scrape_configs"]
     }
     assert jobs["prometheus"] == ["127.0.0.1:9090", "127.0.0.1:19091"]
-
-
-@pytest.mark.promtool
-@pytest.mark.parametrize("ha", [False, True], ids=["single", "ha"])
-def test_remote_write_and_ha_configs_pass_promtool(tmp_path: Path, promtool: str, ha: bool) -> None:
-    (tmp_path / "mimir-password").write_text("s3cret\n")
-    (tmp_path / "thanos-token").write_text("t0ken\n")
-    settings = _mimir(tmp_path, ha=ha)
-    stack_dir = tmp_path / "stack"
-    write_tree([*render(settings), RULE], stack_dir)
-    native_dir = tmp_path / "native"
-    write_tree(native_configs(settings, stack_dir), native_dir)
-    for path in sorted(native_dir.glob("prometheus*.yml")):
-        result = subprocess.run(
-            [promtool, "check", "config", str(path)],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-    assert len(list(native_dir.glob("prometheus*.yml"))) == (2 if ha else 1)
