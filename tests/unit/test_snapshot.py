@@ -8,7 +8,6 @@ with panel data built in the test.
 from __future__ import annotations
 
 import io
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -193,12 +192,6 @@ def test_panels_without_data_still_render() -> None:
 # --- the command ---------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -215,31 +208,6 @@ def test_bad_input_is_one_line_and_exit_2(
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
     assert not out.exists(), "nothing is written on bad input"
-
-
-def test_no_prometheus_there_is_one_line_and_exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
-    assert main(["snapshot", "--prometheus", url, "--out", str(tmp_path / "s")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("meshwatch snapshot: no Prometheus API at") and "\n" not in err
-
-
-def test_an_out_directory_of_something_else_is_left_alone(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    mine = tmp_path / "notes"
-    mine.mkdir()
-    (mine / "todo.txt").write_text("keep me", encoding="utf-8")
-    url = f"http://127.0.0.1:{_free_port()}"
-    assert main(["snapshot", "--prometheus", url, "--out", str(mine)]) == 2
-    assert "holds no earlier snapshot" in capsys.readouterr().err
-    assert (mine / "todo.txt").read_text(encoding="utf-8") == "keep me"
-    a_file = tmp_path / "file"
-    a_file.write_text("x", encoding="utf-8")
-    assert main(["snapshot", "--prometheus", url, "--out", str(a_file)]) == 2
-    assert "is not a directory" in capsys.readouterr().err
 
 
 def test_the_index_marks_the_directory_as_a_snapshot() -> None:
