@@ -11,7 +11,9 @@ instrumentation puts an agent on its spans; the exact tokens and cost per
 agent and model on /metrics show the attribution across the handoff.
 
 The SDK's own trace export (to its vendor) is replaced, and a check below
-proves it: no network but loopback.
+proves it: no network but loopback. The model server and the /metrics scrape
+bind loopback ports, so this is the integration tier; GenAISpanMetrics over
+hand-made spans is tested in-process in ``tests/unit/llm/test_span_metrics.py``.
 """
 
 from __future__ import annotations
@@ -49,12 +51,15 @@ from meshwatch.instrumentation.catalogue import (
 )
 from meshwatch.instrumentation.genai import GenAISpanMetrics
 from meshwatch.instrumentation.prometheus import serve_metrics
-from tests.unit.llm.scripted_model import ScriptedModel, Turn, scripted_model
+from tests.integration.helpers.scripted_model import ScriptedModel, Turn, scripted_model
 
-# OpenLLMetry 0.62 declares a pydantic model with a class-based Config (its code, not ours).
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Support for class-based `config` is deprecated:DeprecationWarning"
-)
+pytestmark = [
+    pytest.mark.integration,
+    # OpenLLMetry 0.62 declares a pydantic model with a class-based Config (its code, not ours).
+    pytest.mark.filterwarnings(
+        "ignore:Support for class-based `config` is deprecated:DeprecationWarning"
+    ),
+]
 
 # USD per million tokens; test values, not real prices.
 PRICES = {
