@@ -6,13 +6,15 @@ OUT ?= out
 # Optional extras the test suite needs; each integration's extra is added here.
 EXTRAS ?= dev,genai-producers,snapshot,agent-hypervisor
 
-.PHONY: help up down status generate check demo test test-unit test-integration lint bench system-deps clean
+.PHONY: help up down status generate check demo test test-unit test-rules test-docs test-integration lint bench system-deps clean
 
 help:
 	@echo "make up        start the stack (Docker compose, or native Prometheus+Alertmanager+demo)"
 	@echo "make down      stop what 'make up' started"
 	@echo "make status    readiness of each running component"
-	@echo "make test      run the test suite (unit, rules, integration; containers where Docker runs)"
+	@echo "make test      run the test suite (unit, rules, docs, integration; containers where Docker runs)"
+	@echo "make test-unit the unit tier alone: fast, in-process (no process, no network)"
+	@echo "make test-rules / test-docs / test-integration   one other tier"
 	@echo "make lint      ruff and mypy --strict"
 	@echo "make bench     benchmarks, printed as ratios against baselines measured in the same run"
 	@echo "make generate  write rules, dashboards and stack files to ./$(OUT)"
@@ -50,8 +52,16 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed system-deps
 	$(BIN)/python -m pytest
 
+# One tier each; together they are `make test` (tests/unit/conftest.py keeps the unit tier
+# process- and network-free, see "Test tiers" in docs/architecture.md).
 test-unit: $(BIN)/.installed
-	$(BIN)/python -m pytest tests/unit tests/rules
+	$(BIN)/python -m pytest tests/unit
+
+test-rules: $(BIN)/.installed system-deps
+	$(BIN)/python -m pytest tests/rules
+
+test-docs: $(BIN)/.installed system-deps
+	$(BIN)/python -m pytest tests/docs
 
 test-integration: $(BIN)/.installed system-deps
 	$(BIN)/python -m pytest tests/integration
