@@ -153,9 +153,7 @@ class RingMetricsCollector:
 
     def _on_breach(self, event: HypervisorEvent) -> None:
         session = event.session_id
-        key = (event.agent_did or UNKNOWN_AGENT, "" if session is None else session)
-        with self._lock:
-            self._breaches.inc_locked(key)
+        self._breaches.inc((event.agent_did or UNKNOWN_AGENT, "" if session is None else session))
 
     def _on_denied(self, event: HypervisorEvent) -> None:
         reason = event.payload.get("reason")
@@ -198,7 +196,9 @@ class RingMetricsCollector:
         # The event type is a StrEnum: equal to, and hashed as, its value string, so it
         # finds the series its value names (a new series is stored under the plain str).
         key = (event_type, agent, "" if session is None else session)
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not ``with``: acquire/release in try/finally is ~90 ns cheaper
+        try:
             self._transitions.inc_locked(key)
             state = self._agents.get(agent) or self._new_agent(agent)
             if event_type is _ASSIGNED:
@@ -220,6 +220,8 @@ class RingMetricsCollector:
             elif since is not None:
                 state.last_elevation = max(0.0, event_seconds(event) - since)
                 state.elevated_since = None
+        finally:
+            lock.release()
 
     def _new_agent(self, agent: str) -> _AgentRing:
         """State for an agent not seen yet; past the series cap, the shared overflow state.

@@ -223,7 +223,9 @@ class CounterStore(_Store):
     def inc(self, label_values: Sequence[object] = (), amount: float = 1.0) -> None:
         if not amount >= 0:  # also rejects NaN
             raise ValueError(f"{self.metric.name}: counters only go up, got {amount!r}")
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not ``with``: acquire/release in try/finally is ~90 ns cheaper
+        try:
             data = self._data
             if type(label_values) is tuple:
                 value = data.get(label_values)
@@ -232,6 +234,8 @@ class CounterStore(_Store):
                     return
             key = self._admit(label_values, data)
             data[key] = data.get(key, 0.0) + amount
+        finally:
+            lock.release()
 
     def inc_locked(self, label_values: LabelValues) -> None:
         """Add 1 to a series while the caller holds :attr:`lock` (a fused update).
@@ -342,21 +346,16 @@ class HistogramStore(_Store):
     ) -> None:
         if math.isnan(value):
             raise ValueError(f"{self.metric.name}: cannot observe NaN")
-        with self._lock:
-            data = self._data
-            series = data.get(label_values) if type(label_values) is tuple else None
-            if series is None:
-                key = self._admit(label_values, data)
-                series = data.get(key)
-                if series is None:
-                    series = data[key] = _HistogramSeries(len(self.bounds))
-            index = _bisect_left(self.bounds, value)
-            series.counts[index] += 1
-            series.sum += value
-            if exemplar is not None:
-                if not series.exemplars:
-                    series.exemplars = [None] * (len(self.bounds) + 1)
-                series.exemplars[index] = exemplar
+        lock = self._lock
+        lock.acquire()
+        try:
+            self.observe_locked(
+                label_values if type(label_values) is tuple else _as_key(label_values),
+                value,
+                exemplar,
+            )
+        finally:
+            lock.release()
 
     def observe_locked(
         self, label_values: LabelValues, value: float, exemplar: Exemplar | None = None
@@ -364,7 +363,8 @@ class HistogramStore(_Store):
         """:meth:`observe` while the caller holds :attr:`lock` (a fused update).
 
         ``label_values`` must be a tuple and ``value`` a number that is not
-        NaN (the caller measured it, e.g. a perf_counter difference).
+        NaN (the caller measured it, e.g. a perf_counter difference). A new
+        label set is admitted through the cardinality guard as in :meth:`observe`.
         """
         data = self._data
         series = data.get(label_values)
