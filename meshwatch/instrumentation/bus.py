@@ -9,8 +9,11 @@ Design, and why:
   scans, no lazy tombstones. Index keys whose last event left are deleted, so
   a stream of one-off session ids cannot grow the index dicts either.
 * **Cheap per key.** A session or agent seen once (the common case for
-  sessions) is indexed by the event itself; a deque is only allocated for the
-  second event of a key. An empty deque costs ~760 bytes, a bare reference 8.
+  sessions) is indexed by the event itself, a key with a few events by a
+  tuple of them (up to ``_SMALL``), and only a key with more by a deque. A
+  deque costs ~600 bytes even when nearly empty, a tuple 40 plus 8 per event,
+  a bare reference 8; appending to or trimming a tuple of at most ``_SMALL``
+  events is a bounded copy.
 * **Exact under threads.** One lock guards the log, the indexes and the
   counts. Emit holds it for a few dict and deque operations only.
 * **Bounded in bytes too.** A count alone does not bound memory (3,000 events
@@ -67,14 +70,16 @@ EVENT_OVERHEAD_BYTES = 600
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
-# An index entry: the single event of a key, or a deque of its events (oldest first).
-_Entry = HypervisorEvent | deque[HypervisorEvent]
+# An index entry: the single event of a key, a tuple of up to _SMALL of its events,
+# or a deque of more (oldest first).
+_Entry = HypervisorEvent | tuple[HypervisorEvent, ...] | deque[HypervisorEvent]
+_SMALL = 16
 
 
 def _entry_events(entry: _Entry | None) -> list[HypervisorEvent]:
     if entry is None:
         return []
-    if isinstance(entry, deque):
+    if isinstance(entry, tuple | deque):
         return list(entry)
     return [entry]
 
@@ -249,10 +254,12 @@ class HypervisorEventBus:
             if key is None:
                 continue
             entry = index[key]
-            if isinstance(entry, deque):
+            if isinstance(entry, tuple):
+                index[key] = entry[1] if len(entry) == 2 else entry[1:]
+            elif isinstance(entry, deque):
                 entry.popleft()
-                if len(entry) == 1:
-                    index[key] = entry[0]
+                if len(entry) <= _SMALL // 2:  # small again: the compact form
+                    index[key] = tuple(entry) if len(entry) > 1 else entry[0]
             else:
                 del index[key]
 
@@ -279,10 +286,12 @@ class HypervisorEventBus:
                 entry = index.get(key)
                 if entry is None:
                     index[key] = event
+                elif isinstance(entry, tuple):
+                    index[key] = (*entry, event) if len(entry) < _SMALL else deque((*entry, event))
                 elif isinstance(entry, deque):
                     entry.append(event)
                 else:
-                    index[key] = deque((entry, event))
+                    index[key] = (entry, event)
         self._indexed = self._evicted + len(log)
 
     def _subscriber_failed(self, event: HypervisorEvent, handler: Handler) -> None:

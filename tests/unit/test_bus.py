@@ -453,3 +453,28 @@ def test_time_range_bounds_are_exact_to_the_microsecond() -> None:
     assert bus.query_by_time_range(start=auto.timestamp) == [auto]
     assert bus.query_by_time_range(start=auto.timestamp + timedelta(microseconds=1)) == []
     assert bus.query_by_time_range(start=one.replace(tzinfo=None), end=one) == [given[1]]
+
+
+def test_an_index_entry_grows_from_event_to_tuple_to_deque_and_shrinks_back() -> None:
+    """Each form answers what the log holds; a key shrinking under eviction gets compact again."""
+    from collections import deque
+
+    from meshwatch.instrumentation.bus import _SMALL
+
+    bus = HypervisorEventBus(max_events=3 * _SMALL)
+    mine = [ev(session="s", at=T0 + timedelta(microseconds=i)) for i in range(2 * _SMALL)]
+    forms = []
+    for event in mine:
+        bus.emit(event)
+        assert bus.query_by_session("s") == [e for e in bus.all_events if e.session_id == "s"]
+        forms.append(type(bus._by_session["s"]))
+    assert forms[0] is HypervisorEvent
+    assert set(forms[1:_SMALL]) == {tuple} and set(forms[_SMALL:]) == {deque}
+    shrinking = []
+    for _ in range(3 * _SMALL):  # other sessions push every "s" event out, oldest first
+        bus.emit(ev(session="other"))
+        assert bus.query_by_session("s") == [e for e in bus.all_events if e.session_id == "s"]
+        shrinking.append(type(bus._by_session.get("s")))
+    assert deque in shrinking and tuple in shrinking and HypervisorEvent in shrinking
+    assert "s" not in bus._by_session
+    assert shrinking.index(tuple) > shrinking.index(deque), "a deque turns back into a tuple"

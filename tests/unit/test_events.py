@@ -301,3 +301,34 @@ def test_a_forked_child_gets_new_serials_while_old_events_keep_their_ids() -> No
     assert events._next_serial is not parents_next
     assert before.event_id == its_id, "an event made before the fork keeps its id"
     assert abs(events._next_serial() - parents_next()) > 1_000_000, "a new random start"
+
+
+def test_an_auto_id_and_time_share_one_int_and_a_given_one_keeps_its_own_slot() -> None:
+    """Every mix of given and auto id and time reads back what was given, or fresh values."""
+    from meshwatch.instrumentation import events
+
+    at = datetime(2025, 1, 15, 10, 30, 0, 5, tzinfo=UTC)
+    both = HypervisorEvent(EventType.VFS_WRITE)
+    with pytest.raises(AttributeError):
+        both._timestamp  # noqa: B018 - packed into the id's int, nothing stored apart
+    given_id = HypervisorEvent(EventType.VFS_WRITE, event_id="feedfacecafebeef")
+    given_time = HypervisorEvent(EventType.VFS_WRITE, timestamp=at)
+    given_both = HypervisorEvent(EventType.VFS_WRITE, event_id="x", timestamp=at)
+    assert given_id.event_id == "feedfacecafebeef"
+    assert given_id.timestamp.tzinfo is UTC and abs(
+        given_id.timestamp - both.timestamp
+    ) < timedelta(seconds=60)
+    assert given_time.timestamp == at and re.fullmatch(r"[0-9a-f]{16}", given_time.event_id)
+    assert (given_both.event_id, given_both.timestamp) == ("x", at)
+    assert len({e.event_id for e in (both, given_id, given_time)}) == 3
+    assert events.event_microseconds(given_time) == events.event_microseconds(given_both)
+
+
+def test_the_clocks_first_microsecond_packs_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    from meshwatch.instrumentation import events
+
+    monkeypatch.setattr(events, "_time_ns", lambda: 999)
+    event = HypervisorEvent(EventType.VFS_WRITE)
+    assert event.timestamp == datetime(1970, 1, 1, tzinfo=UTC)
+    assert events.event_seconds(event) == 0.0
+    assert re.fullmatch(r"[0-9a-f]{16}", event.event_id)
