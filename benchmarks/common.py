@@ -28,13 +28,14 @@ class Result:
 
     With a ``baseline`` the target bounds ``value / baseline`` (a ratio, e.g. 4.0
     for "at most 4x"); without one it bounds ``value`` itself, in ``unit`` (e.g.
-    1024 bytes per event).
+    1024 bytes per event). A target of None marks a figure reported for context
+    (e.g. the CPU a background thread spends beside a latency that has a target).
     """
 
     name: str
     value: float
     unit: str
-    target: float
+    target: float | None
     baseline: float | None = None
     baseline_name: str = ""
     note: str = ""
@@ -54,18 +55,24 @@ class Result:
 
     @property
     def passed(self) -> bool:
-        return self.compared <= self.target
+        return self.target is None or self.compared <= self.target
 
     def line(self) -> str:
         """One human-readable line: measured values, ratio, target and PASS/OVER."""
         verdict = "PASS" if self.passed else "OVER"
         measured = f"{_fmt(self.value)} {self.unit}"
+        x = "" if self.baseline is None else "x"
+        bound = (
+            "no target"
+            if self.target is None
+            else f"target <= {_fmt(self.target)}{x or ' ' + self.unit}  {verdict}"
+        )
         if self.baseline is None:
-            text = f"{self.name}: {measured}  target <= {_fmt(self.target)} {self.unit}  {verdict}"
+            text = f"{self.name}: {measured}  {bound}"
         else:
             text = (
                 f"{self.name}: {measured} vs {self.baseline_name} {_fmt(self.baseline)} {self.unit}"
-                f"  ratio {self.compared:.2f}x  target <= {_fmt(self.target)}x  {verdict}"
+                f"  ratio {self.compared:.2f}x  {bound}"
             )
         return f"{text}  ({self.note})" if self.note else text
 

@@ -43,6 +43,8 @@ from meshwatch.instrumentation.saga_metrics import SagaMetricsCollector
 from meshwatch.instrumentation.saga_spans import SagaSpanExporter
 from meshwatch.instrumentation.trace import CausalTraceId
 from meshwatch.integrations.agent_hypervisor import (
+    BACKGROUND,
+    SYNC,
     AlreadyInstrumentedError,
     IncompatibleRuntimeError,
     instrument,
@@ -65,6 +67,12 @@ ADMIN = "did:mesh:admin"
 @pytest.fixture
 def bus() -> HypervisorEventBus:
     return HypervisorEventBus()
+
+
+@pytest.fixture(params=[BACKGROUND, SYNC])
+def delivery(request: pytest.FixtureRequest) -> str:
+    """Each behaviour holds in both delivery modes (the handle's close() drains the queue)."""
+    return str(request.param)
 
 
 def run(coro: Any) -> Any:
@@ -123,11 +131,11 @@ def test_every_hook_point_names_a_real_method() -> None:
 
 
 def test_sessions_created_before_and_after_instrumenting_are_observed(
-    bus: HypervisorEventBus,
+    bus: HypervisorEventBus, delivery: str
 ) -> None:
     hv = Hypervisor()
     earlier = run(hv.create_session(SessionConfig(), creator_did=ADMIN)).sso.session_id
-    with instrument(hv, bus=bus):
+    with instrument(hv, bus=bus, delivery=delivery):
 
         async def scenario() -> str:
             await hv.join_session(earlier, AGENT, sigma_raw=0.8)
@@ -158,11 +166,13 @@ def test_sessions_created_before_and_after_instrumenting_are_observed(
     assert len(traces) == 1 and None not in traces, "one causal trace per session"
 
 
-def test_elevations_granted_denied_revoked_and_expired_by_tick(bus: HypervisorEventBus) -> None:
+def test_elevations_granted_denied_revoked_and_expired_by_tick(
+    bus: HypervisorEventBus, delivery: str
+) -> None:
     hv = Hypervisor()
     manager = RingElevationManager()
     collector = RingMetricsCollector(bus)
-    with instrument(hv, manager, bus=bus):
+    with instrument(hv, manager, bus=bus, delivery=delivery) as handle:
         sid = run(_session(hv, (AGENT, 0.8)))
         granted = manager.request_elevation(
             AGENT,
@@ -182,6 +192,7 @@ def test_elevations_granted_denied_revoked_and_expired_by_tick(bus: HypervisorEv
                 trust_score=0.1,
             )
         assert denied.value.denial_reason == "insufficient_trust", "upstream's exception, unchanged"
+        assert handle.flush()
         assert collector.collect()[RING_ELEVATED.name] == {AGENT: 1}
         manager.revoke_elevation(granted.elevation_id)
         manager.revoke_elevation(granted.elevation_id)  # already revoked: no second event
@@ -215,11 +226,11 @@ def test_elevations_granted_denied_revoked_and_expired_by_tick(bus: HypervisorEv
 
 
 def test_breaches_carry_their_severity_and_the_breaker_trips_and_resets_once(
-    bus: HypervisorEventBus,
+    bus: HypervisorEventBus, delivery: str
 ) -> None:
     detector = RingBreachDetector(window_seconds=60, baseline_rate=0.5)
     collector = RingMetricsCollector(bus)
-    with instrument(detector, bus=bus):
+    with instrument(detector, bus=bus, delivery=delivery):
         quiet = detector.record_call(
             AGENT, "s1", ExecutionRing.RING_2_STANDARD, ExecutionRing.RING_2_STANDARD
         )
@@ -244,7 +255,9 @@ def test_breaches_carry_their_severity_and_the_breaker_trips_and_resets_once(
 # --- sagas ---------------------------------------------------------------------------------
 
 
-def test_a_saga_with_a_retried_timeout_is_compensated_and_counted(bus: HypervisorEventBus) -> None:
+def test_a_saga_with_a_retried_timeout_is_compensated_and_counted(
+    bus: HypervisorEventBus, delivery: str
+) -> None:
     hv = Hypervisor()
     metrics = SagaMetricsCollector(bus)
     spans = SagaSpanExporter(bus)
@@ -277,7 +290,7 @@ def test_a_saga_with_a_retried_timeout_is_compensated_and_counted(bus: Hyperviso
         assert saga.state is SagaState.COMPLETED
         return saga.saga_id, reserve.step_id, pay.step_id
 
-    with instrument(hv, bus=bus):
+    with instrument(hv, bus=bus, delivery=delivery):
         saga_id, reserve, pay = run(scenario())
     saga_events = bus.query(event_type=None)
     steps = [
@@ -327,7 +340,7 @@ def test_a_saga_with_a_retried_timeout_is_compensated_and_counted(bus: Hyperviso
 
 
 def test_a_step_without_undo_escalates_with_its_compensation_failure(
-    bus: HypervisorEventBus,
+    bus: HypervisorEventBus, delivery: str
 ) -> None:
     hv = Hypervisor()
 
@@ -346,7 +359,7 @@ def test_a_step_without_undo_escalates_with_its_compensation_failure(
         assert len(await orchestrator.compensate(saga.saga_id, undo)) == 1
         return notify.step_id
 
-    with instrument(hv, bus=bus):
+    with instrument(hv, bus=bus, delivery=delivery):
         step_id = run(scenario())
     assert types(bus)[-2:] == [EventType.SAGA_STEP_FAILED, EventType.SAGA_ESCALATED]
     failed = bus.query(event_type=EventType.SAGA_STEP_FAILED)[-1]
@@ -354,9 +367,11 @@ def test_a_step_without_undo_escalates_with_its_compensation_failure(
     assert failed.payload["error"] == "No Undo_API available"
 
 
-def test_a_saga_completed_by_its_owner_is_completed(bus: HypervisorEventBus) -> None:
+def test_a_saga_completed_by_its_owner_is_completed(
+    bus: HypervisorEventBus, delivery: str
+) -> None:
     hv = Hypervisor()
-    with instrument(hv, bus=bus):
+    with instrument(hv, bus=bus, delivery=delivery):
         sid = run(_session(hv, (AGENT, 0.8)))
         orchestrator = hv.get_session(sid).saga  # type: ignore[union-attr]
         saga = orchestrator.create_saga(sid)
@@ -367,7 +382,9 @@ def test_a_saga_completed_by_its_owner_is_completed(bus: HypervisorEventBus) -> 
 # --- kill switch and liability ---------------------------------------------------------------
 
 
-def test_a_kill_reports_the_callback_outcome_and_each_handoff(bus: HypervisorEventBus) -> None:
+def test_a_kill_reports_the_callback_outcome_and_each_handoff(
+    bus: HypervisorEventBus, delivery: str
+) -> None:
     switch = KillSwitch(callback_timeout=1.0)
     stopped: list[str] = []
     switch.register_agent(AGENT, lambda: stopped.append(AGENT))
@@ -378,7 +395,7 @@ def test_a_kill_reports_the_callback_outcome_and_each_handoff(bus: HypervisorEve
 
     switch.register_agent(ROGUE, broken)
     steps = [{"saga_id": "saga:1", "step_id": "step:1"}, {"saga_id": "saga:1", "step_id": "step:2"}]
-    with instrument(switch, bus=bus):
+    with instrument(switch, bus=bus, delivery=delivery):
         first = switch.kill(AGENT, "s1", KillReason.RING_BREACH, in_flight_steps=steps)
         second = switch.kill(ROGUE, "s2", KillReason.MANUAL, in_flight_steps=steps[:1])
     assert stopped == [AGENT] and first.terminated and not second.terminated
@@ -395,10 +412,12 @@ def test_a_kill_reports_the_callback_outcome_and_each_handoff(bus: HypervisorEve
     ]
 
 
-def test_vouch_slash_and_quarantine(bus: HypervisorEventBus) -> None:
+def test_vouch_slash_and_quarantine(
+    bus: HypervisorEventBus, delivery: str
+) -> None:
     hv = Hypervisor()
     quarantine = QuarantineManager()
-    with instrument(hv, quarantine, bus=bus):
+    with instrument(hv, quarantine, bus=bus, delivery=delivery):
         sid = run(_session(hv, (AGENT, 0.8), (ROGUE, 0.7)))
         hv.vouching.vouch(AGENT, ROGUE, sid, voucher_sigma=0.8)
         hv.slashing.slash(ROGUE, sid, 0.7, 0.5, "drift", {ROGUE: 0.7})
@@ -426,11 +445,11 @@ def test_vouch_slash_and_quarantine(bus: HypervisorEventBus) -> None:
 
 
 def test_results_and_exceptions_are_upstreams_and_close_removes_every_hook(
-    bus: HypervisorEventBus,
+    bus: HypervisorEventBus, delivery: str
 ) -> None:
     hv = Hypervisor()
     manager = RingElevationManager()
-    handle = instrument(hv, manager, bus=bus)
+    handle = instrument(hv, manager, bus=bus, delivery=delivery)
     sid = run(_session(hv, (AGENT, 0.8)))
     managed = hv.get_session(sid)
     assert managed is not None
@@ -459,10 +478,13 @@ def test_results_and_exceptions_are_upstreams_and_close_removes_every_hook(
 
 
 def test_an_error_inside_a_hook_is_counted_logged_and_never_raised(
-    bus: HypervisorEventBus, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    bus: HypervisorEventBus,
+    delivery: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     manager = RingElevationManager()
-    handle = instrument(manager, bus=bus)
+    handle = instrument(manager, bus=bus, delivery=delivery)
 
     def broken(*args: Any, **kwargs: Any) -> HypervisorEvent:
         raise ValueError("meshwatch bug")
@@ -480,10 +502,14 @@ def test_an_error_inside_a_hook_is_counted_logged_and_never_raised(
             )
             manager.revoke_elevation(granted.elevation_id)
     assert granted.is_active is False, "the runtime did its work"
-    assert handle.hook_errors == {
-        "RingElevationManager.request_elevation": 3,
-        "RingElevationManager.revoke_elevation": 3,
-    }
+    assert handle.flush()
+    # Where it failed: in the hook (sync), or where the worker built the event (background).
+    expected = (
+        {"RingElevationManager.request_elevation": 3, "RingElevationManager.revoke_elevation": 3}
+        if delivery == SYNC
+        else {"deliver:_emit_elevated": 3, "deliver:_emit_revoked": 3}
+    )
+    assert handle.hook_errors == expected
     assert event_drops("agent_hypervisor", "hook_error") == before + 6
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 2, "one warning per hook, the repeats at DEBUG"
@@ -505,10 +531,12 @@ def test_objects_are_hooked_once_and_only_runtime_objects_are_accepted(
     assert "request_elevation" not in vars(manager)
 
 
-def test_the_callers_causal_trace_wins(bus: HypervisorEventBus) -> None:
+def test_the_callers_causal_trace_wins(
+    bus: HypervisorEventBus, delivery: str
+) -> None:
     detector = RingBreachDetector(baseline_rate=0.01)
     trace = CausalTraceId()
-    with instrument(detector, bus=bus), use_trace(trace):
+    with instrument(detector, bus=bus, delivery=delivery), use_trace(trace):
         detector.record_call(ROGUE, "s1", ExecutionRing.RING_3_SANDBOX, ExecutionRing.RING_0_ROOT)
     assert {e.causal_trace_id for e in bus.all_events} == {trace.full_id}
 

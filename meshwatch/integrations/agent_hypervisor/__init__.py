@@ -45,6 +45,12 @@ from hypervisor.security.kill_switch import KillSwitch
 from hypervisor.session import SharedSessionObject
 
 from meshwatch.instrumentation.bus import HypervisorEventBus
+from meshwatch.integrations.agent_hypervisor.delivery import (
+    BACKGROUND,
+    DELIVERIES,
+    SYNC,
+    Delivery,
+)
 from meshwatch.integrations.agent_hypervisor.hook_points import (
     TESTED_VERSIONS,
     IncompatibleRuntimeError,
@@ -85,10 +91,14 @@ class Instrumentation:
     meshwatch's hooks (never raised into the runtime), per hook.
     """
 
-    def __init__(self, bus: HypervisorEventBus) -> None:
+    def __init__(self, bus: HypervisorEventBus, *, delivery: str = BACKGROUND) -> None:
+        if delivery not in DELIVERIES:
+            raise ValueError(f"delivery must be one of {', '.join(DELIVERIES)}, got {delivery!r}")
         self._hooks = Hooks()
-        self.observer = RuntimeObserver(bus, self._hooks)
+        self._delivery = Delivery(self._hooks) if delivery == BACKGROUND else None
+        self.observer = RuntimeObserver(bus, self._hooks, self._delivery)
         self.bus = bus
+        self.delivery = delivery
 
     @property
     def hook_errors(self) -> dict[str, int]:
@@ -109,9 +119,23 @@ class Instrumentation:
         accepted = ", ".join(cls.__name__ for cls in ACCEPTED)
         raise TypeError(f"instrument() cannot hook a {type(obj).__name__}; it takes {accepted}")
 
-    def close(self) -> None:
-        """Remove every hook; the runtime behaves as if it had never been instrumented."""
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every event of the calls made so far is on the bus; False on timeout.
+
+        Immediate with ``delivery="sync"``. With background delivery, call it
+        before reading the bus right after a runtime call (tests, docs, a
+        script that prints what happened).
+        """
+        return True if self._delivery is None else self._delivery.flush(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Remove every hook, then deliver what is still queued and stop the worker.
+
+        The runtime behaves as if it had never been instrumented. Idempotent.
+        """
         self._hooks.remove_all()
+        if self._delivery is not None:
+            self._delivery.close(timeout)
 
     def __enter__(self) -> Instrumentation:
         return self
@@ -125,8 +149,17 @@ class Instrumentation:
         self.close()
 
 
-def instrument(*runtime_objects: Any, bus: HypervisorEventBus) -> Instrumentation:
+def instrument(
+    *runtime_objects: Any, bus: HypervisorEventBus, delivery: str = BACKGROUND
+) -> Instrumentation:
     """Hook ``runtime_objects`` so that their state changes are emitted on ``bus``.
+
+    ``delivery="background"`` (the default) keeps the runtime's calls fast: a
+    hook copies what changed onto a bounded queue and one worker thread builds
+    and emits the events, in order, a few milliseconds later (see
+    :mod:`.delivery`); :meth:`Instrumentation.flush` waits for them.
+    ``delivery="sync"`` builds and emits each event inside the runtime's call,
+    so it is on the bus when the call returns, at several times the call's cost.
 
     Raises (at this call, never later from a hook) TypeError for an object it
     cannot hook or a bus that is not meshwatch's,
@@ -146,7 +179,7 @@ def instrument(*runtime_objects: Any, bus: HypervisorEventBus) -> Instrumentatio
             release,
             TESTED_VERSIONS,
         )
-    handle = Instrumentation(bus)
+    handle = Instrumentation(bus, delivery=delivery)
     try:
         for obj in runtime_objects:
             handle.add(obj)
@@ -158,6 +191,9 @@ def instrument(*runtime_objects: Any, bus: HypervisorEventBus) -> Instrumentatio
 
 __all__ = [
     "ACCEPTED",
+    "BACKGROUND",
+    "DELIVERIES",
+    "SYNC",
     "TESTED_VERSIONS",
     "AlreadyInstrumentedError",
     "IncompatibleRuntimeError",

@@ -71,8 +71,14 @@ class Hooks:
         with self._lock:
             return dict(self._errors)
 
-    def failed(self, hook: str) -> None:
-        """Count and (rate-limited) log an exception inside ``hook``; call from an except block."""
+    def failed(self, hook: str, method: str | None = None) -> None:
+        """Count and (rate-limited) log an exception inside ``hook``; call from an except block.
+
+        ``failed(owner, method)`` names the hook ``owner.method``: the wrappers
+        pass the two parts so the name is only built when something failed.
+        """
+        if method is not None:
+            hook = f"{hook}.{method}"
         with self._lock:
             self._errors[hook] = self._errors.get(hook, 0) + 1
         record_event_drop(COMPONENT, HOOK_ERROR)
@@ -100,14 +106,15 @@ class Hooks:
                 f"{type(obj).__name__}.{name} of {obj!r} is already instrumented; "
                 "close the other handle first"
             )
-        if not getattr(wrapper, MARK, False):
-            setattr(wrapper, MARK, True)
+        setattr(wrapper, MARK, True)
         setattr(obj, name, wrapper)
-        with self._lock:
-            self._installed.append((weakref.ref(obj), name, id(wrapper)))
-            if len(self._installed) >= self._compact_at:
-                self._installed = [entry for entry in self._installed if entry[0]() is not None]
-                self._compact_at = max(1024, 2 * len(self._installed))
+        installed = self._installed
+        installed.append((weakref.ref(obj), name, id(wrapper)))  # atomic under the GIL
+        if len(installed) >= self._compact_at:
+            with self._lock:
+                if installed is self._installed:  # no other thread compacted it meanwhile
+                    self._installed = [entry for entry in installed if entry[0]() is not None]
+                    self._compact_at = max(1024, 2 * len(self._installed))
 
     def wrap(
         self,
@@ -119,9 +126,10 @@ class Hooks:
         on_error: OnError | None = None,
     ) -> None:
         """Hook the synchronous method ``obj.name``."""
-        self._install(
-            obj, name, _SyncHook(self, getattr(obj, name), obj, name, before, after, on_error)
+        wrapper = _sync_wrapper(
+            self, getattr(obj, name), type(obj).__name__, name, before, after, on_error
         )
+        self._install(obj, name, wrapper)
 
     def wrap_async(
         self,
@@ -169,71 +177,67 @@ class Hooks:
                 delattr(obj, name)
 
 
-class _SyncHook:
-    """The wrapper :meth:`Hooks.wrap` installs: a slotted callable, cheap to create per object.
+def _sync_wrapper(
+    hooks: Hooks,
+    original: Callable[..., Any],
+    owner: str,
+    method: str,
+    before: Before | None,
+    after: After | None,
+    on_error: OnError | None,
+) -> Callable[..., Any]:
+    """The wrapper :meth:`Hooks.wrap` installs: a plain closure, the cheapest thing to call.
 
-    Sagas and steps are hooked one by one as the runtime creates them, so the
-    wrapper is built on the runtime's path; a small object is cheaper to build
-    than a closure copied over by ``functools.wraps``. ``__wrapped__`` keeps
-    ``inspect.signature`` and ``inspect.unwrap`` showing the original.
+    A callable object would be cheaper to build but costs about a microsecond
+    more per call (Python's ``__call__`` slot), which is on every runtime
+    call; building the closure is paid once per hooked object. ``__wrapped__``
+    keeps ``inspect.signature`` and ``inspect.unwrap`` showing the original.
     """
 
-    __slots__ = ("__wrapped__", "_after", "_before", "_hooks", "_method", "_on_error", "_owner")
-    __meshwatch_hook__ = True
+    failed = hooks.failed
+    hook = (owner, method)
 
-    def __init__(
-        self,
-        hooks: Hooks,
-        original: Callable[..., Any],
-        obj: Any,
-        method: str,
-        before: Before | None,
-        after: After | None,
-        on_error: OnError | None,
-    ) -> None:
-        self.__wrapped__ = original
-        self._hooks = hooks
-        self._owner = type(obj).__name__
-        self._method = method
-        self._before = before
-        self._after = after
-        self._on_error = on_error
-
-    def _failed(self) -> None:
-        self._hooks.failed(f"{self._owner}.{self._method}")
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        original = self.__wrapped__
-        if not self._hooks.active:
-            return original(*args, **kwargs)
-        look = None
-        before = self._before
-        if before is not None:
-            try:
-                look = before(args, kwargs)
-            except Exception:
-                self._failed()
-                look = _FAILED
-        try:
+    if before is None and on_error is None and after is not None:
+        # The common case, a look after the call only: fewer checks on every call.
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
             result = original(*args, **kwargs)
-        except BaseException as exc:
-            on_error = self._on_error
-            if on_error is not None and look is not _FAILED:
+            if hooks.active:
                 try:
-                    on_error(exc, args, kwargs)
+                    after(result, args, kwargs, None)
                 except Exception:
-                    self._failed()
-            raise
-        after = self._after
-        if after is not None and look is not _FAILED:
-            try:
-                after(result, args, kwargs, look)
-            except Exception:
-                self._failed()
-        return result
+                    failed(*hook)
+            return result
 
-    def __repr__(self) -> str:
-        return f"<meshwatch hook of {self.__wrapped__!r}>"
+    else:
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not hooks.active:
+                return original(*args, **kwargs)
+            look = None
+            if before is not None:
+                try:
+                    look = before(args, kwargs)
+                except Exception:
+                    failed(*hook)
+                    look = _FAILED
+            try:
+                result = original(*args, **kwargs)
+            except BaseException as exc:
+                if on_error is not None and look is not _FAILED:
+                    try:
+                        on_error(exc, args, kwargs)
+                    except Exception:
+                        failed(*hook)
+                raise
+            if after is not None and look is not _FAILED:
+                try:
+                    after(result, args, kwargs, look)
+                except Exception:
+                    failed(*hook)
+            return result
+
+    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+    return wrapper
 
 
 def argument(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str) -> Any:

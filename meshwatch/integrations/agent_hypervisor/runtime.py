@@ -57,7 +57,9 @@ from __future__ import annotations
 import sys
 import threading
 from collections import OrderedDict
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import Enum
 from typing import Any, Final
 
 from hypervisor.audit.commitment import CommitmentEngine
@@ -78,17 +80,28 @@ from meshwatch.instrumentation.bus import HypervisorEventBus
 from meshwatch.instrumentation.context import current_trace
 from meshwatch.instrumentation.events import EventType, HypervisorEvent
 from meshwatch.instrumentation.trace import CausalTraceId
-from meshwatch.integrations.agent_hypervisor.hooks import Hooks, argument
+from meshwatch.integrations.agent_hypervisor.delivery import Delivery, moment
+from meshwatch.integrations.agent_hypervisor.hooks import After, Hooks, argument
 
 MAX_TRACKED: Final = 10_000
 COMPENSATE_SUFFIX: Final = ":compensate"
 _TRIPS = (BreachSeverity.HIGH, BreachSeverity.CRITICAL)
 _SAGA_END = {SagaState.COMPLETED, SagaState.FAILED, SagaState.ESCALATED}
+_FAILURES = (StepState.FAILED, StepState.COMPENSATION_FAILED)
 
 
 def _value(enum_or_value: Any) -> Any:
-    """An enum's value (rings, reasons, states), anything else as it is."""
-    return getattr(enum_or_value, "value", enum_or_value)
+    """An enum's value (rings, reasons, states), anything else as it is.
+
+    Reads ``_value_`` rather than ``.value``: the latter is a descriptor
+    lookup that costs several times more, on the runtime's call path.
+    """
+    return enum_or_value._value_ if isinstance(enum_or_value, Enum) else enum_or_value
+
+
+def _now(build: Callable[..., None], *args: Any) -> None:
+    """Synchronous delivery: build and emit the events inside the runtime's call."""
+    build(*args)
 
 
 class _Bounded(OrderedDict[str, Any]):
@@ -103,10 +116,18 @@ class _Bounded(OrderedDict[str, Any]):
 class RuntimeObserver:
     """Hooks runtime objects and emits their state changes on ``bus``."""
 
-    def __init__(self, bus: HypervisorEventBus, hooks: Hooks) -> None:
+    def __init__(
+        self, bus: HypervisorEventBus, hooks: Hooks, delivery: Delivery | None = None
+    ) -> None:
         self.bus = bus
         self.hooks = hooks
+        # Where a hook's events are built: in the runtime's call, or on the delivery's worker.
+        # Hooks copy what can still change (states, counters) and pass records as they are.
+        self._report: Callable[..., None] = delivery.put if delivery is not None else _now
         self._lock = threading.Lock()
+        # elevation_id -> grant seen while observed: revoke's O(1) "was it active?" lookup.
+        # Plain dict operations, atomic under the GIL, so the call path takes no lock.
+        self._grants = _Bounded()
         self._session_traces = _Bounded()
         self._saga_traces = _Bounded()
         self._vouches = _Bounded()  # vouch_id -> (voucher, vouchee, session)
@@ -121,8 +142,8 @@ class RuntimeObserver:
         session_id: str | None,
         agent_did: str | None,
         payload: dict[str, Any],
-        *,
         timestamp: datetime | None = None,
+        *,
         trace: CausalTraceId | None = None,
         parent: str | None = None,
     ) -> HypervisorEvent:
@@ -141,7 +162,7 @@ class RuntimeObserver:
             agent_did=agent_did or None,
             causal_trace_id=trace_id,
             payload=payload,
-            timestamp=timestamp,
+            timestamp=timestamp or moment(),
             parent_event_id=parent,
         )
         self.bus.emit(event)
@@ -187,12 +208,13 @@ class RuntimeObserver:
     def _session_created(self, managed: ManagedSession, args: Any, kwargs: Any, _: Any) -> None:
         sso = managed.sso
         self.observe_managed_session(managed)
-        self.emit(
+        self._report(
+            self.emit,
             EventType.SESSION_CREATED,
             sso.session_id,
             sso.creator_did,
             {"consistency_mode": _value(sso.consistency_mode), "state": _value(sso.state)},
-            timestamp=sso.created_at,
+            sso.created_at,
         )
 
     def observe_managed_session(self, managed: ManagedSession) -> None:
@@ -223,26 +245,32 @@ class RuntimeObserver:
         )
 
     def _joined(self, sso: SharedSessionObject, participant: Any) -> None:
-        ring = int(_value(participant.ring))
-        agent = participant.agent_did
-        payload = {"ring": ring, "eff_score": participant.eff_score}
-        self.emit(EventType.SESSION_JOINED, sso.session_id, agent, payload)
-        self.emit(
-            EventType.RING_ASSIGNED, sso.session_id, agent, {"ring": ring, "reason": "joined"}
+        ring = int(participant.ring)
+        self._report(
+            self._emit_joined, sso.session_id, participant.agent_did, ring, participant.eff_score
         )
 
+    def _emit_joined(self, session_id: str, agent: str, ring: int, eff_score: float) -> None:
+        payload = {"ring": ring, "eff_score": eff_score}
+        self.emit(EventType.SESSION_JOINED, session_id, agent, payload)
+        self.emit(EventType.RING_ASSIGNED, session_id, agent, {"ring": ring, "reason": "joined"})
+
     def _lifecycle(self, sso: SharedSessionObject, event_type: EventType) -> None:
-        self.emit(event_type, sso.session_id, sso.creator_did, {"state": _value(sso.state)})
+        payload = {"state": _value(sso.state)}
+        self._report(self.emit, event_type, sso.session_id, sso.creator_did, payload)
 
     def _archived(self, sso: SharedSessionObject) -> None:
         self._lifecycle(sso, EventType.SESSION_ARCHIVED)
+        self._report(self._forget_session, sso.session_id)
+
+    def _forget_session(self, session_id: str) -> None:
         with self._lock:
-            self._session_traces.pop(sso.session_id, None)
+            self._session_traces.pop(session_id, None)
 
     @staticmethod
     def _ring_of(sso: SharedSessionObject, args: Any, kwargs: Any) -> int:
         agent = argument(args, kwargs, 0, "agent_did")
-        return int(_value(sso.get_participant(agent).ring))
+        return int(sso.get_participant(agent).ring)
 
     def _ring_updated(self, sso: SharedSessionObject) -> Any:
         def after(result: Any, args: Any, kwargs: Any, old: int) -> None:
@@ -252,28 +280,43 @@ class RuntimeObserver:
                 return
             event_type = EventType.RING_ELEVATED if new < old else EventType.RING_DEMOTED
             payload = {"from_ring": old, "to_ring": new, "reason": "ring updated"}
-            self.emit(event_type, sso.session_id, agent, payload)
+            self._report(self.emit, event_type, sso.session_id, agent, payload)
 
         return after
 
     # -- rings --------------------------------------------------------------------
 
     def observe_elevations(self, manager: RingElevationManager) -> None:
+        """Grants, refusals, revokes and expiries of ``manager``.
+
+        The observer keeps the active elevations it knows of (the manager's
+        active ones when it is hooked, then every grant), so a revoke finds
+        what it revoked in O(1) and needs no look before the call: an
+        elevation in that table is active, since only a revoke or a
+        ``tick()`` ends one and both take it out. (Whether it had passed its
+        TTL unnoticed is judged when the event is built, against the time of
+        the revoke.) The table is bounded by :data:`MAX_TRACKED`.
+        """
+        for elevation in manager.active_elevations:
+            self._grants.put(elevation.elevation_id, elevation)
         wrap = self.hooks.wrap
         wrap(manager, "request_elevation", after=self._elevated, on_error=self._denied)
-        wrap(
-            manager,
-            "revoke_elevation",
-            before=lambda a, k: self._active_elevation(manager, a, k),
-            after=self._revoked,
-        )
+        wrap(manager, "revoke_elevation", after=self._revoked)
         wrap(manager, "tick", after=self._expired)
 
     def _elevated(self, elevation: Any, args: Any, kwargs: Any, _: Any) -> None:
+        # A grant's fields never change after it is made (only is_active, not read here).
+        grants = self._grants
+        grants[elevation.elevation_id] = elevation
+        if len(grants) > MAX_TRACKED:
+            grants.popitem(last=False)
+        self._report(self._emit_elevated, elevation)
+
+    def _emit_elevated(self, elevation: Any) -> None:
         ttl = (elevation.expires_at - elevation.granted_at).total_seconds()
         payload = {
-            "from_ring": int(_value(elevation.original_ring)),
-            "to_ring": int(_value(elevation.elevated_ring)),
+            "from_ring": int(elevation.original_ring),
+            "to_ring": int(elevation.elevated_ring),
             "elevation_id": elevation.elevation_id,
             "ttl_seconds": ttl,
             "reason": elevation.reason,
@@ -287,8 +330,10 @@ class RuntimeObserver:
         )
 
     def _denied(self, exc: BaseException, args: Any, kwargs: Any) -> None:
-        if not isinstance(exc, RingElevationError):
-            return  # not a refusal: a bug of the caller or the runtime, not ours to report
+        if isinstance(exc, RingElevationError):  # else a bug of the caller, not ours to report
+            self._report(self._emit_denied, exc, args, kwargs)
+
+    def _emit_denied(self, exc: RingElevationError, args: Any, kwargs: Any) -> None:
         agent = exc.agent_did or argument(args, kwargs, 0, "agent_did")
         payload = {
             "reason": exc.denial_reason or "unspecified",
@@ -299,20 +344,22 @@ class RuntimeObserver:
             EventType.RING_ELEVATION_DENIED, argument(args, kwargs, 1, "session_id"), agent, payload
         )
 
-    @staticmethod
-    def _active_elevation(manager: RingElevationManager, args: Any, kwargs: Any) -> Any:
-        wanted = argument(args, kwargs, 0, "elevation_id")
-        for elevation in manager.active_elevations:
-            if elevation.elevation_id == wanted:
-                return elevation
-        return None
+    def _revoked(self, result: Any, args: Any, kwargs: Any, _: Any) -> None:
+        elevation = self._grants.pop(args[0] if args else kwargs.get("elevation_id"), None)
+        if elevation is not None:  # else already inactive: revoking it changed nothing
+            self._report(self._emit_revoked, elevation)
 
-    def _revoked(self, result: Any, args: Any, kwargs: Any, elevation: Any) -> None:
-        if elevation is None:
-            return  # already inactive or expired: revoking it changed nothing
-        self._back_down(EventType.RING_DEMOTED, elevation, "revoked", None)
+    def _emit_revoked(self, elevation: Any) -> None:
+        if elevation.expires_at > (moment() or datetime.now(UTC)):  # else it had expired already
+            self._back_down(EventType.RING_DEMOTED, elevation, "revoked", None)
 
     def _expired(self, expired: list[Any], args: Any, kwargs: Any, _: Any) -> None:
+        if expired:
+            for elevation in expired:
+                self._grants.pop(elevation.elevation_id, None)
+            self._report(self._emit_expired, expired)
+
+    def _emit_expired(self, expired: list[Any]) -> None:
         for elevation in expired:
             self._back_down(
                 EventType.RING_ELEVATION_EXPIRED, elevation, "ttl expired", elevation.expires_at
@@ -322,22 +369,35 @@ class RuntimeObserver:
         self, event_type: EventType, elevation: Any, reason: str, at: datetime | None
     ) -> None:
         payload = {
-            "from_ring": int(_value(elevation.elevated_ring)),
-            "to_ring": int(_value(elevation.original_ring)),
+            "from_ring": int(elevation.elevated_ring),
+            "to_ring": int(elevation.original_ring),
             "elevation_id": elevation.elevation_id,
             "reason": reason,
         }
-        self.emit(event_type, elevation.session_id, elevation.agent_did, payload, timestamp=at)
+        self.emit(event_type, elevation.session_id, elevation.agent_did, payload, at)
 
     def observe_breaches(self, detector: RingBreachDetector) -> None:
-        def tripped_before(args: Any, kwargs: Any) -> bool:
-            return detector.is_breaker_tripped(
-                argument(args, kwargs, 0, "agent_did"), argument(args, kwargs, 1, "session_id")
-            )
+        """Breaches as they are found; the breaker's trips and resets.
 
-        def after(breach: Any, args: Any, kwargs: Any, was_tripped: bool) -> None:
+        Whether a severe breach tripped the breaker or found it tripped
+        already is tracked from what the hooks saw (severe breaches, resets),
+        so an ordinary call pays for no look before it. A breaker tripped
+        before ``instrument()`` is reported as tripped at its next severe breach.
+        """
+        tripped: set[tuple[str, str]] = set()
+
+        def after(breach: Any, args: Any, kwargs: Any, _: Any) -> None:
             if breach is None:
                 return
+            trips = False
+            if breach.severity in _TRIPS:
+                key = (breach.agent_did, breach.session_id)
+                trips = key not in tripped
+                tripped.add(key)
+            # a breach record is never changed after it is made
+            self._report(emit_breach, breach, args, kwargs, trips)
+
+        def emit_breach(breach: Any, args: Any, kwargs: Any, trips: bool) -> None:
             payload = {
                 "severity": _value(breach.severity),
                 "anomaly_score": breach.anomaly_score,
@@ -350,28 +410,35 @@ class RuntimeObserver:
                 breach.session_id,
                 breach.agent_did,
                 payload,
-                timestamp=breach.timestamp,
+                breach.timestamp,
             )
-            if breach.severity in _TRIPS and not was_tripped:
+            if trips:
                 self.emit(
                     EventType.RING_BREAKER_TRIPPED,
                     breach.session_id,
                     breach.agent_did,
                     {"severity": _value(breach.severity)},
-                    timestamp=breach.timestamp,
+                    breach.timestamp,
                     parent=event.event_id,
                 )
 
+        def tripped_before(args: Any, kwargs: Any) -> bool:
+            agent = argument(args, kwargs, 0, "agent_did")
+            session = argument(args, kwargs, 1, "session_id")
+            tripped.discard((agent, session))
+            return detector.is_breaker_tripped(agent, session)
+
         def reset(result: Any, args: Any, kwargs: Any, was_tripped: bool) -> None:
             if was_tripped:
-                self.emit(
+                self._report(
+                    self.emit,
                     EventType.RING_BREAKER_RESET,
                     argument(args, kwargs, 1, "session_id"),
                     argument(args, kwargs, 0, "agent_did"),
                     {},
                 )
 
-        self.hooks.wrap(detector, "record_call", before=tripped_before, after=after)
+        self.hooks.wrap(detector, "record_call", after=after)
         self.hooks.wrap(detector, "reset_breaker", before=tripped_before, after=reset)
 
     # -- sagas --------------------------------------------------------------------
@@ -388,16 +455,19 @@ class RuntimeObserver:
 
     def _saga_created(self, saga: Saga, args: Any, kwargs: Any, _: Any) -> None:
         self._observe_saga(saga)
+        self._report(self._emit_saga_created, saga)
+
+    def _emit_saga_created(self, saga: Saga) -> None:
         self.emit(
             EventType.SAGA_CREATED,
             saga.session_id,
             None,
             {"saga_id": saga.saga_id},
-            timestamp=saga.created_at,
+            saga.created_at,
             trace=self._saga_trace(saga),
         )
 
-    def _step_added(self, orchestrator: SagaOrchestrator) -> Any:
+    def _step_added(self, orchestrator: SagaOrchestrator) -> After:
         def after(step: SagaStep, args: Any, kwargs: Any, _: Any) -> None:
             saga = orchestrator.get_saga(argument(args, kwargs, 0, "saga_id"))
             if saga is not None:
@@ -430,55 +500,46 @@ class RuntimeObserver:
             new = saga.state
             if new is old:
                 return
-            agent = saga.steps[0].agent_did if saga.steps else None
-            trace = self._saga_trace(saga)
-            ids = {"saga_id": saga.saga_id}
-            at = saga.completed_at
-            if new is SagaState.COMPLETED and old is SagaState.RUNNING:
-                self.emit(
-                    EventType.SAGA_COMPLETED, saga.session_id, agent, ids, timestamp=at, trace=trace
-                )
-            elif new is SagaState.COMPLETED:  # compensated: every committed step undone
-                payload = {**ids, "outcome": "compensated", "reason": "rolled back"}
-                self.emit(
-                    EventType.SAGA_FAILED,
-                    saga.session_id,
-                    agent,
-                    payload,
-                    timestamp=at,
-                    trace=trace,
-                )
-            elif new is SagaState.FAILED:
-                payload = {**ids, "reason": saga.error or "failed"}
-                self.emit(
-                    EventType.SAGA_FAILED,
-                    saga.session_id,
-                    agent,
-                    payload,
-                    timestamp=at,
-                    trace=trace,
-                )
-            elif new is SagaState.ESCALATED:
-                failed = [s for s in saga.steps if s.state is StepState.COMPENSATION_FAILED]
-                reported = self._reported_failures(saga)
-                for step in failed:  # steps without an undo API never pass through transition()
-                    if step.step_id not in reported:
-                        self._compensation_failed(saga, step, trace)
-                payload = {**ids, "reason": f"{len(failed)} step(s) failed compensation"}
-                self.emit(
-                    EventType.SAGA_ESCALATED,
-                    saga.session_id,
-                    agent,
-                    payload,
-                    timestamp=at,
-                    trace=trace,
-                )
-            if new in _SAGA_END:
-                with self._lock:
-                    self._saga_traces.pop(saga.saga_id, None)
-                    self._reported.pop(saga.saga_id, None)
+            failed = ()
+            if new is SagaState.ESCALATED:
+                failed = tuple(s for s in saga.steps if s.state is StepState.COMPENSATION_FAILED)
+            self._report(self._saga_moved, saga, old, new, saga.completed_at, saga.error, failed)
 
         self.hooks.wrap(saga, "transition", before=before, after=after)
+
+    def _saga_moved(
+        self,
+        saga: Saga,
+        old: SagaState,
+        new: SagaState,
+        at: datetime | None,
+        error: str | None,
+        failed: tuple[SagaStep, ...],
+    ) -> None:
+        """The events of one saga transition, from what the hook copied at the time."""
+        agent = saga.steps[0].agent_did if saga.steps else None
+        trace = self._saga_trace(saga)
+        ids = {"saga_id": saga.saga_id}
+        session = saga.session_id
+        if new is SagaState.COMPLETED and old is SagaState.RUNNING:
+            self.emit(EventType.SAGA_COMPLETED, session, agent, ids, at, trace=trace)
+        elif new is SagaState.COMPLETED:  # compensated: every committed step undone
+            payload = {**ids, "outcome": "compensated", "reason": "rolled back"}
+            self.emit(EventType.SAGA_FAILED, session, agent, payload, at, trace=trace)
+        elif new is SagaState.FAILED:
+            payload = {**ids, "reason": error or "failed"}
+            self.emit(EventType.SAGA_FAILED, session, agent, payload, at, trace=trace)
+        elif new is SagaState.ESCALATED:
+            reported = self._reported_failures(saga)
+            for step in failed:  # steps without an undo API never pass through transition()
+                if step.step_id not in reported:
+                    self._compensation_failed(saga, step, trace)
+            payload = {**ids, "reason": f"{len(failed)} step(s) failed compensation"}
+            self.emit(EventType.SAGA_ESCALATED, session, agent, payload, at, trace=trace)
+        if new in _SAGA_END:
+            with self._lock:
+                self._saga_traces.pop(saga.saga_id, None)
+                self._reported.pop(saga.saga_id, None)
 
     def _compensation_failed(self, saga: Saga, step: SagaStep, trace: CausalTraceId) -> None:
         self._reported_failures(saga).add(step.step_id)
@@ -494,7 +555,7 @@ class RuntimeObserver:
             saga.session_id,
             step.agent_did,
             payload,
-            timestamp=step.completed_at,
+            step.completed_at,
             trace=trace,
         )
 
@@ -504,63 +565,65 @@ class RuntimeObserver:
 
         def after(result: Any, args: Any, kwargs: Any, old: StepState) -> None:
             new = step.state
-            if new is old:
+            if new is old or new is StepState.PENDING:
+                # FAILED -> PENDING is reset_for_retry(): the next start says retry=True
                 return
-            ids = {"saga_id": saga.saga_id, "step_id": step.step_id, "step_action": step.action_id}
-            trace = self._saga_trace(saga)
-            emit_step = self._emit_step
-            if new is StepState.EXECUTING:
-                attempt = step.retry_count + 1
-                emit_step(
-                    EventType.SAGA_STEP_STARTED,
-                    saga,
-                    step,
-                    {**ids, "attempt": attempt, "retry": attempt > 1},
-                    step.started_at,
-                    trace,
-                )
-            elif new is StepState.COMMITTED:
-                emit_step(
-                    EventType.SAGA_STEP_COMMITTED,
-                    saga,
-                    step,
-                    {**ids, "attempt": step.retry_count + 1},
-                    step.completed_at,
-                    trace,
-                )
-            elif new is StepState.FAILED:
-                payload = {
-                    **ids,
-                    "error": step.error,
-                    "attempt": step.retry_count + 1,
-                    "timed_out": _timing_out(),
-                }
-                emit_step(EventType.SAGA_STEP_FAILED, saga, step, payload, step.completed_at, trace)
-            elif new is StepState.COMPENSATING:
-                payload = {**ids, "step_id": step.step_id + COMPENSATE_SUFFIX, "compensation": True}
-                emit_step(EventType.SAGA_STEP_STARTED, saga, step, payload, None, trace)
-            elif new is StepState.COMPENSATED:
-                payload = {
-                    **ids,
-                    "step_id": step.step_id + COMPENSATE_SUFFIX,
-                    "reason": "compensated",
-                }
-                emit_step(
-                    EventType.SAGA_COMPENSATING, saga, step, payload, step.completed_at, trace
-                )
-            elif new is StepState.COMPENSATION_FAILED:
-                payload = {
-                    **ids,
-                    "step_id": step.step_id + COMPENSATE_SUFFIX,
-                    "compensation": True,
-                    "error": step.error,
-                    "timed_out": _timing_out(),
-                }
-                self._reported_failures(saga).add(step.step_id)
-                emit_step(EventType.SAGA_STEP_FAILED, saga, step, payload, step.completed_at, trace)
-            # FAILED -> PENDING is reset_for_retry(): the next SAGA_STEP_STARTED says retry=True
+            timed_out = new in _FAILURES and _timing_out()
+            self._report(
+                self._step_moved,
+                saga,
+                step,
+                new,
+                step.retry_count,
+                step.started_at,
+                step.completed_at,
+                step.error,
+                timed_out,
+            )
 
         self.hooks.wrap(step, "transition", before=before, after=after)
+
+    def _step_moved(
+        self,
+        saga: Saga,
+        step: SagaStep,
+        new: StepState,
+        retries: int,
+        started_at: datetime | None,
+        completed_at: datetime | None,
+        error: str | None,
+        timed_out: bool,
+    ) -> None:
+        """The event of one step transition, from what the hook copied at the time."""
+        ids = {"saga_id": saga.saga_id, "step_id": step.step_id, "step_action": step.action_id}
+        trace = self._saga_trace(saga)
+        attempt = retries + 1
+        compensation = step.step_id + COMPENSATE_SUFFIX
+        if new is StepState.EXECUTING:
+            payload: dict[str, Any] = {**ids, "attempt": attempt, "retry": attempt > 1}
+            self._emit_step(EventType.SAGA_STEP_STARTED, saga, step, payload, started_at, trace)
+        elif new is StepState.COMMITTED:
+            payload = {**ids, "attempt": attempt}
+            self._emit_step(EventType.SAGA_STEP_COMMITTED, saga, step, payload, completed_at, trace)
+        elif new is StepState.FAILED:
+            payload = {**ids, "error": error, "attempt": attempt, "timed_out": timed_out}
+            self._emit_step(EventType.SAGA_STEP_FAILED, saga, step, payload, completed_at, trace)
+        elif new is StepState.COMPENSATING:
+            payload = {**ids, "step_id": compensation, "compensation": True}
+            self._emit_step(EventType.SAGA_STEP_STARTED, saga, step, payload, None, trace)
+        elif new is StepState.COMPENSATED:
+            payload = {**ids, "step_id": compensation, "reason": "compensated"}
+            self._emit_step(EventType.SAGA_COMPENSATING, saga, step, payload, completed_at, trace)
+        elif new is StepState.COMPENSATION_FAILED:
+            payload = {
+                **ids,
+                "step_id": compensation,
+                "compensation": True,
+                "error": error,
+                "timed_out": timed_out,
+            }
+            self._reported_failures(saga).add(step.step_id)
+            self._emit_step(EventType.SAGA_STEP_FAILED, saga, step, payload, completed_at, trace)
 
     def _emit_step(
         self,
@@ -571,7 +634,7 @@ class RuntimeObserver:
         at: datetime | None,
         trace: CausalTraceId,
     ) -> None:
-        self.emit(event_type, saga.session_id, step.agent_did, payload, timestamp=at, trace=trace)
+        self.emit(event_type, saga.session_id, step.agent_did, payload, at, trace=trace)
 
     def observe_fan_out(self, fan_out: FanOutOrchestrator) -> None:
         def before(args: Any, kwargs: Any) -> None:
@@ -582,7 +645,7 @@ class RuntimeObserver:
                     "group_id": group.group_id,
                     "branches": len(group.branches),
                 }
-                self.emit(EventType.SAGA_FANOUT_STARTED, None, None, payload)
+                self._report(self.emit, EventType.SAGA_FANOUT_STARTED, None, None, payload)
 
         def after(group: Any, args: Any, kwargs: Any, _: Any) -> None:
             payload = {
@@ -592,14 +655,27 @@ class RuntimeObserver:
                 "succeeded": group.success_count,
                 "failed": group.failure_count,
             }
-            self.emit(EventType.SAGA_FANOUT_RESOLVED, None, None, payload)
+            self._report(self.emit, EventType.SAGA_FANOUT_RESOLVED, None, None, payload)
 
         self.hooks.wrap_async(fan_out, "execute", before=before, after=after)
 
     # -- security -----------------------------------------------------------------
 
     def observe_kill_switch(self, switch: KillSwitch) -> None:
-        self.hooks.wrap(switch, "kill", after=self._killed)
+        self.hooks.wrap(switch, "kill", after=self._later(self._killed))
+
+    def _later(self, build: After) -> After:
+        """An ``after`` hook that hands the call's result to ``build`` for delivery.
+
+        For hooks whose result is a record the runtime never changes again
+        (a kill, a vouch, a slash, a GC or commitment record).
+        """
+        report = self._report
+
+        def after(result: Any, args: Any, kwargs: Any, look: Any) -> None:
+            report(build, result, args, kwargs, look)
+
+        return after
 
     def _killed(self, result: KillResult, args: Any, kwargs: Any, _: Any) -> None:
         payload = {
@@ -638,9 +714,10 @@ class RuntimeObserver:
     def observe_vouching(self, engine: VouchingEngine) -> None:
         if not self._first_time(engine):
             return
-        self.hooks.wrap(engine, "vouch", after=self._vouched)
-        self.hooks.wrap(engine, "release_bond", after=self._bond_released)
-        self.hooks.wrap(engine, "release_session_bonds", after=self._session_bonds_released)
+        later = self._later
+        self.hooks.wrap(engine, "vouch", after=later(self._vouched))
+        self.hooks.wrap(engine, "release_bond", after=later(self._bond_released))
+        self.hooks.wrap(engine, "release_session_bonds", after=later(self._session_bonds_released))
 
     def _vouched(self, record: Any, args: Any, kwargs: Any, _: Any) -> None:
         with self._lock:
@@ -705,7 +782,7 @@ class RuntimeObserver:
                 timestamp=result.timestamp,
             )
 
-        self.hooks.wrap(engine, "slash", after=after)
+        self.hooks.wrap(engine, "slash", after=self._later(after))
 
     def observe_quarantine(self, manager: QuarantineManager) -> None:
         def entered(record: Any, args: Any, kwargs: Any, _: Any) -> None:
@@ -713,14 +790,15 @@ class RuntimeObserver:
                 "quarantine_id": record.quarantine_id,
                 "reason": _value(record.reason),
                 "details": record.details,
-                "enforced": record.is_active,
+                "enforced": record.is_active,  # copied now: a release changes it
             }
-            self.emit(
+            self._report(
+                self.emit,
                 EventType.QUARANTINE_ENTERED,
                 record.session_id,
                 record.agent_did,
                 payload,
-                timestamp=record.entered_at,
+                record.entered_at,
             )
 
         def left(record: Any, expired: bool) -> None:
@@ -729,7 +807,9 @@ class RuntimeObserver:
                 "reason": _value(record.reason),
                 "expired": expired,
             }
-            self.emit(EventType.QUARANTINE_RELEASED, record.session_id, record.agent_did, payload)
+            self._report(
+                self.emit, EventType.QUARANTINE_RELEASED, record.session_id, record.agent_did, payload
+            )
 
         def released(record: Any, args: Any, kwargs: Any, _: Any) -> None:
             if record is not None:
@@ -763,7 +843,7 @@ class RuntimeObserver:
                 timestamp=result.gc_at,
             )
 
-        self.hooks.wrap(gc, "collect", after=after)
+        self.hooks.wrap(gc, "collect", after=self._later(after))
 
     def observe_commitment(self, engine: CommitmentEngine) -> None:
         if not self._first_time(engine):
@@ -773,7 +853,7 @@ class RuntimeObserver:
             payload = {"hash_chain_root": record.hash_chain_root, "delta_count": record.delta_count}
             self.emit(EventType.AUDIT_COMMITTED, record.session_id, None, payload)
 
-        self.hooks.wrap(engine, "commit", after=after)
+        self.hooks.wrap(engine, "commit", after=self._later(after))
 
 
 def _timing_out() -> bool:

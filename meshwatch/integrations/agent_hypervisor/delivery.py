@@ -1,0 +1,255 @@
+"""Background delivery: the runtime's thread notes what happened, one worker emits the events.
+
+A hook in background mode does not build the event, nor call ``bus.emit``
+(and, through it, every collector). It appends one small tuple to a bounded
+deque: the function that builds the events, a snapshot of the runtime state it
+needs (the values that can change later, such as a step's state or retry
+count, are copied; immutable records are passed as they are), the caller's
+causal trace and the time. One worker thread runs the builders in order, so
+the events reach the bus in the order the runtime changed state, stamped with
+the time the change happened rather than the time the worker got to it.
+
+Wake-ups are batched: the first item of a batch sets an event, the worker then
+waits :data:`BATCH_DELAY` seconds before draining, so a burst costs the
+runtime's thread one ``Event.set`` and no GIL ping-pong with the worker. An
+idle worker sleeps without polling. While draining, the worker releases the
+GIL every :data:`YIELD_EVERY` items, so a runtime thread that wants it back
+waits for a few items' builds rather than the interpreter's 5 ms switch
+interval (releasing it after every item costs more than the items).
+
+Nothing grows without bound: past ``max_queue`` items the newest is dropped
+and counted (``meshwatch_events_dropped_total{component="agent_hypervisor",reason="queue_full"}``,
+logged at most once a minute), never raised and never waited for. A builder
+that raises is counted as a hook error. The worker holds no reference to its
+:class:`Delivery`, so a handle that is dropped without ``close()`` does not
+leak its thread: the thread ends when the handle is collected. At interpreter
+exit every live delivery is drained (for at most :data:`EXIT_TIMEOUT` s); in a
+forked child the parent's queue is discarded (the parent delivers it) and a
+fresh worker starts on the child's first event.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from meshwatch.instrumentation.context import current_trace, use_trace
+from meshwatch.instrumentation.drops import RateLimitedLog, record_event_drop
+from meshwatch.instrumentation.trace import CausalTraceId
+from meshwatch.integrations.agent_hypervisor.hooks import COMPONENT, Hooks
+
+MAX_QUEUE: Final = 100_000
+BATCH_DELAY: Final = 0.005
+EXIT_TIMEOUT: Final = 2.0
+YIELD_EVERY: Final = 32
+QUEUE_FULL: Final = "queue_full"
+SYNC: Final = "sync"
+BACKGROUND: Final = "background"
+DELIVERIES: Final = (BACKGROUND, SYNC)
+
+_log = logging.getLogger("meshwatch.integrations.agent_hypervisor")
+_rate_limited = RateLimitedLog(_log)
+_time = time.time
+_yield = time.sleep
+
+# (builder, its arguments, the caller's trace, when it happened as a Unix time)
+Item = tuple[Callable[..., None], tuple[Any, ...], CausalTraceId | None, float]
+# What the worker is doing now; ``observer_time`` reads it while a builder runs.
+_moment = threading.local()
+
+
+def moment() -> datetime | None:
+    """When the change being built happened (on the worker), or None (in the runtime's call)."""
+    at: float | None = getattr(_moment, "at", None)
+    return None if at is None else datetime.fromtimestamp(at, UTC)
+
+
+class _Shared:
+    """The state the worker and the handle share; the worker keeps this, never the handle."""
+
+    def __init__(self, hooks: Hooks) -> None:
+        self.hooks = hooks
+        self.queue: deque[Item] = deque()
+        self.wake = threading.Event()
+        self.hurry = threading.Event()  # flush() and close() cut the batch delay short
+        self.lock = threading.Lock()  # held by the worker while it drains
+        self.stop = False
+
+
+def _run(builder: Callable[..., None], args: tuple[Any, ...], trace: CausalTraceId | None) -> None:
+    if trace is None:
+        builder(*args)
+    else:
+        with use_trace(trace):
+            builder(*args)
+
+
+def _work(shared: _Shared) -> None:
+    queue = shared.queue
+    wake = shared.wake
+    failed = shared.hooks.failed
+    hurry = shared.hurry
+    while True:
+        wake.wait()
+        hurry.wait(BATCH_DELAY)  # let the burst collect: one wake-up per batch
+        hurry.clear()
+        wake.clear()
+        done = 0
+        with shared.lock:
+            while queue:
+                builder, args, trace, at = queue.popleft()
+                _moment.at = at
+                try:
+                    _run(builder, args, trace)
+                except Exception:
+                    failed(f"deliver:{getattr(builder, '__name__', 'event')}")
+                finally:
+                    _moment.at = None
+                done += 1
+                if not done % YIELD_EVERY:
+                    # Hand the GIL back now and then: a runtime thread waiting for it (back
+                    # from a system call) waits for a few items, not a whole switch interval.
+                    _yield(0)
+        hurry.clear()  # a flush() that came while draining is answered
+        if shared.stop and not queue:
+            return
+
+
+def _stop(shared: _Shared) -> None:
+    shared.stop = True
+    shared.hurry.set()
+    shared.wake.set()
+
+
+class Delivery:
+    """The bounded queue and the worker thread of one instrumentation handle."""
+
+    def __init__(self, hooks: Hooks, *, max_queue: int = MAX_QUEUE) -> None:
+        if max_queue < 1:
+            raise ValueError(f"max_queue must be at least 1, got {max_queue}")
+        self._max = max_queue
+        self._start_lock = threading.Lock()
+        self._hooks = hooks
+        self._shared = _Shared(hooks)
+        self._start()
+        _LIVE.add(self)
+
+    def _start(self) -> None:
+        shared = self._shared
+        self._queue = shared.queue
+        self._wake = shared.wake
+        self._thread: threading.Thread | None = threading.Thread(
+            target=_work, args=(shared,), name="meshwatch-agent-hypervisor-delivery", daemon=True
+        )
+        self._thread.start()
+        self._finalizer = weakref.finalize(self, _stop, shared)
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The worker (None after close, or in a forked child before its first event)."""
+        return self._thread
+
+    def put(self, builder: Callable[..., None], *args: Any) -> None:
+        """Queue ``builder(*args)`` for the worker: all the runtime's thread pays for.
+
+        Never blocks and never raises: a full queue drops the item and counts it.
+        """
+        queue = self._queue
+        if len(queue) >= self._max:
+            record_event_drop(COMPONENT, QUEUE_FULL)
+            _rate_limited.warning(
+                QUEUE_FULL,
+                "meshwatch's agent-hypervisor delivery queue is full (%d); events dropped",
+                self._max,
+            )
+            return
+        if self._thread is None and not self._restart():
+            return  # closed
+        self._queue.append((builder, args, current_trace(), _time()))  # a fork's new queue
+        wake = self._wake
+        if not wake.is_set():
+            wake.set()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything queued so far is on the bus; False if ``timeout`` ran out."""
+        deadline = time.monotonic() + timeout
+        shared = self._shared
+        if shared.queue:
+            shared.hurry.set()
+        while True:
+            if not shared.queue and shared.lock.acquire(blocking=False):
+                shared.lock.release()
+                if not shared.queue:
+                    return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(0.001, remaining))
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """Deliver what is queued (within ``timeout``), stop the worker and wait for it to end.
+
+        Returns whether everything queued was delivered. Idempotent.
+        """
+        _LIVE.discard(self)
+        thread = self._thread
+        if thread is None:
+            return not self._shared.queue
+        delivered = self.flush(timeout)
+        self._finalizer()
+        thread.join(timeout)
+        self._thread = None
+        return delivered and not thread.is_alive()
+
+    def _restart(self) -> bool:
+        """Start a worker in a forked child (the parent's thread does not exist there).
+
+        False once the delivery is closed: nothing is queued then.
+        """
+        with self._start_lock:
+            if self._thread is None and self in _LIVE:
+                self._start()
+            return self._thread is not None
+
+    def _forked(self) -> None:
+        """In a forked child: forget the parent's worker and queue (the parent delivers those)."""
+        self._finalizer.detach()
+        self._thread = None
+        self._start_lock = threading.Lock()
+        self._shared = _Shared(self._hooks)
+
+
+_LIVE: weakref.WeakSet[Delivery] = weakref.WeakSet()
+
+
+def _drain_at_exit() -> None:
+    for delivery in list(_LIVE):
+        delivery.close(EXIT_TIMEOUT)
+
+
+def _after_fork_in_child() -> None:
+    for delivery in list(_LIVE):
+        delivery._forked()
+
+
+atexit.register(_drain_at_exit)
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+__all__ = [
+    "BACKGROUND",
+    "BATCH_DELAY",
+    "DELIVERIES",
+    "MAX_QUEUE",
+    "QUEUE_FULL",
+    "SYNC",
+    "Delivery",
+    "moment",
+]
