@@ -100,7 +100,11 @@ def test_every_governance_panel_query_has_data_on_the_real_runtime(
         recording_rule_queries(stack.prometheus),
     )
     governance = PanelQueries(
-        [(label, expr) for label, expr in every.checkable if label.startswith(GOVERNANCE_DASHBOARD)],
+        [
+            (label, expr)
+            for label, expr in every.checkable
+            if label.startswith(GOVERNANCE_DASHBOARD)
+        ],
         [],
     )
     assert any(RING_ELEVATIONS_DENIED.name in expr for _, expr in governance.checkable)

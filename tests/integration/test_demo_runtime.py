@@ -134,8 +134,13 @@ def test_remediation_kills_with_the_real_kill_switch(runtime_demo: RuntimeDemo) 
     """Last in this module: the kill ends the rogue agent's breaches, as remediation should."""
     runtime, world = runtime_demo.runtime, runtime_demo.world
     assert runtime is not None and world is not None
-    old_session = world.sessions[TOOL_CODE.did]
-    assert world.kill(TOOL_CODE.did, "HighRingBreachRate")
+
+    def killed() -> str | None:
+        # The fleet may be between two of the agent's sessions: kill it once it has one.
+        sid = world.sessions.get(TOOL_CODE.did)
+        return sid if sid is not None and world.kill(TOOL_CODE.did, "HighRingBreachRate") else None
+
+    old_session = wait_until(killed, timeout=10, what="the rogue agent killed in its session")
     assert not world.kill(TOOL_CODE.did, "HighRingBreachRate"), "already killed"
     (result,) = runtime.kill_switch.kill_history
     assert (result.agent_did, result.reason.value, result.terminated) == (
@@ -144,6 +149,7 @@ def test_remediation_kills_with_the_real_kill_switch(runtime_demo: RuntimeDemo) 
         True,
     )
     bus = runtime.instrumentation.bus
+    assert runtime.instrumentation.flush(), "the kill's events delivered"
     (kill,) = bus.query(event_type=EventType.AGENT_KILLED)
     assert kill.session_id == old_session and kill.payload["terminated"] is True
     assert [e.event_type for e in bus.query(session_id=old_session)][-2:] == [

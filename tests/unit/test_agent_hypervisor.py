@@ -367,9 +367,7 @@ def test_a_step_without_undo_escalates_with_its_compensation_failure(
     assert failed.payload["error"] == "No Undo_API available"
 
 
-def test_a_saga_completed_by_its_owner_is_completed(
-    bus: HypervisorEventBus, delivery: str
-) -> None:
+def test_a_saga_completed_by_its_owner_is_completed(bus: HypervisorEventBus, delivery: str) -> None:
     hv = Hypervisor()
     with instrument(hv, bus=bus, delivery=delivery):
         sid = run(_session(hv, (AGENT, 0.8)))
@@ -412,9 +410,7 @@ def test_a_kill_reports_the_callback_outcome_and_each_handoff(
     ]
 
 
-def test_vouch_slash_and_quarantine(
-    bus: HypervisorEventBus, delivery: str
-) -> None:
+def test_vouch_slash_and_quarantine(bus: HypervisorEventBus, delivery: str) -> None:
     hv = Hypervisor()
     quarantine = QuarantineManager()
     with instrument(hv, quarantine, bus=bus, delivery=delivery):
@@ -531,9 +527,7 @@ def test_objects_are_hooked_once_and_only_runtime_objects_are_accepted(
     assert "request_elevation" not in vars(manager)
 
 
-def test_the_callers_causal_trace_wins(
-    bus: HypervisorEventBus, delivery: str
-) -> None:
+def test_the_callers_causal_trace_wins(bus: HypervisorEventBus, delivery: str) -> None:
     detector = RingBreachDetector(baseline_rate=0.01)
     trace = CausalTraceId()
     with instrument(detector, bus=bus, delivery=delivery), use_trace(trace):

@@ -84,12 +84,25 @@ class _Shared:
         self.stop = False
 
 
-def _run(builder: Callable[..., None], args: tuple[Any, ...], trace: CausalTraceId | None) -> None:
-    if trace is None:
-        builder(*args)
-    else:
-        with use_trace(trace):
+def _deliver(item: Item, failed: Callable[[str], None]) -> None:
+    """Build one item's events, under the caller's trace and at the caller's time.
+
+    A function of its own, so that no local of the worker's loop keeps the
+    last item (and through it the observer and the handle) alive while the
+    worker waits.
+    """
+    builder, args, trace, at = item
+    _moment.at = at
+    try:
+        if trace is None:
             builder(*args)
+        else:
+            with use_trace(trace):
+                builder(*args)
+    except Exception:
+        failed(f"deliver:{getattr(builder, '__name__', 'event')}")
+    finally:
+        _moment.at = None
 
 
 def _work(shared: _Shared) -> None:
@@ -105,14 +118,7 @@ def _work(shared: _Shared) -> None:
         done = 0
         with shared.lock:
             while queue:
-                builder, args, trace, at = queue.popleft()
-                _moment.at = at
-                try:
-                    _run(builder, args, trace)
-                except Exception:
-                    failed(f"deliver:{getattr(builder, '__name__', 'event')}")
-                finally:
-                    _moment.at = None
+                _deliver(queue.popleft(), failed)
                 done += 1
                 if not done % YIELD_EVERY:
                     # Hand the GIL back now and then: a runtime thread waiting for it (back

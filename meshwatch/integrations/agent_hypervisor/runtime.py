@@ -500,7 +500,7 @@ class RuntimeObserver:
             new = saga.state
             if new is old:
                 return
-            failed = ()
+            failed: tuple[SagaStep, ...] = ()
             if new is SagaState.ESCALATED:
                 failed = tuple(s for s in saga.steps if s.state is StepState.COMPENSATION_FAILED)
             self._report(self._saga_moved, saga, old, new, saga.completed_at, saga.error, failed)
@@ -808,7 +808,11 @@ class RuntimeObserver:
                 "expired": expired,
             }
             self._report(
-                self.emit, EventType.QUARANTINE_RELEASED, record.session_id, record.agent_did, payload
+                self.emit,
+                EventType.QUARANTINE_RELEASED,
+                record.session_id,
+                record.agent_did,
+                payload,
             )
 
         def released(record: Any, args: Any, kwargs: Any, _: Any) -> None:
