@@ -4,7 +4,9 @@ Opens the database read-only: it never writes, so it is safe on a live trail
 and on a file that turns out not to be ours, and a closed trail's file is read
 without creating anything beside it, so a copy on read-only media can be
 queried. Prints a table by default and one JSON object per line with
-``--json``, newest first. ``--remediation`` shows the remediation receiver's
+``--json``, newest first. When a shown event follows from another (a killed
+agent's saga handoffs follow from the kill), the table adds each event's ID
+and its PARENT; ``--parent ID`` lists the events that follow from one. ``--remediation`` shows the remediation receiver's
 decisions instead: when, which alert, which agent, what was done (or would
 have been, in a dry run, or why not), and by whom.
 """
@@ -51,12 +53,14 @@ def parse_time(text: str, flag: str, *, now: datetime | None = None) -> datetime
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _row(record: AuditRecord) -> tuple[str, ...]:
+def _row(record: AuditRecord, links: bool) -> tuple[str, ...]:
     payload = json.dumps(record.payload, ensure_ascii=False, default=str)
     if len(payload) > _PAYLOAD_WIDTH:
         payload = payload[: _PAYLOAD_WIDTH - 3] + "..."
+    ids = (record.event_id, record.parent_event_id or "-") if links else ()
     return (
         record.timestamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        *ids,
         record.event_type,
         record.agent_did or "-",
         record.session_id or "-",
@@ -66,7 +70,10 @@ def _row(record: AuditRecord) -> tuple[str, ...]:
 
 
 def _table(records: list[AuditRecord]) -> str:
-    rows = [("TIME", "TYPE", "AGENT", "SESSION", "TRACE", "PAYLOAD"), *map(_row, records)]
+    # The ID and PARENT columns only when some shown event follows from another.
+    links = any(r.parent_event_id is not None for r in records)
+    header = ("TIME", *(("ID", "PARENT") if links else ()), "TYPE", "AGENT", "SESSION", "TRACE")
+    rows = [(*header, "PAYLOAD"), *(_row(r, links) for r in records)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
@@ -129,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
             trace_id=args.trace,
             since=since,
             until=until,
+            parent_event_id=args.parent,
         )
         with AuditReader(args.db) as reader:
             records = reader.query(where, limit=args.limit, offset=args.offset)
@@ -166,6 +174,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     query.add_argument("--session", help="session id")
     query.add_argument("--trace", help="trace id (32 or 12 hex, causal id, or traceparent)")
+    query.add_argument("--parent", help="only the events that follow from this event id")
     query.add_argument("--since", help="from this time on (ISO 8601, or 15m / 2h / 7d ago)")
     query.add_argument("--until", help="before this time (same forms as --since)")
     query.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")

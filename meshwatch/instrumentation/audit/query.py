@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from meshwatch.instrumentation.audit.schema import (
-    COLUMNS,
     AuditDatabaseError,
     AuditRecord,
+    columns_for,
     decode,
     open_database,
     to_us,
@@ -88,6 +88,7 @@ class AuditFilter:
     trace_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    parent_event_id: str | None = None
 
     def __init__(
         self,
@@ -98,6 +99,7 @@ class AuditFilter:
         trace_id: str | None = None,
         since: datetime | float | None = None,
         until: datetime | float | None = None,
+        parent_event_id: str | None = None,
     ) -> None:
         set_field = object.__setattr__
         set_field(self, "agent_did", agent_did)
@@ -110,6 +112,7 @@ class AuditFilter:
         set_field(self, "trace_id", None if trace_id is None else normalise_trace_id(trace_id))
         set_field(self, "since", _moment(since, "since"))
         set_field(self, "until", _moment(until, "until"))
+        set_field(self, "parent_event_id", parent_event_id)
 
     def where(self) -> tuple[str, list[object]]:
         """The SQL ``WHERE`` clause (empty when nothing is filtered) and its parameters."""
@@ -120,6 +123,7 @@ class AuditFilter:
             ("event_type", self.event_type),
             ("session_id", self.session_id),
             ("trace_id", self.trace_id),
+            ("parent_event_id", self.parent_event_id),
         ):
             if value is not None:
                 clauses.append(f"{column} = ?")
@@ -136,14 +140,14 @@ class AuditFilter:
 EVERYTHING = AuditFilter()
 
 
-def _select(where: AuditFilter, limit: int, offset: int) -> tuple[str, list[object]]:
+def _select(where: AuditFilter, limit: int, offset: int, columns: str) -> tuple[str, list[object]]:
     for name, value in (("limit", limit), ("offset", offset)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{name} must be a non-negative int, got {value!r}")
         if value > _SQLITE_MAX_INT:
             raise ValueError(f"{name} is too large: {value} (at most {_SQLITE_MAX_INT})")
     clause, params = where.where()
-    sql = f"SELECT {COLUMNS} FROM events{clause} ORDER BY ts_us DESC, seq DESC LIMIT ? OFFSET ?"
+    sql = f"SELECT {columns} FROM events{clause} ORDER BY ts_us DESC, seq DESC LIMIT ? OFFSET ?"
     return sql, [*params, limit, offset]
 
 
@@ -162,16 +166,26 @@ class AuditReader:
             connection if connection is not None else open_database(self.path, create=False)
         )
         self._lock = threading.Lock()
+        try:
+            self._columns = columns_for(self._conn)
+        except sqlite3.Error as exc:
+            raise AuditDatabaseError(self.path, f"cannot read the schema version ({exc})") from None
+        # A version 1 file (read as it is) has no parents: a filter on one matches nothing.
+        self._has_parents = "NULL AS" not in self._columns
 
     def query(
         self, where: AuditFilter = EVERYTHING, *, limit: int = 100, offset: int = 0
     ) -> list[AuditRecord]:
         """Stored events matching ``where``, newest first, skipping ``offset``, at most ``limit``."""
-        sql, params = _select(where, limit, offset)
+        sql, params = _select(where, limit, offset, self._columns)
+        if where.parent_event_id is not None and not self._has_parents:
+            return []
         return [decode(row) for row in self._run(sql, params)]
 
     def count(self, where: AuditFilter = EVERYTHING) -> int:
         """How many stored events match ``where``."""
+        if where.parent_event_id is not None and not self._has_parents:
+            return 0
         clause, params = where.where()
         return int(self._run(f"SELECT count(*) FROM events{clause}", params)[0][0])
 
@@ -179,7 +193,7 @@ class AuditReader:
         self, where: AuditFilter = EVERYTHING, *, limit: int = 100, offset: int = 0
     ) -> list[str]:
         """SQLite's plan for :meth:`query` with these arguments (to check index use)."""
-        sql, params = _select(where, limit, offset)
+        sql, params = _select(where, limit, offset, self._columns)
         return [str(row[-1]) for row in self._run("EXPLAIN QUERY PLAN " + sql, params)]
 
     def _run(self, sql: str, params: list[object]) -> list[tuple[Any, ...]]:

@@ -11,6 +11,15 @@ session and trace id (32 hex, the OpenTelemetry form, so a trace id from Tempo
 or a log line finds its events), each with a ``(column, time)`` index so that
 "newest first, filtered by one of them" walks an index backwards
 (:mod:`~meshwatch.instrumentation.audit.query`).
+
+**Schema versions.** Version 2 adds ``parent_event_id`` (the event a row
+follows from: a killed agent's handoffs name the kill), with a partial index
+over the rows that have one. A version 1 file is read as it is by a reader (its
+rows have no parent), and upgraded in place when a writer opens it: one
+transaction adds the column and the index and sets the version, so a crash
+leaves either the old file or the upgraded one, never half of each. SQLite adds
+a column without rewriting the table, so the upgrade takes the same moment
+for a file of any size; old rows read back with no parent.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from meshwatch.instrumentation.logs import json_safe
 
 # "MSHW": marks the file as ours in the SQLite header (PRAGMA application_id).
 APPLICATION_ID = 0x4D534857
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FORMAT_NAME = "meshwatch-audit"
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -53,24 +62,43 @@ CREATE TABLE events (
     session_id TEXT,
     trace_id TEXT,
     causal_trace_id TEXT,
-    payload TEXT NOT NULL
+    payload TEXT NOT NULL,
+    parent_event_id TEXT
 );
 CREATE INDEX events_by_time ON events (ts_us);
 CREATE INDEX events_by_agent ON events (agent_did, ts_us);
 CREATE INDEX events_by_type ON events (event_type, ts_us);
 CREATE INDEX events_by_session ON events (session_id, ts_us);
 CREATE INDEX events_by_trace ON events (trace_id, ts_us);
+{{parent_index}};
+COMMIT;
+"""
+# Only the few events that follow from another are indexed: writing the others costs nothing.
+_PARENT_INDEX = (
+    "CREATE INDEX events_by_parent ON events (parent_event_id, ts_us)"
+    " WHERE parent_event_id IS NOT NULL"
+)
+_SCHEMA = _SCHEMA.replace("{parent_index}", _PARENT_INDEX)
+# Version 1 to 2, in one transaction (BEGIN IMMEDIATE: no other writer in between).
+_UPGRADE_FROM_1 = f"""
+BEGIN IMMEDIATE;
+ALTER TABLE events ADD COLUMN parent_event_id TEXT;
+{_PARENT_INDEX};
+PRAGMA user_version = {SCHEMA_VERSION};
 COMMIT;
 """
 INSERT = (
     "INSERT INTO events (ts_us, event_id, event_type, agent_did, session_id, trace_id,"
-    " causal_trace_id, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " causal_trace_id, payload, parent_event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 COLUMNS = (
-    "seq, ts_us, event_id, event_type, agent_did, session_id, trace_id, causal_trace_id, payload"
+    "seq, ts_us, event_id, event_type, agent_did, session_id, trace_id, causal_trace_id, payload,"
+    " parent_event_id"
 )
+# What a reader selects from a version 1 file, which it reads as it is: no parents.
+COLUMNS_V1 = COLUMNS.replace("parent_event_id", "NULL AS parent_event_id")
 
-Row = tuple[int, str, str, str | None, str | None, str | None, str | None, str]
+Row = tuple[int, str, str, str | None, str | None, str | None, str | None, str, str | None]
 
 
 class AuditDatabaseError(Exception):
@@ -98,10 +126,15 @@ class AuditRecord:
     trace_id: str | None
     causal_trace_id: str | None
     payload: Mapping[str, Any]
+    parent_event_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-compatible, with the same keys as ``HypervisorEvent.to_dict`` plus trace_id."""
-        return {
+        """JSON-compatible, with the same keys as ``HypervisorEvent.to_dict`` plus trace_id.
+
+        ``parent_event_id`` is there only when the event has one, as in
+        ``HypervisorEvent.to_dict``.
+        """
+        data = {
             "event_id": self.event_id,
             "event_type": self.event_type,
             "timestamp": self.timestamp.isoformat(),
@@ -111,6 +144,9 @@ class AuditRecord:
             "trace_id": self.trace_id,
             "payload": dict(self.payload),
         }
+        if self.parent_event_id is not None:
+            data["parent_event_id"] = self.parent_event_id
+        return data
 
     def to_event(self) -> HypervisorEvent:
         """The event again (for replay). Raises ValueError for an event type this version lacks."""
@@ -175,13 +211,14 @@ def encode(event: HypervisorEvent, max_payload_bytes: int | None = None) -> tupl
         None if trace is None else trace.trace_id_hex32,
         event.causal_trace_id,
         text,
+        event.parent_event_id,
     )
     return row, truncated
 
 
 def decode(row: tuple[Any, ...]) -> AuditRecord:
-    """An :class:`AuditRecord` from a row selected as :data:`COLUMNS`."""
-    seq, ts_us, event_id, event_type, agent, session, trace_id, causal, payload = row
+    """An :class:`AuditRecord` from a row selected as :data:`COLUMNS` (or :data:`COLUMNS_V1`)."""
+    seq, ts_us, event_id, event_type, agent, session, trace_id, causal, payload, parent = row
     try:
         decoded = json.loads(payload)
     except ValueError:
@@ -196,6 +233,7 @@ def decode(row: tuple[Any, ...]) -> AuditRecord:
         trace_id=trace_id,
         causal_trace_id=causal,
         payload=decoded if isinstance(decoded, dict) else {"_value": decoded},
+        parent_event_id=parent,
     )
 
 
@@ -306,6 +344,8 @@ def open_database(path: Path | str, *, create: bool) -> sqlite3.Connection:
         if is_new:
             conn.executescript(_SCHEMA)
         _check(conn, path)
+        if schema_version(conn) == 1:
+            _upgrade_from_1(conn, path)
     except sqlite3.Error as exc:
         conn.close()
         raise AuditDatabaseError(path, f"cannot initialise the audit database ({exc})") from None
@@ -313,6 +353,28 @@ def open_database(path: Path | str, *, create: bool) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The schema version of the audit database behind ``conn`` (checked by ``open_database``)."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def columns_for(conn: sqlite3.Connection) -> str:
+    """What to select from ``conn``'s events for :func:`decode`: a version 1 file has no parents."""
+    return COLUMNS_V1 if schema_version(conn) == 1 else COLUMNS
+
+
+def _upgrade_from_1(conn: sqlite3.Connection, path: Path) -> None:
+    """Add version 2's column and index in one transaction; on any error the file stays v1."""
+    try:
+        conn.executescript(_UPGRADE_FROM_1)
+    except sqlite3.Error as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise AuditDatabaseError(
+            path, f"cannot upgrade the audit database from schema 1 ({exc}); left at schema 1"
+        ) from None
 
 
 def connect_reader(path: Path | str) -> sqlite3.Connection:
@@ -336,16 +398,19 @@ def tune_writer(conn: sqlite3.Connection, synchronous: str = "NORMAL") -> None:
 __all__ = [
     "APPLICATION_ID",
     "COLUMNS",
+    "COLUMNS_V1",
     "FORMAT_NAME",
     "INSERT",
     "SCHEMA_VERSION",
     "AuditDatabaseError",
     "AuditRecord",
     "Row",
+    "columns_for",
     "connect_reader",
     "decode",
     "encode",
     "open_database",
+    "schema_version",
     "to_us",
     "tune_writer",
 ]

@@ -179,6 +179,7 @@ class AuditTrail:
         try:
             tune_writer(writer, synchronous)
             reader = connect_reader(path)
+            self.reader = AuditReader(path, connection=reader)
         except sqlite3.Error as exc:  # e.g. locked by another writer past busy_timeout
             writer.close()
             raise AuditDatabaseError(path, f"cannot open the audit database ({exc})") from None
@@ -186,7 +187,6 @@ class AuditTrail:
             writer.close()
             raise
         self.path = Path(path)
-        self.reader = AuditReader(path, connection=reader)
 
         self.queue_size = queue_size
         self.batch_size = batch_size
