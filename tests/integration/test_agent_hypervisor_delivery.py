@@ -11,7 +11,11 @@ import subprocess
 import sys
 import textwrap
 
+from pathlib import Path
+
 import pytest
+
+from meshwatch.instrumentation.audit import AuditReader
 
 pytestmark = pytest.mark.integration
 
@@ -55,6 +59,23 @@ def test_events_still_queued_at_interpreter_exit_are_delivered() -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines == [f"ring.elevated did:mesh:{n}" for n in range(20)]
+
+
+def test_at_exit_the_queue_is_drained_before_the_audit_trail_flushes(tmp_path: Path) -> None:
+    """Exit handlers run last-registered first: the audit trail's must run after delivery's."""
+    db = tmp_path / "audit.db"
+    done = _run(
+        f"""
+        from meshwatch.instrumentation import AuditTrail
+        AuditTrail({str(db)!r}).attach(bus)
+        for n in range(20):
+            grant(f"did:mesh:{{n}}")
+        # neither the handle nor the trail is closed: the process ends here
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    with AuditReader(db) as reader:
+        assert reader.count() == 20
 
 
 def test_a_forked_child_delivers_its_own_events_with_a_worker_of_its_own() -> None:

@@ -25,7 +25,10 @@ that raises is counted as a hook error. The worker holds no reference to its
 leak its thread: the thread ends when the handle is collected. At interpreter
 exit every live delivery is drained (for at most :data:`EXIT_TIMEOUT` s); in a
 forked child the parent's queue is discarded (the parent delivers it) and a
-fresh worker starts on the child's first event.
+fresh worker starts on the child's first event. This module's exit handler is
+registered after the audit trail's (importing it imports the instrumentation
+package, trail included), and exit handlers run last-registered first: the
+events still queued at exit reach the trail before it flushes.
 """
 
 from __future__ import annotations

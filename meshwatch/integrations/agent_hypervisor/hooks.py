@@ -197,10 +197,19 @@ def _sync_wrapper(
     failed = hooks.failed
     hook = (owner, method)
 
-    if before is None and on_error is None and after is not None:
-        # The common case, a look after the call only: fewer checks on every call.
+    if before is None and after is not None:
+        # The common case, no look before the call: fewer checks on every call (a try
+        # block costs nothing until it catches).
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            result = original(*args, **kwargs)
+            try:
+                result = original(*args, **kwargs)
+            except BaseException as exc:
+                if on_error is not None and hooks.active:
+                    try:
+                        on_error(exc, args, kwargs)
+                    except Exception:
+                        failed(*hook)
+                raise
             if hooks.active:
                 try:
                     after(result, args, kwargs, None)
