@@ -136,8 +136,8 @@ class HypervisorEventBus:
         self._max_events = max_events
         self._max_bytes = max_bytes
         self._max_payload_bytes = max_payload_bytes
-        # The retained payloads' estimate; each event adds EVENT_OVERHEAD_BYTES to it.
-        self._payload_bytes = 0
+        # The retained events' estimate: their payloads plus EVENT_OVERHEAD_BYTES each.
+        self._bytes = 0
         # Each retained event's payload estimate, oldest first (small ints are shared).
         self._sizes: deque[int] = deque()
         self._lock = threading.Lock()
@@ -168,8 +168,7 @@ class HypervisorEventBus:
     @property
     def retained_bytes(self) -> int:
         """The estimated bytes the retained events hold (bounded by ``max_bytes``)."""
-        with self._lock:
-            return self._payload_bytes + len(self._log) * EVENT_OVERHEAD_BYTES
+        return self._bytes
 
     # -- emit --------------------------------------------------------------------
 
@@ -183,7 +182,20 @@ class HypervisorEventBus:
         if type(event) is not HypervisorEvent and not isinstance(event, HypervisorEvent):
             raise TypeError(f"emit takes a HypervisorEvent, got {type(event).__name__}")
         payload = event.payload
-        size = payload_bytes(payload, self._max_payload_bytes) if payload else 0
+        size = 0
+        if payload:
+            # payload_bytes() inlined for flat payloads (strings and numbers), the
+            # usual kind: the same estimate, without a call (O(items), as the copy
+            # the event made of it). Anything else: payload_bytes' bounded walk.
+            for key, value in payload.items():
+                kind = type(value)
+                if kind is str:
+                    size += len(key) + len(value)
+                elif kind is int or kind is float or kind is bool or value is None:
+                    size += len(key) + 8
+                else:
+                    size = payload_bytes(payload, self._max_payload_bytes)
+                    break
         if size > self._max_payload_bytes:
             event = capped(event, self._max_payload_bytes)
             size = payload_bytes(event.payload, self._max_payload_bytes)
@@ -201,13 +213,13 @@ class HypervisorEventBus:
             emitted[event_type] = emitted.get(event_type, 0) + 1
             if len(log) > self._max_events:  # the steady state: one in, the oldest out
                 oldest = log.popleft()
-                self._payload_bytes += size - sizes.popleft()
+                self._bytes += size - sizes.popleft()  # the overheads cancel
                 if self._evicted < self._indexed:
                     self._unindex(oldest)
                 self._evicted += 1
             else:
-                self._payload_bytes += size
-            if self._payload_bytes + len(log) * EVENT_OVERHEAD_BYTES > self._max_bytes:
+                self._bytes += size + EVENT_OVERHEAD_BYTES
+            if self._bytes > self._max_bytes:
                 self._evict()
         finally:
             lock.release()
@@ -228,11 +240,9 @@ class HypervisorEventBus:
     def _evict(self) -> None:
         """Drop the oldest events until both bounds hold (called with the lock held)."""
         log, sizes = self._log, self._sizes
-        while len(log) > self._max_events or (
-            self._payload_bytes + len(log) * EVENT_OVERHEAD_BYTES > self._max_bytes and len(log) > 1
-        ):
+        while len(log) > self._max_events or (self._bytes > self._max_bytes and len(log) > 1):
             oldest = log.popleft()
-            self._payload_bytes -= sizes.popleft()
+            self._bytes -= sizes.popleft() + EVENT_OVERHEAD_BYTES
             if self._evicted < self._indexed:
                 self._unindex(oldest)
             self._evicted += 1

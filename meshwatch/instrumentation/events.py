@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, cast
 
 from meshwatch.instrumentation.trace import CausalTraceId
 
@@ -242,8 +242,44 @@ def event_seconds(event: HypervisorEvent) -> float:
     return value.timestamp()
 
 
+class _EventSlots:
+    """A :class:`HypervisorEvent`'s storage, writable: what ``__new__`` fills in.
+
+    Why a separate class: a frozen class overrides ``__setattr__``, so its own
+    constructor can only write a slot through the slot's descriptor, a call
+    of ~60 ns each. ``HypervisorEvent.__new__`` instead builds one of these
+    (whose plain attribute stores cost ~5 ns) and then makes it a
+    ``HypervisorEvent`` by assigning ``__class__`` once (the layouts are the
+    same: the subclass adds no slots). ~300 ns less per event.
+    """
+
+    __slots__ = (
+        "_event_id",
+        "_timestamp",
+        "agent_did",
+        "causal_trace_id",
+        "event_type",
+        "parent_event_id",
+        "payload",
+        "session_id",
+    )
+
+    event_type: EventType
+    session_id: str | None
+    agent_did: str | None
+    causal_trace_id: str | None
+    payload: Mapping[str, Any]
+    parent_event_id: str | None
+    # Auto id and time formatted only when read (see HypervisorEvent, _stored_time).
+    _event_id: int | str
+    _timestamp: int | datetime
+
+
+_new_slots = object.__new__
+
+
 @dataclass(frozen=True, init=False)
-class HypervisorEvent:
+class HypervisorEvent(_EventSlots):
     """One immutable event.
 
     ``payload`` may be given as any mapping and is stored as a
@@ -268,21 +304,10 @@ class HypervisorEvent:
     ``timestamp`` as integer microseconds from ``time.time_ns()`` (the
     ``datetime`` when read; :func:`event_seconds` reads it without one).
     When both are auto they share one int (``microseconds << 64 | serial``).
-    ``__init__`` is written by hand and sets the slots through their
-    descriptors directly: about half of what the generated frozen
-    ``__init__`` pays.
+    The constructor is ``__new__``, written by hand (see :class:`_EventSlots`).
     """
 
-    __slots__ = (
-        "_event_id",
-        "_timestamp",
-        "agent_did",
-        "causal_trace_id",
-        "event_type",
-        "parent_event_id",
-        "payload",
-        "session_id",
-    )
+    __slots__ = ()
 
     event_type: EventType
     session_id: str | None
@@ -293,12 +318,9 @@ class HypervisorEvent:
     event_id: str
     timestamp: datetime
     parent_event_id: str | None
-    if TYPE_CHECKING:  # the storage slots (not dataclass fields: no annotation at run time)
-        _event_id: int | str
-        _timestamp: int | datetime
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         event_type: EventType,
         session_id: str | None = None,
         agent_did: str | None = None,
@@ -307,7 +329,7 @@ class HypervisorEvent:
         event_id: str | None = None,
         timestamp: datetime | None = None,
         parent_event_id: str | None = None,
-    ) -> None:
+    ) -> HypervisorEvent:
         if type(event_type) is not EventType:
             event_type = EventType(event_type)
         if session_id is not None and type(session_id) is not str:
@@ -337,17 +359,20 @@ class HypervisorEvent:
             raise TypeError(
                 f"HypervisorEvent.parent_event_id must be a str or None, got {parent_event_id!r}"
             )
+        self = _new_slots(_EventSlots)
         if event_id is None and timestamp is None:
             # Both auto (nearly every event): one int, see _stored_time; _timestamp unset.
-            _set_event_id(self, (_time_ns() // 1000) << 64 | _next_serial())
+            self._event_id = (_time_ns() // 1000) << 64 | _next_serial()
         else:
             _set_given_id_and_time(self, event_id, timestamp)
-        _set_event_type(self, event_type)
-        _set_session_id(self, session_id)
-        _set_agent_did(self, agent_did)
-        _set_causal_trace_id(self, causal_trace_id)
-        _set_payload(self, payload)
-        _set_parent_event_id(self, parent_event_id)
+        self.event_type = event_type
+        self.session_id = session_id
+        self.agent_did = agent_did
+        self.causal_trace_id = causal_trace_id
+        self.payload = payload
+        self.parent_event_id = parent_event_id
+        self.__class__ = cls  # frozen from here on
+        return cast(HypervisorEvent, self)
 
     def __hash__(self) -> int:
         # Every field but the payload (a dict is unhashable), as the dataclass would.
@@ -423,25 +448,25 @@ class HypervisorEvent:
 
 
 def _set_given_id_and_time(
-    event: HypervisorEvent, event_id: str | None, timestamp: datetime | None
+    event: _EventSlots, event_id: str | None, timestamp: datetime | None
 ) -> None:
-    """``__init__`` for an event given its id, its time or both: each in its own slot."""
+    """``__new__`` for an event given its id, its time or both: each in its own slot."""
     if event_id is None:
-        _set_event_id(event, _next_serial())
+        event._event_id = _next_serial()
     elif type(event_id) is str:
-        _set_event_id(event, event_id)
+        event._event_id = event_id
     else:
         raise TypeError(f"HypervisorEvent.event_id must be a str, got {event_id!r}")
     if timestamp is None:
-        _set_timestamp(event, _time_ns() // 1000)
+        event._timestamp = _time_ns() // 1000
     elif getattr(timestamp, "tzinfo", None) is UTC:
-        _set_timestamp(event, timestamp)
+        event._timestamp = timestamp
     else:
         if not isinstance(timestamp, datetime) or timestamp.utcoffset() is None:
             raise ValueError(
                 f"HypervisorEvent.timestamp must be a timezone-aware datetime, got {timestamp!r}"
             )
-        _set_timestamp(event, timestamp.astimezone(UTC))
+        event._timestamp = timestamp.astimezone(UTC)
 
 
 def payload_id(payload: Mapping[str, Any], key: str) -> str | None:
@@ -485,18 +510,6 @@ def trace_of(event: HypervisorEvent) -> CausalTraceId | None:
         return None
 
 
-# The slots' own setters: what the frozen dataclass's object.__setattr__ ends up
-# calling, minus the attribute lookup (see HypervisorEvent.__init__).
-_slot_setter = {name: vars(HypervisorEvent)[name].__set__ for name in HypervisorEvent.__slots__}
-_set_event_type = _slot_setter["event_type"]
-_set_session_id = _slot_setter["session_id"]
-_set_agent_did = _slot_setter["agent_did"]
-_set_causal_trace_id = _slot_setter["causal_trace_id"]
-_set_payload = _slot_setter["payload"]
-_set_event_id = _slot_setter["_event_id"]
-_set_timestamp = _slot_setter["_timestamp"]
-_set_parent_event_id = _slot_setter["parent_event_id"]
-del _slot_setter
 # The two lazily formatted fields. Set after the dataclass is made, so that it sees
 # them as plain fields (dataclasses.replace, repr and == read them through these).
 for _name, _read in (("event_id", _read_event_id), ("timestamp", _read_timestamp)):

@@ -478,3 +478,30 @@ def test_an_index_entry_grows_from_event_to_tuple_to_deque_and_shrinks_back() ->
     assert deque in shrinking and tuple in shrinking and HypervisorEvent in shrinking
     assert "s" not in bus._by_session
     assert shrinking.index(tuple) > shrinking.index(deque), "a deque turns back into a tuple"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(max_size=8),
+        st.one_of(
+            st.none(),
+            st.booleans(),
+            st.integers(),
+            st.floats(allow_nan=False),
+            st.text(max_size=40),
+            st.lists(st.text(max_size=5), max_size=4),
+            st.dictionaries(st.text(max_size=3), st.integers(), max_size=3),
+        ),
+        max_size=6,
+    )
+)
+def test_emit_accounts_each_payload_as_payload_bytes_does(payload: dict) -> None:
+    """emit inlines the estimate for flat payloads; it must agree with payload_bytes."""
+    bus = HypervisorEventBus(max_events=2)
+    bus.emit(HypervisorEvent(EventType.VFS_WRITE, payload=payload))
+    expected = payload_bytes(payload, 2**40) if payload else 0
+    assert bus.retained_bytes == expected + EVENT_OVERHEAD_BYTES
+    bus.emit(HypervisorEvent(EventType.VFS_WRITE, payload=payload))
+    bus.emit(HypervisorEvent(EventType.VFS_WRITE))  # evicts the first: its estimate leaves
+    assert bus.retained_bytes == expected + 2 * EVENT_OVERHEAD_BYTES
