@@ -371,8 +371,10 @@ class HypervisorEvent(_EventSlots):
         self.causal_trace_id = causal_trace_id
         self.payload = payload
         self.parent_event_id = parent_event_id
-        self.__class__ = cls  # frozen from here on
-        return cast(HypervisorEvent, self)
+        if cls is HypervisorEvent:
+            self.__class__ = cls  # frozen from here on
+            return cast(HypervisorEvent, self)
+        return _as_subclass(self, cls)
 
     def __hash__(self) -> int:
         # Every field but the payload (a dict is unhashable), as the dataclass would.
@@ -467,6 +469,23 @@ def _set_given_id_and_time(
                 f"HypervisorEvent.timestamp must be a timezone-aware datetime, got {timestamp!r}"
             )
         event._timestamp = timestamp.astimezone(UTC)
+
+
+def _as_subclass(built: _EventSlots, cls: type[HypervisorEvent]) -> HypervisorEvent:
+    """A subclass's instance of the event ``built`` (whose layout may differ: a __dict__).
+
+    The subclass's own ``__setattr__`` is frozen too, so the slots are copied
+    through their descriptors: the slow way, off the hot path.
+    """
+    event = object.__new__(cls)
+    for name in _EventSlots.__slots__:
+        slot = vars(_EventSlots)[name]
+        try:
+            value = slot.__get__(built)
+        except AttributeError:  # _timestamp, unset when packed into the id
+            continue
+        slot.__set__(event, value)
+    return event
 
 
 def payload_id(payload: Mapping[str, Any], key: str) -> str | None:

@@ -332,3 +332,18 @@ def test_the_clocks_first_microsecond_packs_too(monkeypatch: pytest.MonkeyPatch)
     assert event.timestamp == datetime(1970, 1, 1, tzinfo=UTC)
     assert events.event_seconds(event) == 0.0
     assert re.fullmatch(r"[0-9a-f]{16}", event.event_id)
+
+
+def test_a_subclass_builds_reads_and_stays_frozen() -> None:
+    """__new__'s class swap needs the same layout; a subclass with a __dict__ gets a copy."""
+
+    class Tagged(HypervisorEvent):
+        pass
+
+    event = Tagged(EventType.RING_ASSIGNED, "s", "did:a", payload={"ring": 3})
+    assert type(event) is Tagged and isinstance(event, HypervisorEvent)
+    assert (event.session_id, event.agent_did, event.payload) == ("s", "did:a", {"ring": 3})
+    assert re.fullmatch(r"[0-9a-f]{16}", event.event_id) and event.timestamp.tzinfo is UTC
+    assert event.event_id == event.event_id and event == copy.deepcopy(event)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.agent_did = "did:b"  # type: ignore[misc]
