@@ -21,10 +21,13 @@ ROOT = "the package root"
 NOTHING = "(nothing of meshwatch)"
 
 
-def documented() -> dict[str, set[str]]:
-    """The table under the "Who may import whom" heading: package -> what it may import."""
+def _import_table(heading: str, nothing: str) -> dict[str, set[str]]:
+    """The table under ``heading``: each row's first cell -> the names in backticks of its second.
+
+    ``the package root`` counts as ``__init__``; a row naming nothing must say ``nothing``.
+    """
     text = PAGE.read_text(encoding="utf-8")
-    section = text.split("### Who may import whom", 1)[1].split("\n#", 1)[0]
+    section = text.split(f"### {heading}", 1)[1].split("\n#", 1)[0]
     allowed: dict[str, set[str]] = {}
     for line in section.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -33,9 +36,14 @@ def documented() -> dict[str, set[str]]:
         names = set(re.findall(r"`([a-z_]+)`", cells[1]))
         if ROOT in cells[1]:
             names.add("__init__")
-        assert names or cells[1] == NOTHING, f"cannot read the row {line!r}"
+        assert names or cells[1] == nothing, f"cannot read the row {line!r}"
         allowed[cells[0].strip("`")] = names
     return allowed
+
+
+def documented() -> dict[str, set[str]]:
+    """The table under the "Who may import whom" heading: package -> what it may import."""
+    return _import_table("Who may import whom", NOTHING)
 
 
 def _unit(path: Path, package: Path = PACKAGE) -> str:
@@ -149,14 +157,7 @@ ADAPTER_MODULE = "meshwatch.instrumentation.prometheus"
 
 def documented_adapter() -> dict[str, set[str]]:
     """The table under "Inside the Prometheus adapter": module -> modules it may import."""
-    text = PAGE.read_text(encoding="utf-8")
-    section = text.split("### Inside the Prometheus adapter", 1)[1].split("\n#", 1)[0]
-    allowed: dict[str, set[str]] = {}
-    for line in section.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 2 and cells[0].startswith("`"):
-            allowed[cells[0].strip("`")] = set(re.findall(r"`([a-z_]+)`", cells[1]))
-    return allowed
+    return _import_table("Inside the Prometheus adapter", "(nothing of the package)")
 
 
 def actual_adapter(adapter: Path = ADAPTER) -> dict[str, set[str]]:
