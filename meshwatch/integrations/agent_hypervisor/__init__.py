@@ -15,6 +15,11 @@ commitment) and the saga orchestrator of every session it manages, present
 and future. The others are separate objects upstream and are passed
 explicitly. :func:`mirror` is for code that emits on upstream's own bus.
 
+By default the events are built and emitted by a worker thread, a few
+milliseconds after the change (:mod:`.delivery`), so the runtime's calls stay
+fast: call ``handle.flush()`` before reading the bus right after a call, or
+pass ``delivery="sync"`` to have each event on the bus when the call returns.
+
 Needs the extra: ``pip install 'meshwatch[agent-hypervisor]'`` (tested range
 :data:`TESTED_VERSIONS`).
 """
