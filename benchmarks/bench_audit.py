@@ -202,6 +202,7 @@ def _build(path: Path) -> None:
                     f"{trace:0>32}",
                     f"{trace}/{rng.getrandbits(32):08x}",
                     payload,
+                    None,  # parent_event_id: these rows follow from no other
                 )
             )
         conn.executemany(INSERT, rows)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from meshwatch.instrumentation.events import HypervisorEvent, trace_of
+from meshwatch.instrumentation.events import HypervisorEvent, event_microseconds, trace_of
 from meshwatch.instrumentation.logs import json_safe
 
 # "MSHW": marks the file as ours in the SQLite header (PRAGMA application_id).
@@ -203,7 +203,7 @@ def encode(event: HypervisorEvent, max_payload_bytes: int | None = None) -> tupl
         if size > max_payload_bytes:
             text, truncated = _truncated(event.payload, size, max_payload_bytes), True
     row = (
-        to_us(event.timestamp),
+        event_microseconds(event),  # the stored time itself, no datetime built
         event.event_id,
         event.event_type.value,
         event.agent_did,
