@@ -133,6 +133,7 @@ class RingMetricsCollector:
         self._transitions = CounterStore(RING_TRANSITIONS, guard=guard, lock=self._lock)
         self._breaches = CounterStore(RING_BREACHES, guard=guard, lock=self._lock)
         self._denied = CounterStore(RING_ELEVATIONS_DENIED, guard=guard, lock=self._lock)
+        self._hold_series()
         self._agents: dict[str, _AgentRing] = {}
         self._events_dropped = 0
         self._exported: dict[tuple[str, tuple[str, ...]], float] = {}
@@ -142,6 +143,17 @@ class RingMetricsCollector:
             bus.subscribe(EventType.RING_ELEVATION_DENIED, self._on_denied),
             *(bus.subscribe(t, self._on_transition) for t in TRANSITION_EVENTS),
         ]
+
+    def _hold_series(self) -> None:
+        """Keep the transition and breach counters' series dicts for the handlers.
+
+        The handlers add to a series already seen in place, under the shared
+        lock, instead of calling ``inc_locked`` (~100 ns less per event); a new
+        series still goes through ``inc_locked`` and the cardinality guard.
+        Called again whenever the stores are replaced (:meth:`reset`).
+        """
+        self._transition_counts = self._transitions.series_locked()
+        self._breach_counts = self._breaches.series_locked()
 
     def close(self) -> None:
         """Stop listening to the bus; the metrics collected so far stay readable."""
@@ -153,7 +165,18 @@ class RingMetricsCollector:
 
     def _on_breach(self, event: HypervisorEvent) -> None:
         session = event.session_id
-        self._breaches.inc((event.agent_did or UNKNOWN_AGENT, "" if session is None else session))
+        key = (event.agent_did or UNKNOWN_AGENT, "" if session is None else session)
+        lock = self._lock
+        lock.acquire()  # not ``with``: acquire/release in try/finally is ~90 ns cheaper
+        try:
+            counts = self._breach_counts  # read under the lock: reset() replaces it
+            count = counts.get(key)
+            if count is None:  # a new series: through the cardinality guard
+                self._breaches.inc_locked(key)
+            else:
+                counts[key] = count + 1.0
+        finally:
+            lock.release()
 
     def _on_denied(self, event: HypervisorEvent) -> None:
         reason = event.payload.get("reason")
@@ -199,7 +222,12 @@ class RingMetricsCollector:
         lock = self._lock
         lock.acquire()  # not ``with``: acquire/release in try/finally is ~90 ns cheaper
         try:
-            self._transitions.inc_locked(key)
+            counts = self._transition_counts  # read under the lock: reset() replaces it
+            count = counts.get(key)
+            if count is None:  # a new series: through the cardinality guard
+                self._transitions.inc_locked(key)
+            else:
+                counts[key] = count + 1.0
             state = self._agents.get(agent) or self._new_agent(agent)
             if event_type is _ASSIGNED:
                 state.assigned = ring
@@ -264,6 +292,7 @@ class RingMetricsCollector:
             self._transitions = CounterStore(RING_TRANSITIONS, guard=guard, lock=lock)
             self._breaches = CounterStore(RING_BREACHES, guard=guard, lock=lock)
             self._denied = CounterStore(RING_ELEVATIONS_DENIED, guard=guard, lock=lock)
+            self._hold_series()
             self._agents.clear()
             self._events_dropped = 0
             self._exported.clear()

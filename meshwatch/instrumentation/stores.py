@@ -251,6 +251,17 @@ class CounterStore(_Store):
         else:
             data[label_values] = value + 1.0
 
+    def series_locked(self) -> dict[LabelValues, float]:
+        """The store's own series dict, for the hot path of a fused update.
+
+        A collector on the emit path fetches it once (at construction, and
+        again when it replaces the store) and then, while holding :attr:`lock`,
+        adds to a series it finds in it without a method call (~100 ns per
+        event). A label set not in it must go through :meth:`inc_locked`, so
+        every new series still passes the cardinality guard.
+        """
+        return self._data
+
     def get(self, label_values: Sequence[object] = ()) -> float:
         key = _as_key(label_values)
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -362,3 +363,37 @@ def test_close_unsubscribes(bus: HypervisorEventBus, collector: RingMetricsColle
     collector.close()
     emit(bus, EventType.RING_BREACH_DETECTED)
     assert collector.collect()["events_processed"] == 0
+
+
+def test_counts_are_exact_under_threads_and_a_reset_starts_them_over(
+    bus: HypervisorEventBus, collector: RingMetricsCollector
+) -> None:
+    """The handlers add to series already seen in place, in dicts they hold: under the shared
+    lock that is exact across threads, and a reset swaps the dicts they add to."""
+    threads, per_thread = 4, 300
+    emit(bus, EventType.RING_ASSIGNED, ring=3)
+
+    def work() -> None:
+        for _ in range(per_thread):
+            emit(bus, EventType.RING_ELEVATED, to_ring=1)
+            emit(bus, EventType.RING_BREACH_DETECTED)
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    seen = []
+    while any(worker.is_alive() for worker in workers):
+        seen.append(collector.collect()[RING_BREACHES.name].get((AGENT, "s1"), 0))
+    for worker in workers:
+        worker.join(timeout=30)
+    assert seen == sorted(seen), "a snapshot never sees a count go down"
+    snapshot = collector.collect()
+    assert snapshot[RING_BREACHES.name] == {(AGENT, "s1"): threads * per_thread}
+    assert snapshot[RING_TRANSITIONS.name][("ring.elevated", AGENT, "s1")] == threads * per_thread
+    collector.reset()
+    for _ in range(2):  # the second one finds its series in the new store's dict
+        emit(bus, EventType.RING_ELEVATED, to_ring=1)
+        emit(bus, EventType.RING_BREACH_DETECTED)
+    snapshot = collector.collect()
+    assert snapshot[RING_BREACHES.name] == {(AGENT, "s1"): 2}
+    assert snapshot[RING_TRANSITIONS.name] == {("ring.elevated", AGENT, "s1"): 2}
