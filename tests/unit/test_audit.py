@@ -185,6 +185,21 @@ def test_record_only_queues_the_writer_thread_persists(db: Path) -> None:
         assert trail.reader.count() == 10 and trail.written == 10 and trail.queue_depth == 0
 
 
+@pytest.mark.parametrize("batch_size", [1, 2, 5])
+def test_the_event_that_completes_a_batch_wakes_the_parked_writer(
+    db: Path, batch_size: int
+) -> None:
+    # record() only appends below a threshold; the batch_size-th event must still wake
+    # the writer (its flush_interval is an hour, so nothing else would).
+    with AuditTrail(db, batch_size=batch_size, flush_interval=3600.0) as trail:
+        for i in range(batch_size - 1):
+            trail.record(event(i))
+        assert trail.queue_depth == batch_size - 1 and trail.written == 0
+        trail.record(event(batch_size - 1))
+        wait_until(lambda: trail.written == batch_size, timeout=30, what="the batch written")
+        assert trail.queue_depth == 0
+
+
 def test_with_no_block_timeout_a_full_queue_drops_and_counts_and_close_flushes_the_rest(
     db: Path,
 ) -> None:

@@ -203,6 +203,10 @@ class AuditTrail:
         self._room = threading.Condition()
         self._stalled = False
         self._closed = False
+        # record()'s shortcut: below this many queued items, appending one can neither
+        # fill the queue nor complete a batch (the writer's wake-up), so it only appends.
+        # close() sets it to 0, sending every later event through the closed check.
+        self._append_below = min(queue_size, batch_size - 1)
         self._close_lock = threading.Lock()
         self._subscription: Subscription | None = None
         self._written = CounterStore(AUDIT_EVENTS_WRITTEN, guard=_GUARD)
@@ -222,8 +226,17 @@ class AuditTrail:
         This is the bus handler. While the queue has room it only appends. A
         full queue makes the caller wait for room, up to ``block_timeout``
         seconds (see the module docstring); a closed trail drops and counts.
+
+        The common case (open, room left, no batch completed) is one length
+        check against ``_append_below`` and the append: it is the cost every
+        emit pays with the trail attached. Every other case falls through to
+        the full checks below, so they decide exactly as if there were no
+        shortcut.
         """
         queue = self._queue
+        if len(queue) < self._append_below:
+            queue.append(event)
+            return
         if (len(queue) >= self.queue_size or self._closed) and not self._wait_for_room():
             return
         queue.append(event)
@@ -300,6 +313,7 @@ class AuditTrail:
             if self._closed:
                 return
             self._closed = True
+            self._append_below = 0
         with self._room:  # emitters waiting for room give up: the trail is closing
             self._room.notify_all()
         self.detach()
