@@ -23,7 +23,8 @@ from hypervisor.observability.event_bus import EventType as UpstreamType
 from hypervisor.observability.event_bus import HypervisorEvent as UpstreamEvent
 from hypervisor.observability.event_bus import HypervisorEventBus as UpstreamBus
 from hypervisor.rings.elevation import RingElevationError
-from hypervisor.saga.state_machine import SagaState, SagaStep
+from hypervisor.saga.orchestrator import SagaOrchestrator
+from hypervisor.saga.state_machine import SagaState, SagaStateError, SagaStep, StepState
 from hypervisor.security.kill_switch import KillReason
 
 from meshwatch.instrumentation.bus import HypervisorEventBus
@@ -572,4 +573,31 @@ def test_mirror_never_breaks_upstreams_emit(upstream: UpstreamBus, bus: Hypervis
     upstream.emit(UpstreamEvent(event_type=UpstreamType.RING_ASSIGNED, agent_did=123))  # type: ignore[arg-type]
     assert handle.errors == {"mirror": 1}
     assert upstream.event_count == 1
+    handle.close()
+
+
+def test_state_machine_hooks_pass_upstreams_errors_and_count_their_own(
+    bus: HypervisorEventBus, delivery: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The saga and step hooks (one wrapper each, state read before and after) behave as wrap()."""
+    orchestrator = SagaOrchestrator()
+    handle = instrument(orchestrator, bus=bus, delivery=delivery)
+    saga = orchestrator.create_saga("s1")
+    step = orchestrator.add_step(saga.saga_id, "a", AGENT, "/a")
+    assert inspect.signature(step.transition) == inspect.signature(
+        SagaStep(step_id="x", action_id="a", agent_did=AGENT, execute_api="/a").transition
+    ), "the wrapper shows the original's signature"
+    with pytest.raises(SagaStateError, match="Invalid step transition"):
+        step.transition(StepState.COMMITTED)  # PENDING -> COMMITTED: upstream refuses
+    assert step.state is StepState.PENDING
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise ValueError("meshwatch bug")
+
+    monkeypatch.setattr(handle.observer, "_report", broken)
+    assert step.transition(StepState.EXECUTING) is None, "upstream's return value"
+    assert step.state is StepState.EXECUTING and step.started_at is not None
+    saga.transition(SagaState.COMPLETED)
+    assert saga.state is SagaState.COMPLETED
+    assert handle.hook_errors == {"SagaStep.transition": 1, "Saga.transition": 1}
     handle.close()

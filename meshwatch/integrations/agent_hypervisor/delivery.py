@@ -180,9 +180,11 @@ class Delivery:
                 self._max,
             )
             return
-        if self._thread is None and not self._restart():
-            return  # closed
-        self._queue.append((builder, args, current_trace(), _time()))  # a fork's new queue
+        if self._thread is None:
+            if not self._restart():
+                return  # closed
+            queue = self._queue  # a forked child's new queue
+        queue.append((builder, args, current_trace(), _time()))
         wake = self._wake
         if not wake.is_set():
             wake.set()

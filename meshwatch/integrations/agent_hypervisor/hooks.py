@@ -38,6 +38,8 @@ T = TypeVar("T")
 Before = Callable[[tuple[Any, ...], dict[str, Any]], Any]
 After = Callable[[Any, tuple[Any, ...], dict[str, Any], Any], None]
 OnError = Callable[[BaseException, tuple[Any, ...], dict[str, Any]], None]
+# A state machine's move: (context, the object, old state, new state).
+Changed = Callable[[Any, Any, Any, Any], None]
 
 _FAILED = object()  # ``before`` raised: skip ``after``, the look is unknown
 
@@ -99,14 +101,23 @@ class Hooks:
 
     # -- installing and removing --------------------------------------------------
 
-    def _install(self, obj: Any, name: str, wrapper: Callable[..., Any]) -> None:
-        current = obj.__dict__.get(name)
-        if current is not None and getattr(current, MARK, False):
+    def _install(
+        self, obj: Any, name: str, wrapper: Callable[..., Any], original: Callable[..., Any]
+    ) -> None:
+        """Put ``wrapper`` on ``obj`` in place of ``original`` (what ``obj.name`` was).
+
+        A meshwatch wrapper already on the instance is what ``getattr`` found
+        as ``original`` (instance attributes are not bound), so the check for
+        it reads no ``obj.__dict__``: on a fresh object that builds the dict,
+        about 0.25 us on every saga and step hooked.
+        """
+        if getattr(original, MARK, False):
             raise AlreadyInstrumentedError(
                 f"{type(obj).__name__}.{name} of {obj!r} is already instrumented; "
                 "close the other handle first"
             )
-        setattr(wrapper, MARK, True)
+        if not getattr(wrapper, MARK, False):  # wrap_async's, built by functools.wraps
+            setattr(wrapper, MARK, True)
         setattr(obj, name, wrapper)
         installed = self._installed
         installed.append((weakref.ref(obj), name, id(wrapper)))  # atomic under the GIL
@@ -126,10 +137,50 @@ class Hooks:
         on_error: OnError | None = None,
     ) -> None:
         """Hook the synchronous method ``obj.name``."""
-        wrapper = _sync_wrapper(
-            self, getattr(obj, name), type(obj).__name__, name, before, after, on_error
-        )
-        self._install(obj, name, wrapper)
+        original = getattr(obj, name)
+        wrapper = _sync_wrapper(self, original, type(obj).__name__, name, before, after, on_error)
+        self._install(obj, name, wrapper, original)
+
+    def wrap_state(
+        self,
+        obj: Any,
+        name: str,
+        changed: Changed,
+        context: Any,
+    ) -> None:
+        """Hook the state-machine method ``obj.name``: ``changed`` runs when ``obj.state`` moved.
+
+        ``changed(context, obj, old, new)`` runs after a call that left
+        ``obj.state`` different from what it was before (``is`` comparison:
+        states are enum members); a call that raises is passed through
+        untouched, as :meth:`wrap` does without ``on_error``. This is
+        :meth:`wrap` with the look before (the old state) and the after hook
+        folded into the wrapper: the saga engine hooks every saga and every
+        step it creates, so per object this builds one closure instead of
+        three, and per transition it makes one Python call instead of two.
+        """
+        original = getattr(obj, name)
+        hooks = self
+        failed = self.failed
+        owner = type(obj).__name__
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                old = obj.state
+            except Exception:
+                failed(owner, name)
+                old = _FAILED
+            result = original(*args, **kwargs)
+            if hooks.active and old is not _FAILED:
+                try:
+                    new = obj.state
+                    if new is not old:
+                        changed(context, obj, old, new)
+                except Exception:
+                    failed(owner, name)
+            return result
+
+        self._install(obj, name, _with_original(wrapper, original), original)
 
     def wrap_async(
         self,
@@ -163,7 +214,7 @@ class Hooks:
                     guard_failed(hook)
             return result
 
-        self._install(obj, name, wrapper)
+        self._install(obj, name, wrapper, original)
 
     def remove_all(self) -> None:
         """Remove every hook still installed; wrappers someone kept a reference to pass through."""
@@ -245,7 +296,18 @@ def _sync_wrapper(
                     failed(*hook)
             return result
 
-    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+    return _with_original(wrapper, original)
+
+
+def _with_original(wrapper: Callable[..., Any], original: Callable[..., Any]) -> Callable[..., Any]:
+    """``wrapper`` carrying the original as ``__wrapped__`` and meshwatch's mark, in one dict.
+
+    ``__wrapped__`` keeps ``inspect.signature`` and ``inspect.unwrap`` showing
+    the original. A function's first attribute builds its ``__dict__``, so
+    setting the two one by one costs about twice as much, on every object
+    hooked (every saga step).
+    """
+    wrapper.__dict__ = {MARK: True, "__wrapped__": original}
     return wrapper
 
 

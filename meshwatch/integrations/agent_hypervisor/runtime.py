@@ -60,6 +60,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import Enum
+from functools import partial
 from typing import Any, Final
 
 from hypervisor.audit.commitment import CommitmentEngine
@@ -125,8 +126,9 @@ class RuntimeObserver:
         # Hooks copy what can still change (states, counters) and pass records as they are.
         self._report: Callable[..., None] = delivery.put if delivery is not None else _now
         self._lock = threading.Lock()
-        # elevation_id -> grant seen while observed: revoke's O(1) "was it active?" lookup.
-        # Plain dict operations, atomic under the GIL, so the call path takes no lock.
+        # elevation_id -> grant seen while observed: revoke's O(1) "was it active?" lookup,
+        # kept by the event builders (so in the calls' order). Plain dict operations,
+        # atomic under the GIL, so it takes no lock.
         self._grants = _Bounded()
         self._session_traces = _Bounded()
         self._saga_traces = _Bounded()
@@ -296,23 +298,29 @@ class RuntimeObserver:
         ``tick()`` ends one and both take it out. (Whether it had passed its
         TTL unnoticed is judged when the event is built, against the time of
         the revoke.) The table is bounded by :data:`MAX_TRACKED`.
+
+        The table is kept where the events are built (on the delivery's
+        worker, in the order of the calls, or in the call with sync delivery),
+        so a grant's and a revoke's hook on the runtime's thread is only the
+        hand-over: ``partial(report, builder)`` is called by the wrapper as its
+        ``after`` directly, one Python call fewer per hooked call.
         """
         for elevation in manager.active_elevations:
             self._grants.put(elevation.elevation_id, elevation)
+        report = self._report
         wrap = self.hooks.wrap
-        wrap(manager, "request_elevation", after=self._elevated, on_error=self._denied)
-        wrap(manager, "revoke_elevation", after=self._revoked)
+        wrap(
+            manager,
+            "request_elevation",
+            after=partial(report, self._emit_elevated),
+            on_error=self._denied,
+        )
+        wrap(manager, "revoke_elevation", after=partial(report, self._emit_revoked))
         wrap(manager, "tick", after=self._expired)
 
-    def _elevated(self, elevation: Any, args: Any, kwargs: Any, _: Any) -> None:
+    def _emit_elevated(self, elevation: Any, args: Any, kwargs: Any, _: Any) -> None:
         # A grant's fields never change after it is made (only is_active, not read here).
-        grants = self._grants
-        grants[elevation.elevation_id] = elevation
-        if len(grants) > MAX_TRACKED:
-            grants.popitem(last=False)
-        self._report(self._emit_elevated, elevation)
-
-    def _emit_elevated(self, elevation: Any) -> None:
+        self._grants.put(elevation.elevation_id, elevation)
         ttl = (elevation.expires_at - elevation.granted_at).total_seconds()
         payload = {
             "from_ring": int(elevation.original_ring),
@@ -344,22 +352,21 @@ class RuntimeObserver:
             EventType.RING_ELEVATION_DENIED, argument(args, kwargs, 1, "session_id"), agent, payload
         )
 
-    def _revoked(self, result: Any, args: Any, kwargs: Any, _: Any) -> None:
+    def _emit_revoked(self, result: Any, args: Any, kwargs: Any, _: Any) -> None:
         elevation = self._grants.pop(args[0] if args else kwargs.get("elevation_id"), None)
-        if elevation is not None:  # else already inactive: revoking it changed nothing
-            self._report(self._emit_revoked, elevation)
-
-    def _emit_revoked(self, elevation: Any) -> None:
+        if elevation is None:  # already inactive: revoking it changed nothing
+            return
         if elevation.expires_at > (moment() or datetime.now(UTC)):  # else it had expired already
             self._back_down(EventType.RING_DEMOTED, elevation, "revoked", None)
 
     def _expired(self, expired: list[Any], args: Any, kwargs: Any, _: Any) -> None:
         if expired:
-            for elevation in expired:
-                self._grants.pop(elevation.elevation_id, None)
             self._report(self._emit_expired, expired)
 
     def _emit_expired(self, expired: list[Any]) -> None:
+        grants = self._grants
+        for elevation in expired:
+            grants.pop(elevation.elevation_id, None)
         for elevation in expired:
             self._back_down(
                 EventType.RING_ELEVATION_EXPIRED, elevation, "ttl expired", elevation.expires_at
@@ -493,19 +500,14 @@ class RuntimeObserver:
             return reported
 
     def _observe_saga(self, saga: Saga) -> None:
-        def before(args: Any, kwargs: Any) -> SagaState:
-            return saga.state
+        self.hooks.wrap_state(saga, "transition", self._saga_changed, None)
 
-        def after(result: Any, args: Any, kwargs: Any, old: SagaState) -> None:
-            new = saga.state
-            if new is old:
-                return
-            failed: tuple[SagaStep, ...] = ()
-            if new is SagaState.ESCALATED:
-                failed = tuple(s for s in saga.steps if s.state is StepState.COMPENSATION_FAILED)
-            self._report(self._saga_moved, saga, old, new, saga.completed_at, saga.error, failed)
-
-        self.hooks.wrap(saga, "transition", before=before, after=after)
+    def _saga_changed(self, _: None, saga: Saga, old: SagaState, new: SagaState) -> None:
+        """A saga's transition, on the runtime's thread: copy what can still change."""
+        failed: tuple[SagaStep, ...] = ()
+        if new is SagaState.ESCALATED:
+            failed = tuple(s for s in saga.steps if s.state is StepState.COMPENSATION_FAILED)
+        self._report(self._saga_moved, saga, old, new, saga.completed_at, saga.error, failed)
 
     def _saga_moved(
         self,
@@ -560,28 +562,25 @@ class RuntimeObserver:
         )
 
     def _observe_step(self, saga: Saga, step: SagaStep) -> None:
-        def before(args: Any, kwargs: Any) -> StepState:
-            return step.state
+        self.hooks.wrap_state(step, "transition", self._step_changed, saga)
 
-        def after(result: Any, args: Any, kwargs: Any, old: StepState) -> None:
-            new = step.state
-            if new is old or new is StepState.PENDING:
-                # FAILED -> PENDING is reset_for_retry(): the next start says retry=True
-                return
-            timed_out = new in _FAILURES and _timing_out()
-            self._report(
-                self._step_moved,
-                saga,
-                step,
-                new,
-                step.retry_count,
-                step.started_at,
-                step.completed_at,
-                step.error,
-                timed_out,
-            )
-
-        self.hooks.wrap(step, "transition", before=before, after=after)
+    def _step_changed(self, saga: Saga, step: SagaStep, old: StepState, new: StepState) -> None:
+        """A step's transition, on the runtime's thread: copy what can still change."""
+        if new is StepState.PENDING:
+            # FAILED -> PENDING is reset_for_retry(): the next start says retry=True
+            return
+        timed_out = new in _FAILURES and _timing_out()
+        self._report(
+            self._step_moved,
+            saga,
+            step,
+            new,
+            step.retry_count,
+            step.started_at,
+            step.completed_at,
+            step.error,
+            timed_out,
+        )
 
     def _step_moved(
         self,
