@@ -65,13 +65,25 @@ _yield = time.sleep
 
 # (builder, its arguments, the caller's trace, when it happened as a Unix time)
 Item = tuple[Callable[..., None], tuple[Any, ...], CausalTraceId | None, float]
-# What the worker is doing now; ``observer_time`` reads it while a builder runs.
-_moment = threading.local()
+
+
+class _Moment(threading.local):
+    """When the change the worker is building happened; None on every other thread.
+
+    The class default makes the read on a thread that never set it (the
+    runtime's, with sync delivery) a plain lookup rather than a caught
+    AttributeError.
+    """
+
+    at: float | None = None
+
+
+_moment = _Moment()
 
 
 def moment() -> datetime | None:
     """When the change being built happened (on the worker), or None (in the runtime's call)."""
-    at: float | None = getattr(_moment, "at", None)
+    at = _moment.at
     return None if at is None else datetime.fromtimestamp(at, UTC)
 
 
