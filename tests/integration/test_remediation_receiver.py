@@ -28,6 +28,8 @@ from meshwatch.remediation import (
 from meshwatch.settings import RemediationPolicy, RemediationSettings
 from tests.unit.test_remediation import Recording, alert, body
 
+pytestmark = pytest.mark.integration
+
 TOKEN = "s3cret-token-for-tests"
 
 
