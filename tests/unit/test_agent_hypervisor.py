@@ -24,7 +24,7 @@ from hypervisor.observability.event_bus import HypervisorEvent as UpstreamEvent
 from hypervisor.observability.event_bus import HypervisorEventBus as UpstreamBus
 from hypervisor.rings.elevation import RingElevationError
 from hypervisor.saga.orchestrator import SagaOrchestrator
-from hypervisor.saga.state_machine import SagaState, SagaStateError, SagaStep, StepState
+from hypervisor.saga.state_machine import Saga, SagaState, SagaStateError, SagaStep, StepState
 from hypervisor.security.kill_switch import KillReason
 
 from meshwatch.instrumentation.bus import HypervisorEventBus
@@ -58,6 +58,7 @@ from meshwatch.integrations.agent_hypervisor.hook_points import (
     installed_version,
     is_tested_version,
 )
+from meshwatch.integrations.agent_hypervisor.hooks import Hooks
 from meshwatch.integrations.agent_hypervisor.runtime import COMPENSATE_SUFFIX
 
 AGENT = "did:mesh:analyst"
@@ -601,3 +602,31 @@ def test_state_machine_hooks_pass_upstreams_errors_and_count_their_own(
     assert saga.state is SagaState.COMPLETED
     assert handle.hook_errors == {"SagaStep.transition": 1, "Saga.transition": 1}
     handle.close()
+
+
+def test_state_hooks_share_one_wrapper_per_class_and_come_off_cleanly(
+    bus: HypervisorEventBus,
+) -> None:
+    """Each saga and step gets a bound method of one shared function, never a class patch."""
+    orchestrator = SagaOrchestrator()
+    class_attributes = (dict(vars(Saga)), dict(vars(SagaStep)))
+    handle = instrument(orchestrator, bus=bus, delivery=SYNC)
+    saga = orchestrator.create_saga("s1")
+    first = orchestrator.add_step(saga.saga_id, "a", AGENT, "/a")
+    second = orchestrator.add_step(saga.saga_id, "b", AGENT, "/b")
+    hooked = vars(first)["transition"], vars(second)["transition"]
+    assert hooked[0].__func__ is hooked[1].__func__, "one wrapper function for every step"
+    assert vars(saga)["transition"].__func__ is not hooked[0].__func__, "one per class"
+    assert inspect.unwrap(first.transition) is SagaStep.transition
+    other = Hooks()
+    with pytest.raises(AlreadyInstrumentedError):
+        other.wrap_state(first, "transition", lambda *args: None, None)
+    first.transition(StepState.EXECUTING)
+    assert [e.event_type for e in bus.all_events][-1] is EventType.SAGA_STEP_STARTED
+    handle.close()
+    for obj in (saga, first, second):
+        assert "transition" not in vars(obj), "close() restores the class's method"
+    assert (dict(vars(Saga)), dict(vars(SagaStep))) == class_attributes, "no class was patched"
+    emitted = bus.emitted_count
+    second.transition(StepState.EXECUTING)
+    assert bus.emitted_count == emitted
