@@ -103,7 +103,7 @@ BREAKER_COOLDOWN: Final = 15.0
 # The publisher is the fleet's trusted release agent: ring 1 needs trust 0.85.
 RELEASE_AGENT_TRUST: Final = 900.0
 # Catalogue metrics the fleet on the real runtime does not produce, and why.
-# Incident: everything else is served within 60 s (tests/unit/test_demo_runtime.py).
+# Incident: everything else is served within 60 s (tests/integration/test_demo_runtime.py).
 CANNOT_PRODUCE: Final[dict[MetricDef, str]] = {
     SPANS_DROPPED: (
         "the span exporter's own losses: a real orchestrator ends every step it starts, so no "
@@ -344,8 +344,13 @@ class RuntimeWorld(World):
         """
         agent = next((a for a in (*FLEET, LEGACY) if a.did == did), None)
         with self._kill_lock:
-            sid = None if agent is None else self.sessions.get(agent.did)
-            if agent is None or sid is None or agent.did in self._killed:
+            if agent is None or agent.did in self._killed:
+                return False
+            # Claim the session: a killed agent has none until it restarts. Leaving it
+            # in place let a second kill, between restart()'s un-marking and its new
+            # join, terminate the archived session again (upstream refuses that).
+            sid = self.sessions.pop(agent.did, None)
+            if sid is None:
                 return False
             self._killed.add(agent.did)
         kind = KillReason.RING_BREACH if "breach" in reason.lower() else KillReason.MANUAL
