@@ -68,6 +68,7 @@ test-integration: $(BIN)/.installed system-deps
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check meshwatch tests benchmarks
+	$(BIN)/ruff format --check meshwatch tests benchmarks
 	$(BIN)/mypy
 
 bench: $(BIN)/.installed

@@ -254,7 +254,9 @@ def test_reset_forgets_everything_and_keeps_listening(
     emit(bus, EventType.RING_BREACH_DETECTED)
     assert collector.collect()[RING_BREACHES.name] == {(AGENT, "s1"): 1}
     collector.export_to_prometheus(exporter)  # deltas start from zero again after a reset
-    assert exporter.counters[(RING_BREACHES.name, (("agent_did", AGENT), ("session_id", "s1")))] == 2
+    assert (
+        exporter.counters[(RING_BREACHES.name, (("agent_did", AGENT), ("session_id", "s1")))] == 2
+    )
 
 
 class RecordingExporter:

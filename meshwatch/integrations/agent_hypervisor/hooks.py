@@ -310,7 +310,9 @@ def _state_wrapper(
     """
     failed = hooks.failed
 
-    def wrapper(hooked: tuple[Any, Callable[..., Any], Changed, Any], *args: Any, **kwargs: Any) -> Any:
+    def wrapper(
+        hooked: tuple[Any, Callable[..., Any], Changed, Any], *args: Any, **kwargs: Any
+    ) -> Any:
         obj, original, changed, context = hooked
         try:
             old = obj.state
