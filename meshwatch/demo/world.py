@@ -269,10 +269,15 @@ class World:
             return agent.did in self._killed
 
     def restart(self, agent: AgentSpec) -> None:
-        """A killed agent comes back in a new session, as an orchestrator would restart it."""
+        """A killed agent comes back in a new session, as an orchestrator would restart it.
+
+        It joins first and is un-marked after: a kill arriving from the
+        receiver's thread while it joins finds it still killed, never its ended
+        session (which a kill would otherwise end a second time).
+        """
+        self.join(agent)
         with self._kill_lock:
             self._killed.discard(agent.did)
-        self.join(agent)
 
     def breach(self, rng: random.Random, agent: AgentSpec, tool: str) -> None:
         """``agent`` tried a tool above its ring: a breach, and a blocked governance call."""
