@@ -15,7 +15,7 @@ from __future__ import annotations
 import gc
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -97,6 +97,25 @@ def seconds_per_call(
     return best / number / 1e9
 
 
+def interleaved_seconds_per_call(
+    fns: Mapping[str, Callable[[], object]], *, repeat: int = 100
+) -> dict[str, float]:
+    """Like :func:`seconds_per_call` for several functions, their repeats taken in turn.
+
+    Round ``i`` runs one repeat of every function, one after another, and
+    each function keeps its fastest repeat. A machine whose speed drifts
+    during the run (another process starts, the CPU clock changes) then
+    moves every figure alike, where timing them one after the other would
+    put the drift into their ratio. Use it for a figure and its baseline.
+    """
+    numbers = {name: _autorange(fn, budget_ns=2_000_000) for name, fn in fns.items()}
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            best[name] = min(best[name], _run(fn, numbers[name]) / numbers[name])
+    return {name: ns / 1e9 for name, ns in best.items()}
+
+
 def seconds_once(fn: Callable[[], object], *, repeat: int = 5) -> float:
     """The fastest of ``repeat`` single calls to ``fn`` (for slow operations, e.g. a scrape)."""
     return min(_run(fn, 1) for _ in range(repeat)) / 1e9
@@ -147,4 +166,10 @@ def retained_bytes(build: Callable[[], T]) -> tuple[T, int]:
     return result, after - before
 
 
-__all__ = ["Result", "retained_bytes", "seconds_once", "seconds_per_call"]
+__all__ = [
+    "Result",
+    "interleaved_seconds_per_call",
+    "retained_bytes",
+    "seconds_once",
+    "seconds_per_call",
+]

@@ -32,8 +32,12 @@ Design, and why:
   remaining handlers still run and ``emit`` returns normally.
 * **Type-specific dispatch.** Handlers subscribed to one event type are looked
   up by that type, so a saga span exporter costs nothing on ring events.
-  Type-specific handlers run first, then wildcard handlers, each group in
-  subscription order.
+  Type-specific handlers run first, then batched subscriptions, then wildcard
+  handlers, each group in subscription order.
+* **Batched subscriptions** (:meth:`HypervisorEventBus.subscribe_batched`).
+  A collector whose state is read rather than pushed (the ring metrics) has
+  its events queued and applies them 64 at a time, and whenever it is read:
+  the bus appends to a deque instead of calling a handler per event.
 
 The bus is also a :class:`~meshwatch.instrumentation.stores.MetricSource`:
 events emitted per type, events retained, subscriber errors.
@@ -45,7 +49,7 @@ import itertools
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from meshwatch.instrumentation.catalogue import (
@@ -59,6 +63,7 @@ from meshwatch.instrumentation.payloads import DEFAULT_MAX_PAYLOAD_BYTES, capped
 from meshwatch.instrumentation.stores import CounterStore, LabelValues, MetricFamilySnapshot
 
 Handler = Callable[[HypervisorEvent], object]
+BatchHandler = Callable[[deque[HypervisorEvent]], object]
 
 _log = RateLimitedLog(logging.getLogger(__name__))
 DEFAULT_MAX_EVENTS = 100_000
@@ -109,6 +114,62 @@ class Subscription:
         return self._bus.unsubscribe(self.event_type, self.handler)
 
 
+class BatchSubscription:
+    """What :meth:`HypervisorEventBus.subscribe_batched` returns: events queued for a batch.
+
+    The bus appends each event of the subscribed types to :attr:`pending` and
+    calls ``apply(pending)`` once ``batch`` events wait; ``apply`` takes them
+    from the left (``popleft`` until empty) and must hold its own lock while
+    it does, so two threads applying at once keep the events in order.
+    A subscriber that reads its state calls :meth:`flush` first, so what it
+    reads includes every event emitted before the read.
+    """
+
+    __slots__ = ("_bus", "apply", "batch", "event_types", "pending")
+
+    def __init__(
+        self,
+        bus: HypervisorEventBus,
+        event_types: tuple[EventType, ...],
+        apply: BatchHandler,
+        batch: int,
+    ) -> None:
+        self._bus = bus
+        self.event_types = event_types
+        self.apply = apply
+        self.batch = batch
+        # deque.append and popleft are atomic: an emitter on another thread never
+        # loses an event to a batch being applied.
+        self.pending: deque[HypervisorEvent] = deque()
+
+    def flush(self) -> None:
+        """Apply the queued events now (a no-op when none wait)."""
+        if self.pending:
+            self.apply(self.pending)
+
+    def cancel(self) -> bool:
+        """Stop queueing; True if it was still subscribed. Queued events stay for :meth:`flush`."""
+        return self._bus._unsubscribe_batched(self)
+
+
+class _Route:
+    """What the bus keeps per event type: its emit count and who hears it.
+
+    One record per type, made for every type up front, so an emit finds its
+    count, handlers and batched subscriptions with one dict lookup that
+    always hits, instead of one per table. The handler tuples are replaced,
+    never changed (copy-on-write under the bus lock), so emit reads them
+    without the lock.
+    """
+
+    __slots__ = ("batched", "emitted", "handlers")
+
+    def __init__(self) -> None:
+        self.emitted = 0
+        self.handlers: tuple[Handler, ...] = ()
+        self.batched: tuple[BatchSubscription, ...] = ()
+
+
 class HypervisorEventBus:
     """Append-only (newest ``max_events`` retained) event store with indexes and pub/sub.
 
@@ -145,15 +206,12 @@ class HypervisorEventBus:
         self._by_type: dict[EventType, deque[HypervisorEvent]] = {}
         self._by_session: dict[str, _Entry] = {}
         self._by_agent: dict[str, _Entry] = {}
-        self._emitted: dict[EventType, int] = {}
+        self._routes = {event_type: _Route() for event_type in EventType}
         # The indexes are built on the first query after emits, not by emit (the hot
-        # path): ``_indexed`` counts the events ever added to them and ``_evicted``
-        # those ever dropped from the log, so the log's events from position
-        # ``_indexed - _evicted`` on are not indexed yet.
+        # path): the log's oldest ``_indexed`` events are in them, the rest not yet.
         self._indexed = 0
-        self._evicted = 0
-        # Copy-on-write handler tuples: emit reads them without the lock.
-        self._typed: dict[EventType, tuple[Handler, ...]] = {}
+        # Copy-on-write handler tuples (and those of the routes): emit reads them
+        # without the lock.
         self._wildcard: tuple[Handler, ...] = ()
         self._subscriber_errors = CounterStore(BUS_SUBSCRIBER_ERRORS)
 
@@ -201,7 +259,7 @@ class HypervisorEventBus:
             size = payload_bytes(event.payload, self._max_payload_bytes)
             record_event_drop("bus", "payload_truncated")
         # EventType is a StrEnum, hashed as its value string: a C hash, not Enum's.
-        event_type = event.event_type
+        route = self._routes[event.event_type]
         lock = self._lock
         lock.acquire()  # not ``with``: acquire/release in try/finally is ~90 ns cheaper
         try:
@@ -209,27 +267,32 @@ class HypervisorEventBus:
             log.append(event)
             sizes = self._sizes
             sizes.append(size)
-            emitted = self._emitted
-            emitted[event_type] = emitted.get(event_type, 0) + 1
+            route.emitted += 1
             if len(log) > self._max_events:  # the steady state: one in, the oldest out
                 oldest = log.popleft()
                 self._bytes += size - sizes.popleft()  # the overheads cancel
-                if self._evicted < self._indexed:
+                if self._indexed:
                     self._unindex(oldest)
-                self._evicted += 1
+                    self._indexed -= 1
             else:
                 self._bytes += size + EVENT_OVERHEAD_BYTES
             if self._bytes > self._max_bytes:
                 self._evict()
         finally:
             lock.release()
-        handlers = self._typed.get(event_type)
-        if handlers:
-            for handler in handlers:
+        for handler in route.handlers:
+            try:
+                handler(event)
+            except Exception:
+                self._subscriber_failed(event, handler)
+        for queue in route.batched:
+            pending = queue.pending
+            pending.append(event)
+            if len(pending) >= queue.batch:
                 try:
-                    handler(event)
+                    queue.apply(pending)
                 except Exception:
-                    self._subscriber_failed(event, handler)
+                    self._subscriber_failed(event, queue.apply)
         if self._wildcard:
             for handler in self._wildcard:
                 try:
@@ -243,9 +306,9 @@ class HypervisorEventBus:
         while len(log) > self._max_events or (self._bytes > self._max_bytes and len(log) > 1):
             oldest = log.popleft()
             self._bytes -= sizes.popleft() + EVENT_OVERHEAD_BYTES
-            if self._evicted < self._indexed:
+            if self._indexed:
                 self._unindex(oldest)
-            self._evicted += 1
+                self._indexed -= 1
 
     def _unindex(self, oldest: HypervisorEvent) -> None:
         """Drop the log's oldest event from the indexes (called with the lock held).
@@ -276,7 +339,7 @@ class HypervisorEventBus:
     def _catch_up(self) -> None:
         """Index the events emitted since the last query (called with the lock held)."""
         log = self._log
-        new = len(log) - max(0, self._indexed - self._evicted)
+        new = len(log) - self._indexed
         if new <= 0:
             return
         fresh = list(itertools.islice(reversed(log), new))
@@ -302,9 +365,9 @@ class HypervisorEventBus:
                     entry.append(event)
                 else:
                     index[key] = (entry, event)
-        self._indexed = self._evicted + len(log)
+        self._indexed = len(log)
 
-    def _subscriber_failed(self, event: HypervisorEvent, handler: Handler) -> None:
+    def _subscriber_failed(self, event: HypervisorEvent, handler: Handler | BatchHandler) -> None:
         self._subscriber_errors.inc((event.event_type.value,))
         _log.warning(
             f"subscriber:{id(handler)}",
@@ -332,8 +395,43 @@ class HypervisorEventBus:
             if event_type is None:
                 self._wildcard = (*self._wildcard, handler)
             else:
-                self._typed[event_type] = (*self._typed.get(event_type, ()), handler)
+                route = self._routes[event_type]
+                route.handlers = (*route.handlers, handler)
         return Subscription(self, event_type, handler)
+
+    def subscribe_batched(
+        self, event_types: Iterable[EventType], apply: BatchHandler, *, batch: int = 64
+    ) -> BatchSubscription:
+        """Queue every event of ``event_types``; call ``apply(queue)`` each ``batch`` events.
+
+        For a subscriber whose state is read, not pushed (metric collectors):
+        applying a batch in one loop costs far less per event than one
+        handler call each (no call, no lock per event), and the work stays on
+        the emitting threads. The subscriber flushes the queue before every
+        read (:meth:`BatchSubscription.flush`). A raising ``apply`` is counted
+        and logged as a subscriber error, as a raising handler is.
+        """
+        if not callable(apply):
+            raise TypeError(f"apply must be callable, got {apply!r}")
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch must be a positive int, got {batch!r}")
+        types = tuple(dict.fromkeys(EventType(t) for t in event_types))
+        subscription = BatchSubscription(self, types, apply, batch)
+        with self._lock:
+            for event_type in types:
+                route = self._routes[event_type]
+                route.batched = (*route.batched, subscription)
+        return subscription
+
+    def _unsubscribe_batched(self, subscription: BatchSubscription) -> bool:
+        found = False
+        with self._lock:
+            for event_type in subscription.event_types:
+                route = self._routes[event_type]
+                remaining = tuple(s for s in route.batched if s is not subscription)
+                found = found or len(remaining) < len(route.batched)
+                route.batched = remaining
+        return found
 
     def unsubscribe(
         self, event_type: EventType | None = None, handler: Handler | None = None
@@ -342,7 +440,7 @@ class HypervisorEventBus:
         if event_type is not None:
             event_type = EventType(event_type)
         with self._lock:
-            current = self._wildcard if event_type is None else self._typed.get(event_type, ())
+            current = self._wildcard if event_type is None else self._routes[event_type].handlers
             for i, subscribed in enumerate(current):
                 if subscribed == handler:
                     remaining = current[:i] + current[i + 1 :]
@@ -351,10 +449,8 @@ class HypervisorEventBus:
                 return False
             if event_type is None:
                 self._wildcard = remaining
-            elif remaining:
-                self._typed[event_type] = remaining
             else:
-                del self._typed[event_type]
+                self._routes[event_type].handlers = remaining
             return True
 
     # -- query -------------------------------------------------------------------
@@ -449,7 +545,7 @@ class HypervisorEventBus:
     def emitted_count(self) -> int:
         """Events ever emitted on this bus, retained or not."""
         with self._lock:
-            return sum(self._emitted.values())
+            return sum(route.emitted for route in self._routes.values())
 
     def type_counts(self) -> dict[str, int]:
         """Retained events per event type value, e.g. ``{"ring.assigned": 1}``."""
@@ -460,7 +556,7 @@ class HypervisorEventBus:
     def emitted_counts(self) -> dict[str, int]:
         """Events ever emitted per event type value (what ``meshwatch_bus_events_total`` counts)."""
         with self._lock:
-            return {t.value: n for t, n in self._emitted.items()}
+            return {t.value: r.emitted for t, r in self._routes.items() if r.emitted}
 
     @property
     def all_events(self) -> list[HypervisorEvent]:
@@ -476,7 +572,7 @@ class HypervisorEventBus:
         """The bus's own metrics, for the Prometheus adapter."""
         with self._lock:
             emitted: dict[LabelValues, float] = {
-                (t.value,): float(n) for t, n in self._emitted.items()
+                (t.value,): float(r.emitted) for t, r in self._routes.items() if r.emitted
             }
             retained = float(len(self._log))
         yield MetricFamilySnapshot(BUS_EVENTS, BUS_EVENTS.labels, emitted)
@@ -488,6 +584,7 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_EVENTS",
     "EVENT_OVERHEAD_BYTES",
+    "BatchSubscription",
     "Handler",
     "HypervisorEventBus",
     "Subscription",

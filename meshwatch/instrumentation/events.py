@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from meshwatch.instrumentation.trace import CausalTraceId
 
@@ -235,11 +235,19 @@ def event_microseconds(event: HypervisorEvent) -> int:
 
 
 def event_seconds(event: HypervisorEvent) -> float:
-    """The event's time as epoch seconds (``event.timestamp.timestamp()``, cheaper)."""
-    value = _stored_time(event)
-    if isinstance(value, int):
-        return value / 1e6
-    return value.timestamp()
+    """The event's time as epoch seconds (``event.timestamp.timestamp()``, cheaper).
+
+    The collectors call it on the emit path, so the packed case (auto id and
+    time, nearly every event) is read here directly rather than through
+    :func:`_stored_time`: one call instead of two.
+    """
+    value = event._event_id
+    if type(value) is int and value > _ID_MASK:
+        return (value >> 64) / 1e6
+    stored = _stored_time(event)
+    if isinstance(stored, int):
+        return stored / 1e6
+    return stored.timestamp()
 
 
 class _EventSlots:
@@ -332,11 +340,11 @@ class HypervisorEvent(_EventSlots):
     ) -> HypervisorEvent:
         if type(event_type) is not EventType:
             event_type = EventType(event_type)
-        if session_id is not None and type(session_id) is not str:
+        if type(session_id) is not str and session_id is not None:  # a str (usual) costs one test
             raise TypeError(f"HypervisorEvent.session_id must be a str or None, got {session_id!r}")
-        if agent_did is not None and type(agent_did) is not str:
+        if type(agent_did) is not str and agent_did is not None:  # a str (usual) costs one test
             raise TypeError(f"HypervisorEvent.agent_did must be a str or None, got {agent_did!r}")
-        if causal_trace_id is not None and type(causal_trace_id) is not str:
+        if type(causal_trace_id) is not str and causal_trace_id is not None:
             if not isinstance(causal_trace_id, CausalTraceId):
                 raise TypeError(
                     "HypervisorEvent.causal_trace_id must be a str, CausalTraceId or None, "
@@ -373,7 +381,7 @@ class HypervisorEvent(_EventSlots):
         self.parent_event_id = parent_event_id
         if cls is HypervisorEvent:
             self.__class__ = cls  # frozen from here on
-            return cast(HypervisorEvent, self)
+            return self  # type: ignore[return-value]  # it is one now (typing.cast is a call)
         return _as_subclass(self, cls)
 
     def __hash__(self) -> int:

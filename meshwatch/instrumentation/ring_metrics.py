@@ -17,6 +17,11 @@ What this collector adds to the tutorial's version:
 * Malformed payloads never raise into the emitter: the event is dropped,
   counted in ``meshwatch_events_dropped_total{component="ring_metrics"}`` and
   logged at DEBUG.
+* Events are applied in batches (of :data:`BATCH`, and whenever the
+  collector is read), on the emitting thread: about a third cheaper per event
+  than one handler call each, and invisible to readers, which always see
+  every event emitted before they read. A malformed event is counted when
+  its batch is applied.
 * :meth:`RingMetricsCollector.export_to_prometheus` passes counters as deltas
   since the previous export, because ``inc_counter`` adds; passing cumulative
   totals (as the upstream did) double-counts on every call after the first.
@@ -37,6 +42,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -82,8 +88,13 @@ RING_EVENTS = (
     EventType.RING_ELEVATION_DENIED,
 )
 _ASSIGNED = EventType.RING_ASSIGNED
+_BREACH = EventType.RING_BREACH_DETECTED
+_DENIED = EventType.RING_ELEVATION_DENIED
 _ELEVATED = EventType.RING_ELEVATED
 _EXPIRED = EventType.RING_ELEVATION_EXPIRED
+# Ring events are applied in batches of this many (see HypervisorEventBus.subscribe_batched).
+BATCH = 64
+_LEVELS = frozenset(range(MIN_RING, MAX_RING + 1))
 _NUMERIC_RINGS = {str(ring): ring for ring in range(MIN_RING, MAX_RING + 1)}
 
 
@@ -138,17 +149,13 @@ class RingMetricsCollector:
         self._events_dropped = 0
         self._exported: dict[tuple[str, tuple[str, ...]], float] = {}
         self._bus = bus
-        self._subscriptions = [
-            bus.subscribe(EventType.RING_BREACH_DETECTED, self._on_breach),
-            bus.subscribe(EventType.RING_ELEVATION_DENIED, self._on_denied),
-            *(bus.subscribe(t, self._on_transition) for t in TRANSITION_EVENTS),
-        ]
+        self._queue = bus.subscribe_batched(RING_EVENTS, self._apply, batch=BATCH)
 
     def _hold_series(self) -> None:
-        """Keep the transition and breach counters' series dicts for the handlers.
+        """Keep the transition and breach counters' series dicts for :meth:`_apply`.
 
-        The handlers add to a series already seen in place, under the shared
-        lock, instead of calling ``inc_locked`` (~100 ns less per event); a new
+        It adds to a series already seen in place, under the shared lock,
+        instead of calling ``inc_locked`` (~100 ns less per event); a new
         series still goes through ``inc_locked`` and the cardinality guard.
         Called again whenever the stores are replaced (:meth:`reset`).
         """
@@ -157,99 +164,120 @@ class RingMetricsCollector:
 
     def close(self) -> None:
         """Stop listening to the bus; the metrics collected so far stay readable."""
-        for subscription in self._subscriptions:
-            subscription.cancel()
-        self._subscriptions.clear()
+        self._queue.cancel()
 
-    # -- event handlers (the emit hot path) --------------------------------------
+    # -- the emit hot path: the bus queues ring events, this applies them -----------
 
-    def _on_breach(self, event: HypervisorEvent) -> None:
-        session = event.session_id
-        key = (event.agent_did or UNKNOWN_AGENT, "" if session is None else session)
+    def _apply(self, pending: deque[HypervisorEvent]) -> None:
+        """Apply the queued ring events, oldest first (the bus calls it every BATCH events).
+
+        Applying a batch in one loop under one lock costs about a third less
+        per event than a handler call per event. Readers call
+        ``self._queue.flush()`` first, so what they read includes every event
+        emitted before the read. Validation is inlined (no helper calls): it
+        runs for every ring event. Malformed events are counted and logged
+        after the lock is released.
+        """
+        dropped: list[tuple[HypervisorEvent, str]] = []
+        popleft = pending.popleft
         lock = self._lock
         lock.acquire()  # not ``with``: acquire/release in try/finally is ~90 ns cheaper
         try:
-            counts = self._breach_counts  # read under the lock: reset() replaces it
-            count = counts.get(key)
-            if count is None:  # a new series: through the cardinality guard
-                self._breaches.inc_locked(key)
-            else:
-                counts[key] = count + 1.0
+            # Read under the lock: reset() replaces them.
+            transitions, counts = self._transitions, self._transition_counts
+            breaches, breach_counts = self._breaches, self._breach_counts
+            agents = self._agents
+            while pending:
+                event = popleft()
+                event_type = event.event_type
+                agent = event.agent_did or UNKNOWN_AGENT
+                session = event.session_id
+                if session is None:
+                    session = ""
+                if event_type is _BREACH:
+                    series = (agent, session)
+                    count = breach_counts.get(series)
+                    if count is None:  # a new series: through the cardinality guard
+                        breaches.inc_locked(series)
+                    else:
+                        breach_counts[series] = count + 1.0
+                    continue
+                payload = event.payload
+                if event_type is _DENIED:
+                    reason = payload.get("reason")
+                    if type(reason) is not str or not reason:
+                        reason = UNSPECIFIED_REASON
+                    self._denied.inc_locked((agent, reason))
+                    continue
+                if event_type is _ASSIGNED:
+                    ring = payload.get("ring")
+                    if ring is None:
+                        ring = payload.get("to_ring")
+                    from_ring = None
+                    if ring is None:
+                        dropped.append((event, "missing_ring"))
+                        continue
+                else:
+                    ring = payload.get("to_ring")
+                    from_ring = payload.get("from_ring")
+                    if ring is None and event_type is not _EXPIRED:
+                        dropped.append((event, "missing_ring"))
+                        continue
+                # An exact int 0-3 passes on one set lookup; None here is an expiry
+                # without a target (allowed above); anything else goes through _ring().
+                if (type(ring) is not int or ring not in _LEVELS) and ring is not None:
+                    ring = _ring(ring)
+                    if ring is None:
+                        dropped.append((event, "invalid_ring"))
+                        continue
+                if from_ring is not None and (
+                    type(from_ring) is not int or from_ring not in _LEVELS
+                ):
+                    from_ring = _ring(from_ring)
+                    if from_ring is None:
+                        dropped.append((event, "invalid_ring"))
+                        continue
+                # Keyed by the type's value string itself (``_value_``, the object a new
+                # series is stored under, as stores keep exact strs as given): the
+                # lookup then finds the stored key's first item by identity, without
+                # comparing an enum member to a str.
+                key = (event_type._value_, agent, session)
+                count = counts.get(key)
+                if count is None:  # a new series: through the cardinality guard
+                    transitions.inc_locked(key)
+                else:
+                    counts[key] = count + 1.0
+                state = agents.get(agent) or self._new_agent(agent)
+                if event_type is _ASSIGNED:
+                    state.assigned = ring
+                elif from_ring is not None and state.assigned is None:
+                    state.assigned = from_ring
+                assigned = state.assigned
+                if ring is None:  # an expiry that did not say where to: back to the assignment
+                    ring = assigned if assigned is not None else state.current
+                state.current = ring
+                if assigned is not None and ring is not None:
+                    elevated = ring < assigned
+                else:  # no assignment seen: trust the event's own meaning
+                    elevated = event_type is _ELEVATED
+                since = state.elevated_since
+                if elevated:
+                    if since is None:
+                        state.elevated_since = event_seconds(event)
+                elif since is not None:
+                    state.last_elevation = max(0.0, event_seconds(event) - since)
+                    state.elevated_since = None
+            self._events_dropped += len(dropped)
         finally:
             lock.release()
-
-    def _on_denied(self, event: HypervisorEvent) -> None:
-        reason = event.payload.get("reason")
-        if type(reason) is not str or not reason:
-            reason = UNSPECIFIED_REASON
-        self._denied.inc((event.agent_did or UNKNOWN_AGENT, reason))
-
-    def _on_transition(self, event: HypervisorEvent) -> None:
-        agent = event.agent_did or UNKNOWN_AGENT
-        event_type = event.event_type
-        payload = event.payload
-        # Validation is inlined (no helper calls): this runs for every ring event.
-        if event_type is _ASSIGNED:
-            ring = payload.get("ring")
-            if ring is None:
-                ring = payload.get("to_ring")
-            from_ring = None
-            if ring is None:
-                self._drop(event, "missing_ring")
-                return
-        else:
-            ring = payload.get("to_ring")
-            from_ring = payload.get("from_ring")
-            if ring is None and event_type is not _EXPIRED:
-                self._drop(event, "missing_ring")
-                return
-        if ring is not None and (type(ring) is not int or not MIN_RING <= ring <= MAX_RING):
-            ring = _ring(ring)
-            if ring is None:
-                self._drop(event, "invalid_ring")
-                return
-        if from_ring is not None and (
-            type(from_ring) is not int or not MIN_RING <= from_ring <= MAX_RING
-        ):
-            from_ring = _ring(from_ring)
-            if from_ring is None:
-                self._drop(event, "invalid_ring")
-                return
-        session = event.session_id
-        # The event type is a StrEnum: equal to, and hashed as, its value string, so it
-        # finds the series its value names (a new series is stored under the plain str).
-        key = (event_type, agent, "" if session is None else session)
-        lock = self._lock
-        lock.acquire()  # not ``with``: acquire/release in try/finally is ~90 ns cheaper
-        try:
-            counts = self._transition_counts  # read under the lock: reset() replaces it
-            count = counts.get(key)
-            if count is None:  # a new series: through the cardinality guard
-                self._transitions.inc_locked(key)
-            else:
-                counts[key] = count + 1.0
-            state = self._agents.get(agent) or self._new_agent(agent)
-            if event_type is _ASSIGNED:
-                state.assigned = ring
-            elif from_ring is not None and state.assigned is None:
-                state.assigned = from_ring
-            assigned = state.assigned
-            if ring is None:  # an expiry that did not say where to: back to the assignment
-                ring = assigned if assigned is not None else state.current
-            state.current = ring
-            if assigned is not None and ring is not None:
-                elevated = ring < assigned
-            else:  # no assignment seen: trust the event's own meaning
-                elevated = event_type is _ELEVATED
-            since = state.elevated_since
-            if elevated:
-                if since is None:
-                    state.elevated_since = event_seconds(event)
-            elif since is not None:
-                state.last_elevation = max(0.0, event_seconds(event) - since)
-                state.elevated_since = None
-        finally:
-            lock.release()
+        for event, reason in dropped:
+            record_event_drop(COMPONENT, reason)
+            _log.debug(
+                "ring_metrics dropped %s event %s: %s",
+                event.event_type.value,
+                event.event_id,
+                reason,
+            )
 
     def _new_agent(self, agent: str) -> _AgentRing:
         """State for an agent not seen yet; past the series cap, the shared overflow state.
@@ -268,14 +296,6 @@ class RingMetricsCollector:
         state = self._agents[agent] = _AgentRing()
         return state
 
-    def _drop(self, event: HypervisorEvent, reason: str) -> None:
-        record_event_drop(COMPONENT, reason)
-        with self._lock:
-            self._events_dropped += 1
-        _log.debug(
-            "ring_metrics dropped %s event %s: %s", event.event_type.value, event.event_id, reason
-        )
-
     # -- reading -------------------------------------------------------------------
 
     def reset(self) -> None:
@@ -293,6 +313,7 @@ class RingMetricsCollector:
             self._breaches = CounterStore(RING_BREACHES, guard=guard, lock=lock)
             self._denied = CounterStore(RING_ELEVATIONS_DENIED, guard=guard, lock=lock)
             self._hold_series()
+            self._queue.pending.clear()
             self._agents.clear()
             self._events_dropped = 0
             self._exported.clear()
@@ -304,6 +325,7 @@ class RingMetricsCollector:
         Derived from the two counters rather than kept as a third count, so the
         emit path does not pay for it.
         """
+        self._queue.flush()
         return int(
             sum(self._transitions.items().values())
             + sum(self._breaches.items().values())
@@ -313,6 +335,7 @@ class RingMetricsCollector:
     @property
     def events_dropped(self) -> int:
         """Ring events ignored because they were malformed."""
+        self._queue.flush()
         return self._events_dropped
 
     def _gauge_samples(self) -> tuple[dict[tuple[str, ...], float], ...]:
@@ -322,6 +345,7 @@ class RingMetricsCollector:
         stored per event: the emit path then pays one dict update per
         transition, and the live elevation duration needs the read time anyway.
         """
+        self._queue.flush()
         now = self._clock()
         current: dict[tuple[str, ...], float] = {}
         duration: dict[tuple[str, ...], float] = {}

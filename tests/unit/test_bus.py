@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -276,7 +277,81 @@ def test_unsubscribe_by_arguments_and_by_handle() -> None:
     assert handle.cancel() is False
     bus.emit(ev())
     assert seen == ["typed", "wild", "wild"]
-    assert bus._typed == {}
+    assert all(not route.handlers for route in bus._routes.values())
+
+
+def test_batched_subscription_applies_every_batch_and_on_flush() -> None:
+    bus = HypervisorEventBus()
+    applied: list[list[str | None]] = []
+
+    def apply(pending: deque[HypervisorEvent]) -> None:
+        batch = []
+        while pending:
+            batch.append(pending.popleft().session_id)
+        applied.append(batch)
+
+    queue = bus.subscribe_batched([EventType.VFS_WRITE, EventType.VFS_DELETE], apply, batch=3)
+    for i in range(7):
+        bus.emit(HypervisorEvent(EventType.VFS_WRITE if i % 2 else EventType.VFS_DELETE, f"s{i}"))
+    bus.emit(HypervisorEvent(EventType.SESSION_CREATED, "other"))  # not subscribed
+    assert applied == [["s0", "s1", "s2"], ["s3", "s4", "s5"]]
+    assert list(e.session_id for e in queue.pending) == ["s6"]
+    queue.flush()
+    queue.flush()  # nothing waits: no empty batch
+    assert applied[-1] == ["s6"]
+    assert len(applied) == 3
+    assert queue.cancel() is True
+    assert queue.cancel() is False
+    bus.emit(HypervisorEvent(EventType.VFS_WRITE, "after"))
+    assert not queue.pending
+    assert all(not route.batched for route in bus._routes.values())
+
+
+def test_a_raising_batch_is_counted_and_the_emit_returns() -> None:
+    bus = HypervisorEventBus()
+
+    def apply(pending: deque[HypervisorEvent]) -> None:
+        pending.clear()
+        raise RuntimeError("boom")
+
+    bus.subscribe_batched([EventType.VFS_WRITE], apply, batch=1)
+    bus.emit(HypervisorEvent(EventType.VFS_WRITE, "s"))
+    assert bus.subscriber_errors() == {"vfs.write": 1.0}
+    assert bus.event_count == 1
+
+
+@pytest.mark.parametrize("batch", [0, -1, True, 2.0])
+def test_batched_subscription_rejects_a_bad_batch_size(batch: object) -> None:
+    with pytest.raises(ValueError, match="batch"):
+        HypervisorEventBus().subscribe_batched([EventType.VFS_WRITE], len, batch=batch)  # type: ignore[arg-type]
+
+
+def test_batched_events_from_many_threads_are_all_applied_once() -> None:
+    bus = HypervisorEventBus()
+    lock = threading.Lock()
+    seen: list[str | None] = []
+
+    def apply(pending: deque[HypervisorEvent]) -> None:
+        with lock:
+            while pending:
+                seen.append(pending.popleft().session_id)
+
+    queue = bus.subscribe_batched([EventType.VFS_WRITE], apply, batch=16)
+
+    def emitter(n: int) -> None:
+        for i in range(2_000):
+            bus.emit(HypervisorEvent(EventType.VFS_WRITE, f"t{n}-{i}"))
+
+    threads = [threading.Thread(target=emitter, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    queue.flush()
+    assert sorted(seen) == sorted(f"t{n}-{i}" for n in range(4) for i in range(2_000))
+    for n in range(4):  # each thread's events in the order it emitted them
+        mine = [s for s in seen if s is not None and s.startswith(f"t{n}-")]
+        assert mine == [f"t{n}-{i}" for i in range(2_000)]
 
 
 def test_subscriber_may_emit_reentrantly() -> None:

@@ -24,7 +24,7 @@ from meshwatch.instrumentation.catalogue import (
     RING_TRANSITIONS,
 )
 from meshwatch.instrumentation.drops import event_drops
-from meshwatch.instrumentation.ring_metrics import UNKNOWN_AGENT
+from meshwatch.instrumentation.ring_metrics import BATCH, UNKNOWN_AGENT
 from meshwatch.instrumentation.stores import OVERFLOW
 
 T0 = datetime(2025, 1, 15, 10, 0, tzinfo=UTC)
@@ -194,12 +194,42 @@ def test_malformed_payloads_are_dropped_and_counted(
 ) -> None:
     before = event_drops("ring_metrics", reason)
     emit(bus, event_type, **payload)
+    assert collector.events_dropped == 1  # a read applies the queued events first
     assert event_drops("ring_metrics", reason) == before + 1
-    assert collector.events_dropped == 1
     snapshot = collector.collect()
     assert snapshot["events_processed"] == 0
     assert snapshot[RING_TRANSITIONS.name] == {}
     assert bus.subscriber_errors() == {}
+
+
+def test_a_full_batch_is_applied_without_a_read(
+    bus: HypervisorEventBus, collector: RingMetricsCollector
+) -> None:
+    """Queued events never wait for a reader longer than one batch: BATCH events apply."""
+    before = event_drops("ring_metrics", "invalid_ring")
+    for _ in range(BATCH - 1):
+        emit(bus, EventType.RING_ASSIGNED, ring=9)
+    emit(bus, EventType.RING_ASSIGNED, ring=9)
+    assert event_drops("ring_metrics", "invalid_ring") == before + BATCH
+    assert len(collector._queue.pending) == 0
+
+
+def test_readers_see_every_event_emitted_before_the_read(
+    bus: HypervisorEventBus, collector: RingMetricsCollector
+) -> None:
+    """Each reader applies the queue first, whatever the batch position."""
+    emit(bus, EventType.RING_ASSIGNED, ring=3)
+    assert collector.events_processed == 1
+    emit(bus, EventType.RING_ELEVATED, to_ring=1)
+    assert collector.collect()[RING_ELEVATED.name] == {AGENT: 1}
+    emit(bus, EventType.RING_BREACH_DETECTED)
+    families = {f.metric.name: f.samples for f in collector.metric_families()}
+    assert families[RING_BREACHES.name] == {(AGENT, "s1"): 1.0}
+    emit(bus, EventType.RING_ELEVATION_DENIED, reason="trust")
+    assert collector.events_processed == 4
+    emit(bus, EventType.RING_DEMOTED, to_ring=3)
+    collector.reset()  # queued events are forgotten with the rest
+    assert collector.collect()["events_processed"] == 0
 
 
 def test_events_without_an_agent_are_filed_under_the_unknown_agent(
