@@ -187,6 +187,8 @@ class RingMetricsCollector:
             transitions, counts = self._transitions, self._transition_counts
             breaches, breach_counts = self._breaches, self._breach_counts
             agents = self._agents
+            # The module's constants as locals: read once per batch, not per event.
+            breach, denied, assign, expire, levels = _BREACH, _DENIED, _ASSIGNED, _EXPIRED, _LEVELS
             while pending:
                 event = popleft()
                 event_type = event.event_type
@@ -194,7 +196,7 @@ class RingMetricsCollector:
                 session = event.session_id
                 if session is None:
                     session = ""
-                if event_type is _BREACH:
+                if event_type is breach:
                     series = (agent, session)
                     count = breach_counts.get(series)
                     if count is None:  # a new series: through the cardinality guard
@@ -203,13 +205,13 @@ class RingMetricsCollector:
                         breach_counts[series] = count + 1.0
                     continue
                 payload = event.payload
-                if event_type is _DENIED:
+                if event_type is denied:
                     reason = payload.get("reason")
                     if type(reason) is not str or not reason:
                         reason = UNSPECIFIED_REASON
                     self._denied.inc_locked((agent, reason))
                     continue
-                if event_type is _ASSIGNED:
+                if event_type is assign:
                     ring = payload.get("ring")
                     if ring is None:
                         ring = payload.get("to_ring")
@@ -220,18 +222,18 @@ class RingMetricsCollector:
                 else:
                     ring = payload.get("to_ring")
                     from_ring = payload.get("from_ring")
-                    if ring is None and event_type is not _EXPIRED:
+                    if ring is None and event_type is not expire:
                         dropped.append((event, "missing_ring"))
                         continue
                 # An exact int 0-3 passes on one set lookup; None here is an expiry
                 # without a target (allowed above); anything else goes through _ring().
-                if (type(ring) is not int or ring not in _LEVELS) and ring is not None:
+                if (type(ring) is not int or ring not in levels) and ring is not None:
                     ring = _ring(ring)
                     if ring is None:
                         dropped.append((event, "invalid_ring"))
                         continue
                 if from_ring is not None and (
-                    type(from_ring) is not int or from_ring not in _LEVELS
+                    type(from_ring) is not int or from_ring not in levels
                 ):
                     from_ring = _ring(from_ring)
                     if from_ring is None:
@@ -248,7 +250,7 @@ class RingMetricsCollector:
                 else:
                     counts[key] = count + 1.0
                 state = agents.get(agent) or self._new_agent(agent)
-                if event_type is _ASSIGNED:
+                if event_type is assign:
                     state.assigned = ring
                 elif from_ring is not None and state.assigned is None:
                     state.assigned = from_ring
