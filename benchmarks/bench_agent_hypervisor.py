@@ -3,7 +3,7 @@
 The target (at most 1.3x) is what observing the runtime costs the runtime's
 calls: each operation is measured on an uninstrumented runtime object and on
 one hooked by ``instrument()`` onto a bus with the standard collectors, in the
-same run, alternating repeats.
+same run, in alternating bursts.
 
 * an elevation: ``request_elevation`` then ``revoke_elevation`` (two events);
 * a saga step: create a saga, add a step, ``execute_step`` it, complete the
@@ -11,27 +11,49 @@ same run, alternating repeats.
 * a breach check: ``record_call`` for an ordinary call (no event: the
   detector finds nothing) and for a call the detector calls a breach.
 
-Two figures per operation and delivery mode:
+How it is measured, and why:
 
-* **latency** (the target): the median time of one call, as its caller sees
-  it. Each call is timed on its own (the timer's ~0.1 us is on both sides).
-  Calls come in bursts of :data:`BURST` seconds, back to back, with idle time
+* Calls come in bursts of :data:`BURST` seconds, back to back, with idle time
   between bursts, as a runtime's calls come between the work and the waits
   around them: the worker waits ``BATCH_DELAY`` (5 ms) after a burst's first
-  event, then builds the events while the runtime is idle. Under a sustained
-  load with no idle time at all the worker's work has nowhere to go but
-  between the caller's calls, and the caller's throughput falls to what the
-  CPU figure says.
+  event, then builds the events while the runtime is idle (the hooked burst's
+  ``flush()``). Under a sustained load with no idle time at all, the worker's
+  work has nowhere to go but between the caller's calls, and the caller's
+  throughput falls to what the CPU figure says.
+* A burst is timed as one span, so every call in it counts: the slow ones too
+  (the one that wakes the worker, a garbage collection the hooks' objects
+  caused; the collector runs as it does in the runtime). No timer runs between
+  the calls.
+* :data:`BURSTS` bursts a side. Plain and hooked alternate, and which goes
+  first flips every round, so neither side always runs just after the other's
+  ``flush()``.
+* The figure is the **median of the per-round ratios** (hooked burst / the
+  plain burst beside it). On this shared machine (2 cores, other builds, a
+  VM's stolen time) the speed of the same burst moves by 2x within seconds;
+  the two bursts of a round are a millisecond apart and see the same speed,
+  so their ratio cancels it, and the median keeps the rounds another process
+  disturbed from deciding the figure. Measured on plain vs plain (the same
+  operation both sides, 6 x 300 rounds), this ratio stayed within
+  0.99-1.01x where the ratio of the two sides' medians moved 0.95-1.10x.
+* The note gives both sides' median time of a call and the ratio's 95%
+  interval: the 2.5th to 97.5th percentile of the median over
+  :data:`RESAMPLES` resamplings of the rounds (a bootstrap), the same
+  resamplings every run. It says how far this run's figure is from what more
+  rounds of the same minutes would give; the load moving between runs adds
+  to that (about ±0.05x on the elevation at a load of 1 to 3).
+
+Three figures per operation and delivery mode:
+
+* **latency** (the target): the wall time of a call as its caller sees it.
 * **caller CPU**: the calling thread's own CPU time (``time.thread_time``) per
-  call, the mean over a burst. What the runtime's thread itself spends,
-  without the time it was descheduled: on a loaded machine this moves far
-  less than wall time does, so it is the steadier view of the same cost.
+  call: what the runtime's thread itself spends, without the time it was
+  descheduled or waited for the GIL.
 * **CPU**: the whole process's CPU time (``time.process_time``) per operation,
-  the worker thread's included: a repeat is closed by ``flush()``, so every
-  event it caused has been built and collected before the clock stops. With
-  background delivery the work moves to the worker thread; under the GIL it
-  does not disappear, so this ratio stays above the latency ratio. No target:
-  it is the honest other half of the latency figure.
+  the worker thread's included: a hooked burst's span ends after ``flush()``,
+  so every event it caused has been built and collected. With background
+  delivery the work moves to the worker thread; under the GIL it does not
+  disappear, so this ratio stays above the latency ratio. No target: it is the
+  honest other half of the latency figure.
 
 Background delivery (the default) is measured, and sync delivery beside it.
 
@@ -43,7 +65,7 @@ repetitions would measure upstream's growing scans, not the hooks.
 from __future__ import annotations
 
 import asyncio
-import gc
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -59,8 +81,11 @@ from meshwatch.integrations.agent_hypervisor import BACKGROUND, SYNC, instrument
 
 TARGET = 1.3
 NS = 1e9
-BURST = 0.003  # seconds of calls in one burst: shorter than delivery's BATCH_DELAY
-BURSTS = 15
+US = 1e6
+BURST = 0.002  # seconds of calls in one burst: shorter than delivery's BATCH_DELAY
+BURSTS = 400  # bursts a side (rounds), per operation and delivery mode
+RESAMPLES = 400  # bootstrap resamplings of the rounds, for a ratio's interval
+FIGURES = (("latency", TARGET), ("caller CPU", None), ("CPU", None))
 Figures = tuple[float, float, float]  # latency, caller CPU, process CPU: seconds per call
 AGENT = "did:mesh:bench"
 SESSION = "session:bench"
@@ -136,20 +161,10 @@ def run() -> list[Result]:
                 hooked = make()
                 hooked_op = operation(hooked)
                 with instrument(hooked, bus=bus, delivery=delivery) as handle:
-                    without, with_hooks = _interleaved(plain, hooked_op, handle.flush)
-                note = f"{delivery} delivery, bus with the standard collectors"
-                figures = (("latency", TARGET), ("caller CPU", None), ("CPU", None))
-                for (what, target), base, value in zip(figures, without, with_hooks, strict=True):
+                    rounds = _interleaved(plain, hooked_op, handle.flush)
+                for k, (what, target) in enumerate(FIGURES):
                     results.append(
-                        Result(
-                            f"agent-hypervisor {name}, instrumented, {what}",
-                            value * NS,
-                            "ns",
-                            target=target,
-                            baseline=base * NS,
-                            baseline_name="uninstrumented",
-                            note=note,
-                        )
+                        _result(f"{name}, instrumented, {what}", target, rounds, k, delivery)
                     )
     finally:
         collectors.close()
@@ -157,52 +172,71 @@ def run() -> list[Result]:
     return results
 
 
-def _burst(
-    op: Callable[[], None], number: int, flush: Callable[[], object]
-) -> tuple[float, float, float]:
-    """One burst of ``number`` calls: the median seconds of one, its thread's and process CPU."""
-    times = [0] * number
+def _result(
+    name: str, target: float | None, rounds: list[tuple[Figures, Figures]], k: int, delivery: str
+) -> Result:
+    """Figure ``k`` of ``rounds`` as a ratio: the median per-round ratio, sides and interval noted."""
+    ratios = [hooked[k] / plain[k] for plain, hooked in rounds]
+    plain_median = statistics.median(plain[k] for plain, _ in rounds)
+    hooked_median = statistics.median(hooked[k] for _, hooked in rounds)
+    low, high = _interval(ratios)
+    note = (
+        f"{delivery} delivery, bus with the standard collectors; a call {hooked_median * US:.3g} us"
+        f" vs uninstrumented {plain_median * US:.3g} us (medians); median of {len(ratios)}"
+        f" rounds' ratios, 95% interval {low:.2f}-{high:.2f}x"
+    )
+    return Result(
+        f"agent-hypervisor {name}", statistics.median(ratios), "x", target=target, note=note
+    )
+
+
+def _interval(ratios: list[float]) -> tuple[float, float]:
+    """The 2.5th and 97.5th percentiles of the median of ``ratios`` over bootstrap resamplings."""
+    rng = random.Random(0)  # the same resamplings every run: the interval moves with the data only
+    n = len(ratios)
+    medians = sorted(
+        statistics.median(ratios[rng.randrange(n)] for _ in range(n)) for _ in range(RESAMPLES)
+    )
+    return medians[int(0.025 * RESAMPLES)], medians[int(0.975 * RESAMPLES) - 1]
+
+
+def _burst(op: Callable[[], None], number: int, flush: Callable[[], object]) -> Figures:
+    """One burst of ``number`` back-to-back calls: wall, own-thread and process seconds per call.
+
+    The burst is timed as one span, so every call in it counts, the slow ones
+    too (a wake-up of the worker, a garbage collection the hooks' objects
+    caused); no timer runs between the calls.
+    """
     clock = time.perf_counter_ns
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        cpu = time.process_time_ns()
-        own = time.thread_time_ns()
-        for i in range(number):
-            start = clock()
-            op()
-            times[i] = clock() - start
-        own = time.thread_time_ns() - own
-        flush()
-        cpu = time.process_time_ns() - cpu
-    finally:
-        if enabled:
-            gc.enable()
-    return statistics.median(times) / 1e9, own / number / 1e9, cpu / number / 1e9
+    cpu = time.process_time_ns()
+    own = time.thread_time_ns()
+    start = clock()
+    for _ in range(number):
+        op()
+    wall = clock() - start
+    own = time.thread_time_ns() - own
+    flush()
+    cpu = time.process_time_ns() - cpu
+    return wall / number / NS, own / number / NS, cpu / number / NS
 
 
 def _interleaved(
     plain: Callable[[], None], hooked: Callable[[], None], flush: Callable[[], object]
-) -> tuple[Figures, Figures]:
-    """(latency, caller CPU, CPU) per call of each, in alternating bursts: medians of the bursts.
-
-    On a shared machine the load moves during a run; alternating the two keeps
-    a burst of load from landing on one side only, and the median of the
-    bursts keeps one disturbed burst from deciding the figure.
-    """
+) -> list[tuple[Figures, Figures]]:
+    """:data:`BURSTS` rounds of one plain and one hooked burst, which first flipping each round."""
     _burst(hooked, 20, flush)  # warm up, and size the bursts on the slower side
+    _burst(plain, 20, _nothing)
     estimate = _burst(hooked, 50, flush)[0]
-    number = max(20, int(BURST / max(estimate, 1e-9)))
-    runs: tuple[list[Figures], list[Figures]] = ([], [])
-    for _ in range(BURSTS):
-        runs[0].append(_burst(plain, number, _nothing))
-        runs[1].append(_burst(hooked, number, flush))
-    return _medians(runs[0]), _medians(runs[1])
-
-
-def _medians(runs: list[Figures]) -> Figures:
-    latency, own, cpu = (statistics.median(r[i] for r in runs) for i in range(3))
-    return latency, own, cpu
+    number = max(10, int(BURST / max(estimate, 1e-9)))
+    rounds: list[tuple[Figures, Figures]] = []
+    for i in range(BURSTS):
+        if i % 2:
+            second = _burst(hooked, number, flush)
+            rounds.append((_burst(plain, number, _nothing), second))
+        else:
+            first = _burst(plain, number, _nothing)
+            rounds.append((first, _burst(hooked, number, flush)))
+    return rounds
 
 
 def _nothing() -> None:

@@ -42,6 +42,11 @@ def current_trace() -> CausalTraceId | None:
     return _CURRENT.get()
 
 
+#: :func:`current_trace` without the Python call around it, for hot paths that
+#: only hand the trace on (a hook queueing what happened for a worker).
+read_trace: Callable[[], CausalTraceId | None] = _CURRENT.get
+
+
 @contextmanager
 def use_trace(trace: CausalTraceId | str) -> Iterator[CausalTraceId]:
     """Run the ``with`` body under ``trace`` (a CausalTraceId or its full_id string).
@@ -136,6 +141,7 @@ def trace_exemplar(value: float) -> Exemplar | None:
 __all__ = [
     "current_trace",
     "current_trace_id_hex",
+    "read_trace",
     "register_trace_id_provider",
     "trace_exemplar",
     "unregister_trace_id_provider",

@@ -18,6 +18,7 @@ reaches the runtime.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import threading
 import weakref
@@ -248,6 +249,12 @@ def _sync_wrapper(
     hook = (owner, method)
 
     if before is None and after is not None:
+        exact = _exact(original, _AFTER_ONLY)
+        if exact is not None:
+            return _with_original(
+                exact(original, hooks, after, on_error, failed, owner, method), original
+            )
+
         # The common case, no look before the call: fewer checks on every call (a try
         # block costs nothing until it catches).
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -309,6 +316,9 @@ def _state_wrapper(
     shows the original's (the first parameter dropped, as for any method).
     """
     failed = hooks.failed
+    exact = _exact(unbound, _STATE, skip_first=True)
+    if exact is not None:
+        return _with_original(exact(hooks, failed, owner, method, _FAILED), unbound)
 
     def wrapper(
         hooked: tuple[Any, Callable[..., Any], Changed, Any], *args: Any, **kwargs: Any
@@ -330,6 +340,135 @@ def _state_wrapper(
         return result
 
     return _with_original(wrapper, unbound)
+
+
+# Wrappers with the original's own parameters, compiled once per upstream function.
+#
+# A ``(*args, **kwargs)`` wrapper packs the caller's arguments into a tuple and a
+# dict, then unpacks them again to call the original (CALL_FUNCTION_EX, which
+# turns the dict back into keyword names): measured on the elevation's two
+# hooked calls, in one process, alternating, that is about 0.13x of upstream's
+# ~8 us where a wrapper with the exact parameters costs 0.05x. So for a method
+# whose parameters are all plain (positional-or-keyword, keyword-only) the
+# wrapper is compiled from its signature: the same names, the same default
+# objects, and the original called with each one passed on. The original sees
+# the same values either way (a default passed on is the default object
+# itself), and a call with wrong arguments fails with the message upstream
+# would give (the wrapper carries the original's name). A method with
+# ``*args``, ``**kwargs`` or positional-only parameters keeps the generic
+# wrapper. ``after`` and ``on_error`` get the arguments as one positional tuple,
+# keyword-only ones in the dict, which :func:`argument` reads either way.
+_AFTER_ONLY: Final = """
+def _mw_factory(_mw_original, _mw_hooks, _mw_after, _mw_on_error, _mw_failed, _mw_owner, _mw_method):
+    def wrapper({params}):
+        try:
+            _mw_result = _mw_original({call})
+        except BaseException as _mw_exc:
+            if _mw_on_error is not None and _mw_hooks.active:
+                try:
+                    _mw_on_error(_mw_exc, ({positional}), {{{keywords}}})
+                except Exception:
+                    _mw_failed(_mw_owner, _mw_method)
+            raise
+        if _mw_hooks.active:
+            try:
+                _mw_after(_mw_result, ({positional}), {{{keywords}}}, None)
+            except Exception:
+                _mw_failed(_mw_owner, _mw_method)
+        return _mw_result
+    return wrapper
+"""
+_STATE: Final = """
+def _mw_factory(_mw_hooks, _mw_failed, _mw_owner, _mw_method, _mw_FAILED):
+    def wrapper(_mw_hooked, {params}):
+        _mw_obj, _mw_original, _mw_changed, _mw_context = _mw_hooked
+        try:
+            _mw_old = _mw_obj.state
+        except Exception:
+            _mw_failed(_mw_owner, _mw_method)
+            _mw_old = _mw_FAILED
+        _mw_result = _mw_original({call})
+        if _mw_hooks.active and _mw_old is not _mw_FAILED:
+            try:
+                _mw_new = _mw_obj.state
+                if _mw_new is not _mw_old:
+                    _mw_changed(_mw_context, _mw_obj, _mw_old, _mw_new)
+            except Exception:
+                _mw_failed(_mw_owner, _mw_method)
+        return _mw_result
+    return wrapper
+"""
+_PLAIN_KINDS: Final = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+# (the upstream function, template) -> its compiled factory, or None: bounded by the hook points
+_factories: dict[tuple[Any, str], Callable[..., Callable[..., Any]] | None] = {}
+_factories_lock = threading.Lock()
+
+
+def _exact(
+    original: Callable[..., Any], template: str, *, skip_first: bool = False
+) -> Callable[..., Callable[..., Any]] | None:
+    """The factory of ``template``'s wrapper with ``original``'s parameters, or None (generic).
+
+    ``skip_first`` drops the first parameter (``self`` of a class's function).
+    """
+    function = getattr(original, "__func__", original)
+    key = (function, template)
+    try:
+        return _factories[key]
+    except KeyError:
+        pass
+    with _factories_lock:
+        if key not in _factories:
+            _factories[key] = _compile(function, original, template, skip_first)
+        return _factories[key]
+
+
+def _compile(
+    function: Any, original: Callable[..., Any], template: str, skip_first: bool
+) -> Callable[..., Callable[..., Any]] | None:
+    try:
+        parameters = list(inspect.signature(original).parameters.values())
+    except (TypeError, ValueError):  # no signature to copy
+        return None
+    if skip_first:
+        parameters = parameters[1:]
+    if any(p.kind not in _PLAIN_KINDS or p.name.startswith("_mw_") for p in parameters):
+        return None
+    defaults: dict[str, Any] = {}
+    params, call, positional, keywords = [], [], [], []
+    starred = False
+    for p in parameters:
+        text = p.name
+        if p.default is not inspect.Parameter.empty:
+            defaults[f"_mw_d{len(defaults)}"] = p.default
+            text = f"{p.name}=_mw_d{len(defaults) - 1}"
+        if p.kind is inspect.Parameter.KEYWORD_ONLY:
+            if not starred:
+                params.append("*")
+                starred = True
+            call.append(f"{p.name}={p.name}")
+            keywords.append(f"{p.name!r}: {p.name}")
+        else:
+            call.append(p.name)
+            positional.append(p.name + ",")
+        params.append(text)
+    source = template.format(
+        params=", ".join(params),
+        call=", ".join(call),
+        positional=" ".join(positional),
+        keywords=", ".join(keywords),
+    )
+    namespace: dict[str, Any] = dict(defaults)
+    exec(compile(source, f"<meshwatch hook of {function.__qualname__}>", "exec"), namespace)
+    make = namespace["_mw_factory"]
+
+    def factory(*args: Any) -> Callable[..., Any]:
+        wrapper = make(*args)
+        wrapper.__name__ = function.__name__
+        wrapper.__qualname__ = function.__qualname__
+        return wrapper  # type: ignore[no-any-return]
+
+    return factory
 
 
 def _with_original(wrapper: Callable[..., Any], original: Callable[..., Any]) -> Callable[..., Any]:
