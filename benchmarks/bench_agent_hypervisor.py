@@ -15,32 +15,37 @@ How it is measured, and why:
 
 * Calls come in bursts of :data:`BURST` seconds, back to back, with idle time
   between bursts, as a runtime's calls come between the work and the waits
-  around them: the worker waits ``BATCH_DELAY`` (5 ms) after a burst's first
-  event, then builds the events while the runtime is idle (the hooked burst's
-  ``flush()``). Under a sustained load with no idle time at all, the worker's
-  work has nowhere to go but between the caller's calls, and the caller's
-  throughput falls to what the CPU figure says.
+  around them. The hooked burst's span ends before its ``flush()``, which
+  then hands the worker its batch (the worker drains every ``BATCH_DELAY``,
+  20 ms, on its own timer while the runtime is busy; a burst is shorter, so
+  the drain falls in the idle time). Under a sustained load with no idle time
+  at all, the worker's work has nowhere to go but between the caller's calls,
+  and the caller's throughput falls to what the CPU figure says.
 * A burst is timed as one span, so every call in it counts: the slow ones too
-  (the one that wakes the worker, a garbage collection the hooks' objects
-  caused; the collector runs as it does in the runtime). No timer runs between
-  the calls.
-* :data:`BURSTS` bursts a side. Plain and hooked alternate, and which goes
-  first flips every round, so neither side always runs just after the other's
-  ``flush()``.
+  (a garbage collection the hooks' objects caused: the collector runs as it
+  does in the runtime). No timer runs between the calls.
+* :data:`BURSTS` rounds of one plain and one hooked burst, from
+  :data:`PROCESSES` fresh interpreters (a quarter each). Which side goes first
+  flips every round, so neither always runs just after the other's
+  ``flush()``. Several processes, because a process's figure can sit apart
+  from the next one's for its whole life: while the worker was woken from the
+  runtime's thread, the saga step gave 1.3x in one process and 1.6x in the
+  next, at the same load (the scheduler's placement of the two threads).
 * The figure is the **median of the per-round ratios** (hooked burst / the
   plain burst beside it). On this shared machine (2 cores, other builds, a
   VM's stolen time) the speed of the same burst moves by 2x within seconds;
-  the two bursts of a round are a millisecond apart and see the same speed,
-  so their ratio cancels it, and the median keeps the rounds another process
-  disturbed from deciding the figure. Measured on plain vs plain (the same
-  operation both sides, 6 x 300 rounds), this ratio stayed within
-  0.99-1.01x where the ratio of the two sides' medians moved 0.95-1.10x.
+  the two bursts of a round are a few milliseconds apart and see the same
+  speed, so their ratio cancels it, and the median keeps the rounds another
+  process disturbed from deciding the figure. Plain against plain (the same
+  operation on both sides, 3 processes x 5 x 300 rounds) this ratio stayed
+  within 0.98-1.01x where the ratio of the two sides' medians moved
+  0.95-1.10x.
 * The note gives both sides' median time of a call and the ratio's 95%
   interval: the 2.5th to 97.5th percentile of the median over
   :data:`RESAMPLES` resamplings of the rounds (a bootstrap), the same
-  resamplings every run. It says how far this run's figure is from what more
-  rounds of the same minutes would give; the load moving between runs adds
-  to that (about ±0.05x on the elevation at a load of 1 to 3).
+  resamplings every run. It says how far the figure is from what more rounds
+  of the same minutes would give; four runs in a row moved by about as much
+  (the elevation 1.20-1.23x, the saga step 1.32-1.35x, at a load of 1.7-1.9).
 
 Three figures per operation and delivery mode:
 
@@ -65,10 +70,15 @@ repetitions would measure upstream's growing scans, not the hooks.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from hypervisor import ExecutionRing, RingBreachDetector, RingElevationManager
 from hypervisor.saga.orchestrator import SagaOrchestrator
@@ -83,7 +93,8 @@ TARGET = 1.3
 NS = 1e9
 US = 1e6
 BURST = 0.002  # seconds of calls in one burst: shorter than delivery's BATCH_DELAY
-BURSTS = 400  # bursts a side (rounds), per operation and delivery mode
+BURSTS = 400  # bursts a side (rounds), per operation and delivery mode, over all processes
+PROCESSES = 4  # fresh interpreters the rounds come from (see the module docstring)
 RESAMPLES = 400  # bootstrap resamplings of the rounds, for a ratio's interval
 FIGURES = (("latency", TARGET), ("caller CPU", None), ("CPU", None))
 Figures = tuple[float, float, float]  # latency, caller CPU, process CPU: seconds per call
@@ -131,50 +142,71 @@ def _breach_check(detector: RingBreachDetector) -> Callable[[], None]:
     return op
 
 
+CASES = (
+    "an elevation (request + revoke)",
+    "a saga step (create, add, execute, complete)",
+    "a breach check, ordinary call",
+    "a breach check, breach found",
+)
+Rounds = list[tuple[Figures, Figures]]
+
+
 def run() -> list[Result]:
+    """Every case's rounds from :data:`PROCESSES` fresh interpreters, pooled, as results."""
+    pooled: dict[str, Rounds] = {}
+    for _ in range(PROCESSES):
+        measured = subprocess.run(
+            [sys.executable, "-m", __name__, str(BURSTS // PROCESSES)],
+            cwd=Path(__file__).resolve().parent.parent,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        for key, rounds in json.loads(measured.stdout).items():
+            pooled.setdefault(key, []).extend(
+                (tuple(plain), tuple(hooked)) for plain, hooked in rounds
+            )
+    results = []
+    for name in CASES:
+        for delivery in (BACKGROUND, SYNC):
+            rounds = pooled[f"{name}|{delivery}"]
+            for k, (what, target) in enumerate(FIGURES):
+                results.append(
+                    _result(f"{name}, instrumented, {what}", target, rounds, k, delivery)
+                )
+    return results
+
+
+def measure(bursts: int) -> dict[str, Rounds]:
+    """This process's ``bursts`` rounds of every case and delivery mode, keyed ``name|delivery``."""
     bus = HypervisorEventBus(max_events=10_000)
     collectors = standard_collectors(bus)
     loop = asyncio.new_event_loop()
-    cases: list[tuple[str, Callable[[], object], Callable[[object], Callable[[], None]]]] = [
-        ("an elevation (request + revoke)", RingElevationManager, _elevation),  # type: ignore[list-item]
-        (
-            "a saga step (create, add, execute, complete)",
-            SagaOrchestrator,
-            lambda o: _saga_step(o, loop),  # type: ignore[arg-type]
-        ),
-        (
-            "a breach check, ordinary call",
-            lambda: RingBreachDetector(baseline_rate=1e12),
-            _breach_check,
-        ),  # type: ignore[list-item]
-        (
-            "a breach check, breach found",
-            lambda: RingBreachDetector(baseline_rate=1e-6),
-            _breach_check,
-        ),  # type: ignore[list-item]
-    ]
-    results: list[Result] = []
+    makers: tuple[tuple[Callable[[], Any], Callable[[Any], Callable[[], None]]], ...] = (
+        (RingElevationManager, _elevation),
+        (SagaOrchestrator, lambda o: _saga_step(o, loop)),
+        (lambda: RingBreachDetector(baseline_rate=1e12), _breach_check),
+        (lambda: RingBreachDetector(baseline_rate=1e-6), _breach_check),
+    )
+    measured: dict[str, Rounds] = {}
     try:
-        for name, make, operation in cases:
+        for name, (make, operation) in zip(CASES, makers, strict=True):
             plain = operation(make())
             for delivery in (BACKGROUND, SYNC):
                 hooked = make()
                 hooked_op = operation(hooked)
                 with instrument(hooked, bus=bus, delivery=delivery) as handle:
-                    rounds = _interleaved(plain, hooked_op, handle.flush)
-                for k, (what, target) in enumerate(FIGURES):
-                    results.append(
-                        _result(f"{name}, instrumented, {what}", target, rounds, k, delivery)
+                    measured[f"{name}|{delivery}"] = _interleaved(
+                        plain, hooked_op, handle.flush, bursts
                     )
     finally:
         collectors.close()
         loop.close()
-    return results
+    return measured
 
 
-def _result(
-    name: str, target: float | None, rounds: list[tuple[Figures, Figures]], k: int, delivery: str
-) -> Result:
+def _result(name: str, target: float | None, rounds: Rounds, k: int, delivery: str) -> Result:
     """Figure ``k`` of ``rounds`` as a ratio: the median per-round ratio, sides and interval noted."""
     ratios = [hooked[k] / plain[k] for plain, hooked in rounds]
     plain_median = statistics.median(plain[k] for plain, _ in rounds)
@@ -221,15 +253,15 @@ def _burst(op: Callable[[], None], number: int, flush: Callable[[], object]) -> 
 
 
 def _interleaved(
-    plain: Callable[[], None], hooked: Callable[[], None], flush: Callable[[], object]
-) -> list[tuple[Figures, Figures]]:
-    """:data:`BURSTS` rounds of one plain and one hooked burst, which first flipping each round."""
+    plain: Callable[[], None], hooked: Callable[[], None], flush: Callable[[], object], bursts: int
+) -> Rounds:
+    """``bursts`` rounds of one plain and one hooked burst, which first flipping each round."""
     _burst(hooked, 20, flush)  # warm up, and size the bursts on the slower side
     _burst(plain, 20, _nothing)
     estimate = _burst(hooked, 50, flush)[0]
     number = max(10, int(BURST / max(estimate, 1e-9)))
-    rounds: list[tuple[Figures, Figures]] = []
-    for i in range(BURSTS):
+    rounds: Rounds = []
+    for i in range(bursts):
         if i % 2:
             second = _burst(hooked, number, flush)
             rounds.append((_burst(plain, number, _nothing), second))
@@ -241,3 +273,7 @@ def _interleaved(
 
 def _nothing() -> None:
     return None
+
+
+if __name__ == "__main__":  # one of run()'s measuring processes: its rounds as JSON on stdout
+    json.dump(measure(int(sys.argv[1])), sys.stdout)

@@ -19,7 +19,12 @@ from meshwatch.instrumentation.bus import HypervisorEventBus
 from meshwatch.instrumentation.drops import event_drops
 from meshwatch.instrumentation.events import EventType, HypervisorEvent
 from meshwatch.integrations.agent_hypervisor import BACKGROUND, SYNC, instrument
-from meshwatch.integrations.agent_hypervisor.delivery import QUEUE_FULL, Delivery
+from meshwatch.integrations.agent_hypervisor.delivery import (
+    BATCH_DELAY,
+    PARK_AFTER,
+    QUEUE_FULL,
+    Delivery,
+)
 from meshwatch.integrations.agent_hypervisor.hooks import COMPONENT, Hooks
 from tests.integration.helpers.poll import wait_until
 
@@ -184,3 +189,30 @@ def test_an_unknown_delivery_is_refused() -> None:
     with pytest.raises(ValueError, match="delivery must be one of background, sync"):
         instrument(manager, bus=HypervisorEventBus(), delivery="later")
     assert "request_elevation" not in vars(manager)
+
+
+def test_the_worker_drains_on_its_own_time_and_parks_when_the_runtime_is_quiet() -> None:
+    """Busy: no item wakes the worker (it keeps its own time). Quiet: it parks; an item wakes it."""
+    bus = HypervisorEventBus()
+    delivery = Delivery(Hooks())
+    shared = delivery._shared
+
+    def emit(n: int) -> None:
+        bus.emit(HypervisorEvent(EventType.RING_ASSIGNED, payload={"n": n}))
+
+    try:
+        assert shared.asleep, "a new worker is parked"
+        delivery.put(emit, 0)
+        assert not shared.asleep, "the first item woke it"
+        wait_until(lambda: bus.emitted_count == 1, timeout=5, what="the event, with no flush")
+        assert not shared.asleep, "after a drain it keeps its own time: the next item wakes nothing"
+        delivery.put(emit, 1)
+        wait_until(lambda: bus.emitted_count == 2, timeout=5, what="the second, with no flush")
+        quiet = PARK_AFTER * BATCH_DELAY
+        wait_until(lambda: shared.asleep, timeout=10 + 5 * quiet, what="the worker parking")
+        delivery.put(emit, 2)
+        wait_until(lambda: bus.emitted_count == 3, timeout=5, what="the event that woke it")
+    finally:
+        assert delivery.close()
+    assert [e.payload["n"] for e in bus.all_events] == [0, 1, 2]
+    assert delivery.thread is None

@@ -15,8 +15,8 @@ commitment) and the saga orchestrator of every session it manages, present
 and future. The others are separate objects upstream and are passed
 explicitly. :func:`mirror` is for code that emits on upstream's own bus.
 
-By default the events are built and emitted by a worker thread, a few
-milliseconds after the change (:mod:`.delivery`), so the runtime's calls stay
+By default the events are built and emitted by a worker thread, within
+20 ms of the change (:mod:`.delivery`), so the runtime's calls stay
 fast: call ``handle.flush()`` before reading the bus right after a call, or
 pass ``delivery="sync"`` to have each event on the bus when the call returns.
 
@@ -161,7 +161,7 @@ def instrument(
 
     ``delivery="background"`` (the default) keeps the runtime's calls fast: a
     hook copies what changed onto a bounded queue and one worker thread builds
-    and emits the events, in order, a few milliseconds later (see
+    and emits the events, in order, within 20 ms (see
     :mod:`.delivery`); :meth:`Instrumentation.flush` waits for them.
     ``delivery="sync"`` builds and emits each event inside the runtime's call,
     so it is on the bus when the call returns, at several times the call's cost.

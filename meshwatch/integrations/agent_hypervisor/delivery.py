@@ -9,13 +9,26 @@ causal trace and the time. One worker thread runs the builders in order, so
 the events reach the bus in the order the runtime changed state, stamped with
 the time the change happened rather than the time the worker got to it.
 
-Wake-ups are batched: the first item of a batch sets an event, the worker then
-waits :data:`BATCH_DELAY` seconds before draining, so a burst costs the
-runtime's thread one ``Event.set`` and no GIL ping-pong with the worker. An
-idle worker sleeps without polling. While draining, the worker releases the
-GIL every :data:`YIELD_EVERY` items, so a runtime thread that wants it back
-waits for a few items' builds rather than the interpreter's 5 ms switch
-interval (releasing it after every item costs more than the items).
+The worker keeps its own time while the runtime is busy: it drains the queue
+every :data:`BATCH_DELAY` seconds, woken by its own timer, never by the
+runtime's thread. After :data:`PARK_AFTER` rounds without an item (one
+second) it parks, sleeping without any wake-up until the next item, whose
+hook then releases the lock it waits on (one lock release; the items of the
+batch after it cost nothing more). Why not wake it from the first item of
+every batch, as this module did before: waking a thread is a futex call and a
+scheduling decision on the runtime's thread, and the woken worker wants the
+GIL back at once. Measured on the bench's bursts (median ratios, one fresh
+process each), the saga step cost the runtime's thread 1.36x to 1.67x and the
+elevation 1.26x to 1.62x from one process to the next (nine processes), where
+the same hooks with the worker on its own timer gave 1.30-1.34x and
+1.20-1.27x (five): the scheduler's placement of the two threads decided it. What a poll costs the runtime's thread (the GIL,
+for the worker's few bytecodes and its drain) it would have cost anyway. So
+an event reaches the bus at most :data:`BATCH_DELAY` after its call while the
+runtime is busy, and that plus a wake-up after a quiet second. While
+draining, the worker releases the GIL every :data:`YIELD_EVERY` items, so a
+runtime thread that wants it back waits for a few items' builds rather than
+the interpreter's 5 ms switch interval (releasing it after every item costs
+more than the items).
 
 Nothing grows without bound: past ``max_queue`` items the newest is dropped
 and counted (``meshwatch_events_dropped_total{component="agent_hypervisor",reason="queue_full"}``,
@@ -34,6 +47,7 @@ events still queued at exit reach the trail before it flushes.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
@@ -50,7 +64,8 @@ from meshwatch.instrumentation.trace import CausalTraceId
 from meshwatch.integrations.agent_hypervisor.hooks import COMPONENT, After, Hooks
 
 MAX_QUEUE: Final = 100_000
-BATCH_DELAY: Final = 0.005
+BATCH_DELAY: Final = 0.02
+PARK_AFTER: Final = 50  # empty rounds (of BATCH_DELAY) before the worker parks: one second
 EXIT_TIMEOUT: Final = 2.0
 YIELD_EVERY: Final = 32
 QUEUE_FULL: Final = "queue_full"
@@ -90,12 +105,18 @@ def moment() -> datetime | None:
 class _Shared:
     """The state the worker and the handle share; the worker keeps this, never the handle.
 
-    ``asleep`` is True when the next item must wake the worker (the
-    worker has taken its last wake-up and may be about to wait): a queued
-    item reads one attribute rather than calling ``Event.is_set``, a Python
-    method. The worker clears ``wake`` before it sets ``asleep``, so a wake-up
-    is never lost between the two. The queue is the same deque for the
-    handle's whole life (a forked child empties it), so a hook can hold it.
+    The worker's two waits are on plain locks, held while there is nothing to
+    wait for and released to wake it: ``gate`` by the first item after the
+    worker parked, ``hurry`` by ``flush()`` and ``close()`` to cut a round's
+    wait short. A lock's acquire and release run in C, so waking it costs one
+    release, and the woken worker holds the GIL for a few bytecodes before its
+    next wait (``threading.Event`` runs a Condition's Python on both sides).
+
+    ``asleep`` is True when the next item must open the gate: the worker sets
+    it before it looks at the queue one last time and parks, so an item
+    queued from then on either keeps it from parking or opens the gate. The
+    queue is the same deque for the handle's whole life (a forked child
+    empties it), so a hook can hold it.
     """
 
     def __init__(self, hooks: Hooks) -> None:
@@ -106,11 +127,23 @@ class _Shared:
     def reset(self) -> None:
         """Fresh synchronisation and an empty queue (a new handle, or a forked child)."""
         self.queue.clear()
-        self.wake = threading.Event()
-        self.hurry = threading.Event()  # flush() and close() cut the batch delay short
+        self.gate = _closed_lock()
+        self.hurry = _closed_lock()
         self.lock = threading.Lock()  # held by the worker while it drains
         self.stop = False
         self.asleep = True
+
+
+def _closed_lock() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
+def _open(lock: threading.Lock) -> None:
+    """Release ``lock`` to wake its waiter; already released (a wake-up pending) is fine."""
+    with contextlib.suppress(RuntimeError):  # two threads raced to wake it: one is enough
+        lock.release()
 
 
 def _deliver(item: Item, failed: Callable[[str], None]) -> None:
@@ -136,15 +169,18 @@ def _deliver(item: Item, failed: Callable[[str], None]) -> None:
 
 def _work(shared: _Shared) -> None:
     queue = shared.queue
-    wake = shared.wake
+    gate = shared.gate
     failed = shared.hooks.failed
     hurry = shared.hurry
+    idle = PARK_AFTER  # start parked
     while True:
-        wake.wait()
-        hurry.wait(BATCH_DELAY)  # let the burst collect: one wake-up per batch
-        hurry.clear()
-        wake.clear()
-        shared.asleep = True  # after the clear: an item queued from now on wakes it again
+        if idle >= PARK_AFTER:  # quiet for a while: park until the next item opens the gate
+            idle = 0
+            shared.asleep = True
+            if not queue:  # an item queued from here on finds asleep set and opens the gate
+                gate.acquire()
+        hurry.acquire(True, BATCH_DELAY)  # let the batch collect; flush() cuts it short
+        drained = bool(queue)
         done = 0
         with shared.lock:
             while queue:
@@ -154,15 +190,16 @@ def _work(shared: _Shared) -> None:
                     # Hand the GIL back now and then: a runtime thread waiting for it (back
                     # from a system call) waits for a few items, not a whole switch interval.
                     _yield(0)
-        hurry.clear()  # a flush() that came while draining is answered
+        hurry.acquire(False)  # a flush() that came while draining is answered
         if shared.stop and not queue:
             return
+        idle = 0 if drained else idle + 1
 
 
 def _stop(shared: _Shared) -> None:
     shared.stop = True
-    shared.hurry.set()
-    shared.wake.set()
+    _open(shared.hurry)
+    _open(shared.gate)
 
 
 class Delivery:
@@ -240,7 +277,7 @@ class Delivery:
             shared.queue.clear()
             return
         shared.asleep = False
-        shared.wake.set()
+        _open(shared.gate)
 
     def _full(self) -> None:
         record_event_drop(COMPONENT, QUEUE_FULL)
@@ -255,7 +292,7 @@ class Delivery:
         deadline = time.monotonic() + timeout
         shared = self._shared
         if shared.queue:
-            shared.hurry.set()
+            _open(shared.hurry)
         while True:
             if not shared.queue and shared.lock.acquire(blocking=False):
                 shared.lock.release()
@@ -321,6 +358,7 @@ __all__ = [
     "BATCH_DELAY",
     "DELIVERIES",
     "MAX_QUEUE",
+    "PARK_AFTER",
     "QUEUE_FULL",
     "SYNC",
     "Delivery",

@@ -248,12 +248,13 @@ def _sync_wrapper(
     failed = hooks.failed
     hook = (owner, method)
 
-    if before is None and after is not None:
-        exact = _exact(original, _AFTER_ONLY)
+    if before is None and after is not None and type(original) is MethodType:
+        exact = _exact(original.__func__, _AFTER_ONLY, skip_first=True)
         if exact is not None:
-            return _with_original(
-                exact(original, hooks, after, on_error, failed, owner, method), original
-            )
+            # Bound to the object, as upstream's method is: a call with the wrong number of
+            # arguments counts ``self`` in its message, as upstream's would.
+            wrapper = exact(original, hooks, after, on_error, failed, owner, method)
+            return MethodType(_with_original(wrapper, original.__func__), original.__self__)
 
         # The common case, no look before the call: fewer checks on every call (a try
         # block costs nothing until it catches).
@@ -316,7 +317,7 @@ def _state_wrapper(
     shows the original's (the first parameter dropped, as for any method).
     """
     failed = hooks.failed
-    exact = _exact(unbound, _STATE, skip_first=True)
+    exact = _exact(unbound, _STATE, skip_first=True)  # the template's _mw_hooked replaces self
     if exact is not None:
         return _with_original(exact(hooks, failed, owner, method, _FAILED), unbound)
 
@@ -360,7 +361,7 @@ def _state_wrapper(
 # keyword-only ones in the dict, which :func:`argument` reads either way.
 _AFTER_ONLY: Final = """
 def _mw_factory(_mw_original, _mw_hooks, _mw_after, _mw_on_error, _mw_failed, _mw_owner, _mw_method):
-    def wrapper({params}):
+    def wrapper(_mw_self, {params}):
         try:
             _mw_result = _mw_original({call})
         except BaseException as _mw_exc:
@@ -405,13 +406,12 @@ _factories_lock = threading.Lock()
 
 
 def _exact(
-    original: Callable[..., Any], template: str, *, skip_first: bool = False
+    function: Callable[..., Any], template: str, *, skip_first: bool
 ) -> Callable[..., Callable[..., Any]] | None:
-    """The factory of ``template``'s wrapper with ``original``'s parameters, or None (generic).
+    """The factory of ``template``'s wrapper with ``function``'s parameters, or None (generic).
 
-    ``skip_first`` drops the first parameter (``self`` of a class's function).
+    ``skip_first`` drops the first parameter (``self``: the templates have their own).
     """
-    function = getattr(original, "__func__", original)
     key = (function, template)
     try:
         return _factories[key]
@@ -419,18 +419,19 @@ def _exact(
         pass
     with _factories_lock:
         if key not in _factories:
-            _factories[key] = _compile(function, original, template, skip_first)
+            _factories[key] = _compile(function, template, skip_first)
         return _factories[key]
 
 
 def _compile(
-    function: Any, original: Callable[..., Any], template: str, skip_first: bool
+    function: Any, template: str, skip_first: bool
 ) -> Callable[..., Callable[..., Any]] | None:
-    try:
-        parameters = list(inspect.signature(original).parameters.values())
-    except (TypeError, ValueError):  # no signature to copy
+    if type(function) is not FunctionType:
         return None
+    parameters = list(inspect.signature(function, follow_wrapped=False).parameters.values())
     if skip_first:
+        if not parameters or parameters[0].kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD:
+            return None
         parameters = parameters[1:]
     if any(p.kind not in _PLAIN_KINDS or p.name.startswith("_mw_") for p in parameters):
         return None

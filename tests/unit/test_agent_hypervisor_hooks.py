@@ -1,0 +1,138 @@
+"""The hook wrappers compiled with the original's own parameters: the call upstream would get."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import pytest
+from hypervisor import ExecutionRing, RingElevationManager
+from hypervisor.saga.orchestrator import SagaOrchestrator
+
+from meshwatch.instrumentation.bus import HypervisorEventBus
+from meshwatch.instrumentation.events import EventType
+from meshwatch.integrations.agent_hypervisor import SYNC, instrument
+from meshwatch.integrations.agent_hypervisor.hooks import Hooks
+
+AGENT = "did:mesh:analyst"
+SENTINEL = object()
+COMPILED = "<meshwatch hook of "
+
+
+class Recorder:
+    """A plain class to hook: what each method received, exactly."""
+
+    def plain(self, a: Any, b: Any = SENTINEL, *, c: Any = SENTINEL) -> tuple[Any, Any, Any]:
+        return a, b, c
+
+    def star(self, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        return args, kwargs
+
+    def fails(self, a: Any) -> None:
+        raise LookupError(a)
+
+    def clashing(self, _mw_result: Any) -> Any:
+        return _mw_result
+
+
+def _calls(hooks: Hooks, obj: Any, name: str) -> list[tuple[Any, ...]]:
+    seen: list[tuple[Any, ...]] = []
+
+    def after(result: Any, args: Any, kwargs: Any, look: Any) -> None:
+        seen.append(("after", result, args, kwargs))
+
+    def on_error(exc: BaseException, args: Any, kwargs: Any) -> None:
+        seen.append(("error", type(exc), args, kwargs))
+
+    hooks.wrap(obj, name, after=after, on_error=on_error)
+    return seen
+
+
+def test_plain_parameters_get_a_compiled_wrapper_that_passes_the_same_objects() -> None:
+    obj, hooks = Recorder(), Hooks()
+    seen = _calls(hooks, obj, "plain")
+    assert obj.plain.__code__.co_filename.startswith(COMPILED), "the compiled wrapper is used"
+    assert inspect.signature(obj.plain) == inspect.signature(Recorder().plain)
+    a, b, c = obj.plain(1)
+    assert (a, b is SENTINEL, c is SENTINEL) == (1, True, True), "the defaults themselves"
+    assert obj.plain(a=1, b=2, c=3) == (1, 2, 3), "by keyword too"
+    assert seen[-1] == ("after", (1, 2, 3), (1, 2), {"c": 3})
+    assert seen[0][2][1] is SENTINEL and seen[0][3]["c"] is SENTINEL
+    hooks.remove_all()
+    assert "plain" not in vars(obj)
+
+
+def test_wrong_arguments_fail_as_upstreams_call_would() -> None:
+    hooked, plain = Recorder(), Recorder()
+    seen = _calls(Hooks(), hooked, "plain")
+    orchestrator = SagaOrchestrator()
+    saga = orchestrator.create_saga("s1")
+    hooks = Hooks()
+    hooks.wrap_state(saga, "transition", lambda *args: None, None)
+    unhooked = SagaOrchestrator().create_saga("s1")
+    wrong: tuple[tuple[tuple[Any, ...], dict[str, Any]], ...] = (
+        ((), {}),
+        ((1, 2, 3), {}),
+        ((1,), {"d": 4}),
+        ((1,), {"a": 1}),
+    )
+    for good, bad in ((plain.plain, hooked.plain), (unhooked.transition, saga.transition)):
+        for args, kwargs in wrong:
+            with pytest.raises(TypeError) as expected:
+                good(*args, **kwargs)
+            with pytest.raises(TypeError) as got:
+                bad(*args, **kwargs)
+            assert str(got.value) == str(expected.value)
+    assert seen == [], "a call that never reached upstream is not reported"
+
+
+def test_upstreams_exceptions_pass_unchanged_and_on_error_sees_them() -> None:
+    obj = Recorder()
+    seen = _calls(Hooks(), obj, "fails")
+    with pytest.raises(LookupError, match="x") as raised:
+        obj.fails("x")
+    assert raised.value.args == ("x",)
+    assert seen == [("error", LookupError, ("x",), {})]
+
+
+@pytest.mark.parametrize("name", ["star", "clashing"])
+def test_other_signatures_keep_the_generic_wrapper(name: str) -> None:
+    obj = Recorder()
+    seen = _calls(Hooks(), obj, name)
+    method = getattr(obj, name)
+    assert not method.__code__.co_filename.startswith(COMPILED)
+    if name == "star":
+        assert method(1, k=2) == ((1,), {"k": 2})
+        assert seen == [("after", ((1,), {"k": 2}), (1,), {"k": 2})]
+    else:
+        assert method(_mw_result=5) == 5
+        assert seen == [("after", 5, (), {"_mw_result": 5})]
+
+
+def test_the_runtimes_hooks_are_compiled_and_still_report(bus: HypervisorEventBus) -> None:
+    manager, orchestrator = RingElevationManager(), SagaOrchestrator()
+    with instrument(manager, orchestrator, bus=bus, delivery=SYNC):
+        saga = orchestrator.create_saga("s1")
+        step = orchestrator.add_step(saga.saga_id, "a", AGENT, "/a")
+        for hooked in (manager.request_elevation, manager.revoke_elevation, step.transition):
+            assert hooked.__code__.co_filename.startswith(COMPILED)
+        grant = manager.request_elevation(
+            agent_did=AGENT,
+            session_id="s1",
+            current_ring=ExecutionRing.RING_3_SANDBOX,
+            target_ring=ExecutionRing.RING_2_STANDARD,
+            trust_score=0.9,
+        )
+        manager.revoke_elevation(elevation_id=grant.elevation_id)
+        with pytest.raises(
+            TypeError, match=r"^RingElevationManager\.request_elevation\(\) missing"
+        ):
+            manager.request_elevation(AGENT)  # type: ignore[call-arg]
+    kinds = [e.event_type for e in bus.all_events]
+    assert kinds == [EventType.SAGA_CREATED, EventType.RING_ELEVATED, EventType.RING_DEMOTED]
+    assert bus.all_events[1].payload["elevation_id"] == grant.elevation_id
+
+
+@pytest.fixture
+def bus() -> HypervisorEventBus:
+    return HypervisorEventBus()
