@@ -98,7 +98,7 @@ def seconds_per_call(
 
 
 def interleaved_seconds_per_call(
-    fns: Mapping[str, Callable[[], object]], *, repeat: int = 100
+    fns: Mapping[str, Callable[[], object]], *, number: int | None = None, repeat: int = 100
 ) -> dict[str, float]:
     """Like :func:`seconds_per_call` for several functions, their repeats taken in turn.
 
@@ -107,8 +107,13 @@ def interleaved_seconds_per_call(
     during the run (another process starts, the CPU clock changes) then
     moves every figure alike, where timing them one after the other would
     put the drift into their ratio. Use it for a figure and its baseline.
+    Without ``number``, each function's call count is chosen as in
+    :func:`seconds_per_call`.
     """
-    numbers = {name: _autorange(fn, budget_ns=2_000_000) for name, fn in fns.items()}
+    numbers = {
+        name: number if number is not None else _autorange(fn, budget_ns=2_000_000)
+        for name, fn in fns.items()
+    }
     best = dict.fromkeys(fns, float("inf"))
     for _ in range(repeat):
         for name, fn in fns.items():
