@@ -109,6 +109,30 @@ def test_other_signatures_keep_the_generic_wrapper(name: str) -> None:
         assert seen == [("after", 5, (), {"_mw_result": 5})]
 
 
+class Machine:
+    """A state machine whose transition takes any arguments: its hook is the generic one."""
+
+    def __init__(self) -> None:
+        self.state = "idle"
+
+    def transition(self, *args: Any, **kwargs: Any) -> Any:
+        self.state = kwargs.get("to", args[0] if args else self.state)
+        return args, kwargs
+
+
+def test_a_state_machine_with_any_parameters_gets_the_generic_state_hook() -> None:
+    machine, hooks = Machine(), Hooks()
+    moves: list[tuple[Any, Any, Any]] = []
+    hooks.wrap_state(machine, "transition", lambda ctx, obj, old, new: moves.append((ctx, old, new)), "c")  # fmt: skip
+    assert not machine.transition.__code__.co_filename.startswith(COMPILED)
+    assert machine.transition("running") == (("running",), {})
+    assert machine.transition(to="running") == ((), {"to": "running"})  # no move: not reported
+    assert machine.transition(to="done") == ((), {"to": "done"})
+    assert moves == [("c", "idle", "running"), ("c", "running", "done")]
+    hooks.remove_all()
+    assert "transition" not in vars(machine)
+
+
 def test_the_runtimes_hooks_are_compiled_and_still_report(bus: HypervisorEventBus) -> None:
     manager, orchestrator = RingElevationManager(), SagaOrchestrator()
     with instrument(manager, orchestrator, bus=bus, delivery=SYNC):

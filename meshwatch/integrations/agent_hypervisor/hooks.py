@@ -248,33 +248,17 @@ def _sync_wrapper(
     failed = hooks.failed
     hook = (owner, method)
 
-    if before is None and after is not None and type(original) is MethodType:
-        exact = _exact(original.__func__, _AFTER_ONLY, skip_first=True)
-        if exact is not None:
-            # Bound to the object, as upstream's method is: a call with the wrong number of
-            # arguments counts ``self`` in its message, as upstream's would.
-            wrapper = exact(original, hooks, after, on_error, failed, owner, method)
-            return MethodType(_with_original(wrapper, original.__func__), original.__self__)
-
+    if before is None and after is not None:
         # The common case, no look before the call: fewer checks on every call (a try
         # block costs nothing until it catches).
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                result = original(*args, **kwargs)
-            except BaseException as exc:
-                if on_error is not None and hooks.active:
-                    try:
-                        on_error(exc, args, kwargs)
-                    except Exception:
-                        failed(*hook)
-                raise
-            if hooks.active:
-                try:
-                    after(result, args, kwargs, None)
-                except Exception:
-                    failed(*hook)
-            return result
-
+        if isinstance(original, MethodType):
+            exact = _exact(original.__func__, _AFTER_ONLY, skip_first=True)
+            if exact is not None:
+                # Bound to the object, as upstream's method is: a call with the wrong number
+                # of arguments counts ``self`` in its message, as upstream's would.
+                wrapper = exact(original, hooks, after, on_error, failed, owner, method)
+                return MethodType(_with_original(wrapper, original.__func__), original.__self__)
+        wrapper = _generic(_AFTER_ONLY)(original, hooks, after, on_error, failed, owner, method)
     else:
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -318,29 +302,8 @@ def _state_wrapper(
     """
     failed = hooks.failed
     exact = _exact(unbound, _STATE, skip_first=True)  # the template's _mw_hooked replaces self
-    if exact is not None:
-        return _with_original(exact(hooks, failed, owner, method, _FAILED), unbound)
-
-    def wrapper(
-        hooked: tuple[Any, Callable[..., Any], Changed, Any], *args: Any, **kwargs: Any
-    ) -> Any:
-        obj, original, changed, context = hooked
-        try:
-            old = obj.state
-        except Exception:
-            failed(owner, method)
-            old = _FAILED
-        result = original(*args, **kwargs)
-        if hooks.active and old is not _FAILED:
-            try:
-                new = obj.state
-                if new is not old:
-                    changed(context, obj, old, new)
-            except Exception:
-                failed(owner, method)
-        return result
-
-    return _with_original(wrapper, unbound)
+    factory = exact if exact is not None else _generic(_STATE)
+    return _with_original(factory(hooks, failed, owner, method, _FAILED), unbound)
 
 
 # Wrappers with the original's own parameters, compiled once per upstream function.
@@ -361,19 +324,19 @@ def _state_wrapper(
 # keyword-only ones in the dict, which :func:`argument` reads either way.
 _AFTER_ONLY: Final = """
 def _mw_factory(_mw_original, _mw_hooks, _mw_after, _mw_on_error, _mw_failed, _mw_owner, _mw_method):
-    def wrapper(_mw_self, {params}):
+    def wrapper({first}{params}):
         try:
             _mw_result = _mw_original({call})
         except BaseException as _mw_exc:
             if _mw_on_error is not None and _mw_hooks.active:
                 try:
-                    _mw_on_error(_mw_exc, ({positional}), {{{keywords}}})
+                    _mw_on_error(_mw_exc, {args}, {kwargs})
                 except Exception:
                     _mw_failed(_mw_owner, _mw_method)
             raise
         if _mw_hooks.active:
             try:
-                _mw_after(_mw_result, ({positional}), {{{keywords}}}, None)
+                _mw_after(_mw_result, {args}, {kwargs}, None)
             except Exception:
                 _mw_failed(_mw_owner, _mw_method)
         return _mw_result
@@ -381,7 +344,7 @@ def _mw_factory(_mw_original, _mw_hooks, _mw_after, _mw_on_error, _mw_failed, _m
 """
 _STATE: Final = """
 def _mw_factory(_mw_hooks, _mw_failed, _mw_owner, _mw_method, _mw_FAILED):
-    def wrapper(_mw_hooked, {params}):
+    def wrapper({first}{params}):
         _mw_obj, _mw_original, _mw_changed, _mw_context = _mw_hooked
         try:
             _mw_old = _mw_obj.state
@@ -453,23 +416,69 @@ def _compile(
             call.append(p.name)
             positional.append(p.name + ",")
         params.append(text)
-    source = template.format(
+    make = _build(
+        template,
+        defaults,
+        f"<meshwatch hook of {function.__qualname__}>",
+        # an exact method wrapper is bound to the object, as upstream's method is
+        first="_mw_hooked, " if template is _STATE else "_mw_self, ",
         params=", ".join(params),
         call=", ".join(call),
-        positional=" ".join(positional),
-        keywords=", ".join(keywords),
+        args=f"({' '.join(positional)})",
+        kwargs="{" + ", ".join(keywords) + "}",
     )
-    namespace: dict[str, Any] = dict(defaults)
-    exec(compile(source, f"<meshwatch hook of {function.__qualname__}>", "exec"), namespace)
-    make = namespace["_mw_factory"]
 
     def factory(*args: Any) -> Callable[..., Any]:
         wrapper = make(*args)
         wrapper.__name__ = function.__name__
         wrapper.__qualname__ = function.__qualname__
-        return wrapper  # type: ignore[no-any-return]
+        return wrapper
 
     return factory
+
+
+# template -> its factory for any parameters (``*args, **kwargs``): one per template
+_generic_factories: dict[str, Callable[..., Callable[..., Any]]] = {}
+
+
+def _generic(template: str) -> Callable[..., Callable[..., Any]]:
+    """``template``'s wrapper for a callable whose parameters cannot be copied.
+
+    The same source as the exact wrappers, with ``*args, **kwargs`` for the
+    parameters, so both kinds run the same hook logic (it is written once).
+    """
+    factory = _generic_factories.get(template)
+    if factory is None:
+        with _factories_lock:
+            factory = _generic_factories.get(template)
+            if factory is None:
+                factory = _generic_factories[template] = _build(
+                    template,
+                    {},
+                    "<meshwatch hook>",
+                    # a generic after-only wrapper is called as it is, not bound
+                    first="_mw_hooked, " if template is _STATE else "",
+                    params="*_mw_args, **_mw_kwargs",
+                    call="*_mw_args, **_mw_kwargs",
+                    args="_mw_args",
+                    kwargs="_mw_kwargs",
+                )
+    return factory
+
+
+def _build(
+    template: str, defaults: dict[str, Any], filename: str, **parts: str
+) -> Callable[..., Callable[..., Any]]:
+    """Compile ``template`` filled with ``parts``; its ``_mw_factory``.
+
+    ``parts["first"]`` is the wrapper's own first parameter, before the
+    copied ones: ``_mw_hooked`` for a state wrapper (bound to its hook
+    tuple), ``_mw_self`` for an exact method wrapper, none for a generic one.
+    """
+    source = template.format(**parts)
+    namespace: dict[str, Any] = dict(defaults)
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace["_mw_factory"]  # type: ignore[no-any-return]
 
 
 def _with_original(wrapper: Callable[..., Any], original: Callable[..., Any]) -> Callable[..., Any]:
