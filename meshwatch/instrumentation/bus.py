@@ -405,7 +405,7 @@ class HypervisorEventBus:
         """Queue every event of ``event_types``; call ``apply(queue)`` each ``batch`` events.
 
         For a subscriber whose state is read, not pushed (metric collectors):
-        applying a batch in one loop costs far less per event than one
+        applying a batch in one loop costs less per event than one
         handler call each (no call, no lock per event), and the work stays on
         the emitting threads. The subscriber flushes the queue before every
         read (:meth:`BatchSubscription.flush`). A raising ``apply`` is counted
