@@ -37,14 +37,10 @@ _providers: tuple[TraceIdProvider, ...] = ()
 _providers_lock = threading.Lock()
 
 
-def current_trace() -> CausalTraceId | None:
-    """The causal trace this code runs under, or None outside :func:`use_trace`."""
-    return _CURRENT.get()
-
-
-#: :func:`current_trace` without the Python call around it, for hot paths that
-#: only hand the trace on (a hook queueing what happened for a worker).
-read_trace: Callable[[], CausalTraceId | None] = _CURRENT.get
+#: ``current_trace()``: the causal trace this code runs under, or None outside
+#: :func:`use_trace`. The context variable's own ``get``, not a function around it:
+#: hooks on the runtime's call path read it for every event they queue.
+current_trace: Callable[[], CausalTraceId | None] = _CURRENT.get
 
 
 @contextmanager
@@ -141,7 +137,6 @@ def trace_exemplar(value: float) -> Exemplar | None:
 __all__ = [
     "current_trace",
     "current_trace_id_hex",
-    "read_trace",
     "register_trace_id_provider",
     "trace_exemplar",
     "unregister_trace_id_provider",

@@ -58,7 +58,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from meshwatch.instrumentation.context import read_trace, use_trace
+from meshwatch.instrumentation.context import current_trace, use_trace
 from meshwatch.instrumentation.drops import RateLimitedLog, record_event_drop
 from meshwatch.instrumentation.trace import CausalTraceId
 from meshwatch.integrations.agent_hypervisor.hooks import COMPONENT, After, Hooks
@@ -235,7 +235,7 @@ class Delivery:
         shared = self._shared
         queue = shared.queue
         if len(queue) < self._max:
-            queue.append((builder, args, read_trace(), _time()))
+            queue.append((builder, args, current_trace(), _time()))
             if shared.asleep:
                 self._wake_worker()
         else:
@@ -258,7 +258,7 @@ class Delivery:
 
         def after(result: Any, args: Any, kwargs: Any, look: Any) -> None:
             if len(queue) < limit:
-                queue.append((builder, (result, args, kwargs, look), read_trace(), _time()))
+                queue.append((builder, (result, args, kwargs, look), current_trace(), _time()))
                 if shared.asleep:
                     wake_worker()
             else:
