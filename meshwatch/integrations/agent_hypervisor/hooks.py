@@ -363,9 +363,24 @@ def _mw_factory(_mw_hooks, _mw_failed, _mw_owner, _mw_method, _mw_FAILED):
     return wrapper
 """
 _PLAIN_KINDS: Final = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-# (the upstream function, template) -> its compiled factory, or None: bounded by the hook points
+# (the upstream function, template) -> its compiled factory, or None (no exact wrapper);
+# (None, template) -> the template's generic factory. Bounded by the hook points.
 _factories: dict[tuple[Any, str], Callable[..., Callable[..., Any]] | None] = {}
 _factories_lock = threading.Lock()
+
+
+def _cached(
+    key: tuple[Any, str], make: Callable[[], Callable[..., Callable[..., Any]] | None]
+) -> Callable[..., Callable[..., Any]] | None:
+    """``_factories[key]``, made by ``make()`` the first time (once, whatever the threads)."""
+    try:
+        return _factories[key]
+    except KeyError:
+        pass
+    with _factories_lock:
+        if key not in _factories:
+            _factories[key] = make()
+        return _factories[key]
 
 
 def _exact(
@@ -375,15 +390,7 @@ def _exact(
 
     ``skip_first`` drops the first parameter (``self``: the templates have their own).
     """
-    key = (function, template)
-    try:
-        return _factories[key]
-    except KeyError:
-        pass
-    with _factories_lock:
-        if key not in _factories:
-            _factories[key] = _compile(function, template, skip_first)
-        return _factories[key]
+    return _cached((function, template), lambda: _compile(function, template, skip_first))
 
 
 def _compile(
@@ -437,32 +444,27 @@ def _compile(
     return factory
 
 
-# template -> its factory for any parameters (``*args, **kwargs``): one per template
-_generic_factories: dict[str, Callable[..., Callable[..., Any]]] = {}
-
-
 def _generic(template: str) -> Callable[..., Callable[..., Any]]:
     """``template``'s wrapper for a callable whose parameters cannot be copied.
 
     The same source as the exact wrappers, with ``*args, **kwargs`` for the
     parameters, so both kinds run the same hook logic (it is written once).
     """
-    factory = _generic_factories.get(template)
-    if factory is None:
-        with _factories_lock:
-            factory = _generic_factories.get(template)
-            if factory is None:
-                factory = _generic_factories[template] = _build(
-                    template,
-                    {},
-                    "<meshwatch hook>",
-                    # a generic after-only wrapper is called as it is, not bound
-                    first="_mw_hooked, " if template is _STATE else "",
-                    params="*_mw_args, **_mw_kwargs",
-                    call="*_mw_args, **_mw_kwargs",
-                    args="_mw_args",
-                    kwargs="_mw_kwargs",
-                )
+    factory = _cached(
+        (None, template),
+        lambda: _build(
+            template,
+            {},
+            "<meshwatch hook>",
+            # a generic after-only wrapper is called as it is, not bound
+            first="_mw_hooked, " if template is _STATE else "",
+            params="*_mw_args, **_mw_kwargs",
+            call="*_mw_args, **_mw_kwargs",
+            args="_mw_args",
+            kwargs="_mw_kwargs",
+        ),
+    )
+    assert factory is not None  # a generic wrapper always compiles
     return factory
 
 
