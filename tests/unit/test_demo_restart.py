@@ -7,15 +7,14 @@ session, never the ended one.
 
 from __future__ import annotations
 
+from meshwatch.alerts.catalogue import HIGH_RING_BREACH_RATE
 from meshwatch.demo.scenario import build_scenario
-from meshwatch.demo.world import LEGACY, ORCHESTRATOR, TOOL_CODE, AgentSpec, Instruments, World
+from meshwatch.demo.world import TOOL_CODE, AgentSpec, World
 from meshwatch.instrumentation.bus import HypervisorEventBus
 from meshwatch.instrumentation.events import EventType
-from meshwatch.instrumentation.genai import GenAIMetrics
-from meshwatch.instrumentation.governance import GovernanceMetrics
-from meshwatch.instrumentation.work_metrics import AgentMetrics
+from tests.unit.demo_instruments import demo_instruments
 
-BREACHES = "HighRingBreachRate"
+BREACHES = HIGH_RING_BREACH_RATE.name
 
 
 class KilledWhileJoining(World):
@@ -30,13 +29,7 @@ class KilledWhileJoining(World):
 
 def test_a_kill_during_the_restarts_join_finds_the_agent_still_killed() -> None:
     bus = HypervisorEventBus()
-    instruments = Instruments(
-        bus,
-        GovernanceMetrics(),
-        AgentMetrics(ORCHESTRATOR.did),
-        AgentMetrics(LEGACY.did),
-        genai=GenAIMetrics(),
-    )
+    instruments = demo_instruments(bus)
     world = KilledWhileJoining(build_scenario("steady", seed=1), instruments)
     world.kills_during_join = []
     try:

@@ -13,28 +13,21 @@ from collections.abc import Iterator
 
 import pytest
 
+from meshwatch.alerts.catalogue import HIGH_RING_BREACH_RATE
 from meshwatch.demo.runtime_world import AgentHypervisorRuntime, RuntimeWorld
 from meshwatch.demo.scenario import build_scenario
-from meshwatch.demo.world import LEGACY, ORCHESTRATOR, TOOL_CODE, Instruments
+from meshwatch.demo.world import TOOL_CODE
 from meshwatch.instrumentation.bus import HypervisorEventBus
-from meshwatch.instrumentation.genai import GenAIMetrics
-from meshwatch.instrumentation.governance import GovernanceMetrics
-from meshwatch.instrumentation.work_metrics import AgentMetrics
+from tests.unit.demo_instruments import demo_instruments
 
-BREACHES = "HighRingBreachRate"
+BREACHES = HIGH_RING_BREACH_RATE.name
 
 
 @pytest.fixture
 def world() -> Iterator[RuntimeWorld]:
     bus = HypervisorEventBus()
     runtime = AgentHypervisorRuntime(bus)
-    instruments = Instruments(
-        bus,
-        GovernanceMetrics(),
-        AgentMetrics(ORCHESTRATOR.did),
-        AgentMetrics(LEGACY.did),
-        genai=GenAIMetrics(),
-    )
+    instruments = demo_instruments(bus)
     world = RuntimeWorld(build_scenario("steady", seed=1), instruments, runtime)
     try:
         yield world
