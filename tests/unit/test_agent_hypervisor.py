@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import logging
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -377,6 +379,111 @@ def test_a_saga_completed_by_its_owner_is_completed(bus: HypervisorEventBus, del
         saga = orchestrator.create_saga(sid)
         saga.transition(SagaState.COMPLETED)
     assert types(bus)[-1] is EventType.SAGA_COMPLETED
+
+
+async def _ok() -> str:
+    return "ok"
+
+
+async def _undo(step: SagaStep) -> str:
+    return "undone"
+
+
+ENDINGS: dict[str, list[EventType]] = {
+    "completed": [EventType.SAGA_COMPLETED],
+    "failed": [EventType.SAGA_FAILED],
+    # the committed step's undo, then the saga reported failed (outcome "compensated")
+    "compensated": [
+        EventType.SAGA_STEP_STARTED,
+        EventType.SAGA_COMPENSATING,
+        EventType.SAGA_FAILED,
+    ],
+    # a second step without an undo: upstream sets its state directly, the saga escalates
+    "escalated": [
+        EventType.SAGA_STEP_STARTED,
+        EventType.SAGA_COMPENSATING,
+        EventType.SAGA_STEP_FAILED,
+        EventType.SAGA_ESCALATED,
+    ],
+}
+
+
+async def _end(orchestrator: SagaOrchestrator, saga: Saga, ending: str) -> list[SagaStep]:
+    """Run ``saga`` to ``ending`` through upstream's own calls; its steps."""
+    steps = [orchestrator.add_step(saga.saga_id, "reserve", AGENT, "/reserve", undo_api="/free")]
+    if ending == "escalated":
+        steps.append(orchestrator.add_step(saga.saga_id, "notify", AGENT, "/notify"))
+    for step in steps:
+        await orchestrator.execute_step(saga.saga_id, step.step_id, _ok)
+    if ending == "completed":
+        saga.transition(SagaState.COMPLETED)
+    elif ending == "failed":
+        saga.transition(SagaState.FAILED)
+    else:
+        await orchestrator.compensate(saga.saga_id, _undo)
+    return steps
+
+
+@pytest.mark.parametrize("ending", list(ENDINGS))
+def test_an_ended_saga_and_its_steps_are_unhooked_and_freed_by_reference_count(
+    bus: HypervisorEventBus, delivery: str, ending: str
+) -> None:
+    """A hooked object is in a cycle with its hook; at the saga's end the hooks come off."""
+    orchestrator = SagaOrchestrator()
+    handle = instrument(orchestrator, bus=bus, delivery=delivery)
+
+    def scenario() -> list[weakref.ref[Any]]:
+        saga = orchestrator.create_saga("s1")
+        steps = run(_end(orchestrator, saga, ending))
+        assert saga.state in (SagaState.COMPLETED, SagaState.FAILED, SagaState.ESCALATED)
+        for obj in (saga, *steps):
+            assert "transition" not in vars(obj), f"{type(obj).__name__} still hooked"
+        for obj in (saga, *steps):  # upstream's own bound method again
+            method = obj.transition
+            assert inspect.ismethod(method) and method.__self__ is obj
+            assert method.__func__ is type(obj).transition
+        handle.flush()  # an escalation hands its failed steps to the queue as they are
+        return [weakref.ref(obj) for obj in (saga, *steps)]
+
+    gc.collect()
+    gc.disable()
+    try:
+        refs = scenario()
+        assert all(ref() is not None for ref in refs), "the orchestrator still holds them"
+        orchestrator._sagas.clear()
+        assert [ref() for ref in refs] == [None] * len(refs), "freed without the collector"
+    finally:
+        gc.enable()
+    handle.close()
+    committed = [EventType.SAGA_STEP_STARTED, EventType.SAGA_STEP_COMMITTED] * (
+        2 if ending == "escalated" else 1
+    )
+    assert types(bus) == [EventType.SAGA_CREATED, *committed, *ENDINGS[ending]]
+    assert handle.hook_errors == {}
+
+
+def test_a_step_still_pending_when_its_saga_ends_stays_hooked_and_observed(
+    bus: HypervisorEventBus, delivery: str
+) -> None:
+    """Upstream's execute_step checks only the step's state, so it can still run this one."""
+    orchestrator = SagaOrchestrator()
+    with instrument(orchestrator, bus=bus, delivery=delivery) as handle:
+        saga = orchestrator.create_saga("s1")
+        first = orchestrator.add_step(saga.saga_id, "a", AGENT, "/a")
+        second = orchestrator.add_step(saga.saga_id, "b", AGENT, "/b")
+        run(orchestrator.execute_step(saga.saga_id, first.step_id, _ok))
+        saga.transition(SagaState.FAILED)
+        assert "transition" not in vars(saga) and "transition" not in vars(first)
+        assert "transition" in vars(second), "a pending step stays hooked"
+        run(orchestrator.execute_step(saga.saga_id, second.step_id, _ok))
+        handle.flush()
+        assert types(bus)[-3:] == [
+            EventType.SAGA_FAILED,
+            EventType.SAGA_STEP_STARTED,
+            EventType.SAGA_STEP_COMMITTED,
+        ]
+        assert bus.all_events[-1].payload["step_id"] == second.step_id
+    assert "transition" not in vars(second), "close() removed it"
 
 
 # --- kill switch and liability ---------------------------------------------------------------

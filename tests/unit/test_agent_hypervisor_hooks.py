@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+from types import MethodType
 from typing import Any
 
 import pytest
 from hypervisor import ExecutionRing, RingElevationManager
 from hypervisor.saga.orchestrator import SagaOrchestrator
+from hypervisor.saga.state_machine import Saga, SagaState, SagaStateError, StepState
 
 from meshwatch.instrumentation.bus import HypervisorEventBus
 from meshwatch.instrumentation.events import EventType
@@ -155,6 +158,92 @@ def test_the_runtimes_hooks_are_compiled_and_still_report(bus: HypervisorEventBu
     kinds = [e.event_type for e in bus.all_events]
     assert kinds == [EventType.SAGA_CREATED, EventType.RING_ELEVATED, EventType.RING_DEMOTED]
     assert bus.all_events[1].payload["elevation_id"] == grant.elevation_id
+
+
+async def _ok() -> str:
+    return "ok"
+
+
+def _foreign(*args: Any) -> str:
+    """What a user might put in a hook's place: not meshwatch's, so never removed by it."""
+    return "foreign"
+
+
+def test_a_kept_wrapper_still_works_after_the_unhook_and_removes_nothing_foreign(
+    bus: HypervisorEventBus,
+) -> None:
+    orchestrator = SagaOrchestrator()
+    handle = instrument(orchestrator, bus=bus, delivery=SYNC)
+    saga = orchestrator.create_saga("s1")
+    step = orchestrator.add_step(saga.saga_id, "a", AGENT, "/a", undo_api="/undo")
+    kept_saga, kept_step = saga.transition, step.transition  # the hooks themselves
+    asyncio.run(orchestrator.execute_step(saga.saga_id, step.step_id, _ok))
+    kept_saga(SagaState.COMPLETED)  # a kept hook ends the saga: it takes its own hooks off
+    assert "transition" not in vars(saga) and "transition" not in vars(step)
+    assert saga.transition.__func__ is Saga.transition and saga.transition.__self__ is saga
+    step.transition = _foreign  # type: ignore[method-assign]
+    kept_step(StepState.COMPENSATING)  # by hand: upstream moves it, through the kept hook
+    assert step.state is StepState.COMPENSATING
+    kept_step(StepState.COMPENSATED)  # an end state: the kept hook would unhook its own
+    assert step.state is StepState.COMPENSATED
+    assert vars(step)["transition"] is _foreign, "the user's attribute stays"
+    with pytest.raises(SagaStateError, match="Invalid saga transition"):
+        kept_saga(SagaState.FAILED)  # upstream's refusal, unchanged
+    handle.close()
+    assert vars(step)["transition"] is _foreign
+    assert "transition" not in vars(saga)
+    assert [e.event_type for e in bus.all_events] == [
+        EventType.SAGA_CREATED,
+        EventType.SAGA_STEP_STARTED,
+        EventType.SAGA_STEP_COMMITTED,
+        EventType.SAGA_COMPLETED,
+        EventType.SAGA_STEP_STARTED,  # the compensation, seen through the kept hook
+        EventType.SAGA_COMPENSATING,
+    ]
+    assert handle.hook_errors == {}
+
+
+def _at_a_reused_id(orchestrator: SagaOrchestrator) -> tuple[Saga, MethodType]:
+    """An ended (so unhooked) saga, and a user's bound method at the id its freed hook had.
+
+    Memory freed is soon reused for an object of the same size; how soon
+    depends on the allocator's pools, so this tries a few sagas.
+    """
+    for _ in range(100):
+        saga = orchestrator.create_saga("s1")
+        hook_id = id(vars(saga)["transition"])
+        saga.transition(SagaState.FAILED)
+        spare = []
+        for _ in range(1000):
+            candidate = MethodType(_foreign, saga)
+            if id(candidate) == hook_id:
+                return saga, candidate
+            spare.append(candidate)
+    raise AssertionError("no freed hook's id was reused: the corner is untested")
+
+
+def test_close_after_an_unhook_removes_only_its_own_hooks_even_at_a_reused_id(
+    bus: HypervisorEventBus,
+) -> None:
+    """A freed hook's id is soon another object's: close() tells a state hook by what it is."""
+    orchestrator = SagaOrchestrator()
+    handle = instrument(orchestrator, bus=bus, delivery=SYNC)
+    other_saga = orchestrator.create_saga("s2")
+    pending = orchestrator.add_step(other_saga.saga_id, "a", AGENT, "/a")
+    other_saga.transition(SagaState.COMPLETED)
+    assert "transition" not in vars(other_saga)
+    assert "transition" in vars(pending), "a pending step can still be run: it stays hooked"
+    saga, candidate = _at_a_reused_id(orchestrator)
+    assert "transition" not in vars(saga)
+    saga.transition = candidate  # type: ignore[method-assign]
+    other = Hooks()  # another handle's hook where ours was
+    other.wrap_state(other_saga, "transition", lambda *args: None, None)
+    handle.close()
+    assert vars(saga)["transition"] is candidate, "a user's attribute at the hook's old id stays"
+    assert "transition" in vars(other_saga), "another handle's hook stays"
+    assert "transition" not in vars(pending), "close() removed the hook still installed"
+    other.remove_all()
+    assert "transition" not in vars(other_saga)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ reaches the runtime.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -60,9 +61,10 @@ class Hooks:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        # (the object, the method name, id of the wrapper): the wrapper itself is not
-        # kept, since its closure holds the object and would keep it alive.
-        self._installed: list[tuple[weakref.ref[Any], str, int]] = []
+        # (the object, the method name, what tells its hook): the id of a wrap() or
+        # wrap_async() wrapper, whose closure holds the object (so the wrapper itself
+        # would keep it alive); wrap_state()'s shared function, which holds no object.
+        self._installed: list[tuple[weakref.ref[Any], str, Any]] = []
         self._compact_at = 1024
         self._errors: dict[str, int] = {}
         # (class, method name) -> wrap_state's shared wrapper function
@@ -106,9 +108,18 @@ class Hooks:
     # -- installing and removing --------------------------------------------------
 
     def _install(
-        self, obj: Any, name: str, wrapper: Callable[..., Any], original: Callable[..., Any]
+        self,
+        obj: Any,
+        name: str,
+        wrapper: Callable[..., Any],
+        original: Callable[..., Any],
+        token: Any = None,
     ) -> None:
         """Put ``wrapper`` on ``obj`` in place of ``original`` (what ``obj.name`` was).
+
+        ``token`` is what :meth:`remove_all` tells the hook by (see
+        :func:`_is_hook`): ``wrap_state``'s shared function, else the
+        wrapper's id.
 
         A meshwatch wrapper already on the instance is what ``getattr`` found
         as ``original``: a plain function, since instance attributes are not
@@ -132,7 +143,8 @@ class Hooks:
             setattr(wrapper, MARK, True)  # wrap_async's, built by functools.wraps
         setattr(obj, name, wrapper)
         installed = self._installed
-        installed.append((weakref.ref(obj), name, id(wrapper)))  # atomic under the GIL
+        entry = (weakref.ref(obj), name, id(wrapper) if token is None else token)
+        installed.append(entry)  # atomic under the GIL
         if len(installed) >= self._compact_at:
             with self._lock:
                 if installed is self._installed:  # no other thread compacted it meanwhile
@@ -178,9 +190,52 @@ class Hooks:
         key = (type(obj), name)
         shared = self._state_wrappers.get(key)
         if shared is None:
-            shared = _state_wrapper(self, key[0].__name__, name, getattr(key[0], name))
-            self._state_wrappers[key] = shared
-        self._install(obj, name, MethodType(shared, (obj, original, changed, context)), original)
+            shared = self._shared_state_wrapper(key)
+        hook = MethodType(shared, (obj, original, changed, context))
+        self._install(obj, name, hook, original, shared)
+
+    def _shared_state_wrapper(self, key: tuple[type, str]) -> Callable[..., Any]:
+        """The shared wrapper of ``key`` (class, method name), made the first time."""
+        with self._lock:
+            shared = self._state_wrappers.get(key)
+            if shared is None:
+                cls, name = key
+                shared = _state_wrapper(self, cls.__name__, name, getattr(cls, name))
+                self._state_wrappers[key] = shared
+            return shared
+
+    def state_unhooker(self, cls: type, name: str) -> Callable[[Any], None]:
+        """``unhook(obj)``: take :meth:`wrap_state`'s hook off ``obj.name``, if it is still its.
+
+        For an object (of class ``cls`` exactly, as ``wrap_state`` keys its
+        wrappers) that can make no further move: its hook is a reference cycle
+        (the object's ``__dict__`` holds the bound method, whose tuple holds
+        the object), so while it is on, only the cyclic garbage collector can
+        free the object. Without it the object is freed by its reference
+        count, as upstream's own are, and ``obj.name`` is the class's method
+        again. Whatever else is there (nothing, a user's attribute, another
+        handle's hook: a bound method of another function) is left alone; a
+        wrapper someone kept still works, since it holds the original itself.
+        Meant to be called from inside the hook's ``changed``, so an error is
+        counted as that hook's.
+
+        One closure per class, made once: the runtime's thread calls it for
+        every saga and step that ends, and a method looking up the class's
+        wrapper each time cost about twice as much (0.9 against 0.5 us).
+        """
+        shared = self._state_wrappers.get((cls, name)) or self._shared_state_wrapper((cls, name))
+
+        def unhook(obj: Any) -> None:
+            # getattr, not __dict__: an instance's first __dict__ read builds the dict object
+            hook = getattr(obj, name)
+            if type(hook) is MethodType and hook.__func__ is shared:
+                # not contextlib.suppress: a context manager cost about 2 us more here
+                try:  # noqa: SIM105
+                    delattr(obj, name)
+                except AttributeError:  # a close() on another thread was first
+                    pass
+
+        return unhook
 
     def wrap_async(
         self,
@@ -217,15 +272,35 @@ class Hooks:
         self._install(obj, name, wrapper, original)
 
     def remove_all(self) -> None:
-        """Remove every hook still installed; wrappers someone kept a reference to pass through."""
+        """Remove every hook still installed; wrappers someone kept a reference to pass through.
+
+        An object whose state hook came off already (:meth:`state_unhooker`) is
+        left as it is, whatever its attribute is now.
+        """
         self.active = False
         with self._lock:
             installed, self._installed = self._installed, []
-        for ref, name, wrapper_id in installed:
+        for ref, name, token in installed:
             obj = ref()
-            # While the object lives its wrapper lives (in its __dict__), so the id is still its.
-            if obj is not None and id(obj.__dict__.get(name)) == wrapper_id:
-                delattr(obj, name)
+            if obj is not None and _is_hook(obj.__dict__.get(name), token):
+                # the runtime's thread may have unhooked it since the look
+                with contextlib.suppress(AttributeError):
+                    delattr(obj, name)
+
+
+def _is_hook(attribute: Any, token: Any) -> bool:
+    """Whether ``attribute`` is the hook the registry's ``token`` stands for.
+
+    A ``wrap()`` or ``wrap_async()`` hook is told by its id: it never comes
+    off by itself, so while the object lives the hook lives (in its
+    ``__dict__``) and the id is still its. A state hook can come off while the
+    object lives (:meth:`Hooks.state_unhooker`), and then its id may be reused
+    by whatever is put there next, so it is told by what it is: a bound
+    method of this handle's shared function.
+    """
+    if type(token) is int:
+        return id(attribute) == token
+    return type(attribute) is MethodType and attribute.__func__ is token
 
 
 def _sync_wrapper(

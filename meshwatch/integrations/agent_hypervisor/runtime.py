@@ -86,8 +86,15 @@ from meshwatch.integrations.agent_hypervisor.hooks import After, Hooks, argument
 MAX_TRACKED: Final = 10_000
 COMPENSATE_SUFFIX: Final = ":compensate"
 _TRIPS = (BreachSeverity.HIGH, BreachSeverity.CRITICAL)
-_SAGA_END = {SagaState.COMPLETED, SagaState.FAILED, SagaState.ESCALATED}
 _FAILURES = (StepState.FAILED, StepState.COMPENSATION_FAILED)
+# Upstream's end states (SAGA_TRANSITIONS / STEP_TRANSITIONS allow no move out of them), as
+# tuples: ``in`` on a tuple tries identity first, where a set would call Enum.__hash__.
+_SAGA_ENDS = (SagaState.COMPLETED, SagaState.FAILED, SagaState.ESCALATED)
+_STEP_ENDS = (StepState.COMPENSATED, StepState.COMPENSATION_FAILED)
+# A step of an ended saga in these states can still be moved by the orchestrator itself:
+# ``execute_step`` checks only the step's state (PENDING), and a step in flight (EXECUTING)
+# is moved by the ``execute_step`` running it.
+_STEP_LIVE = (StepState.PENDING, StepState.EXECUTING)
 # What a saga's and a step's hook hands on, read once when the object is hooked:
 # (saga_id, session_id) and (saga_id, session_id, step_id, action_id, agent_did).
 _SagaIds = tuple[str, str]
@@ -150,6 +157,8 @@ class RuntimeObserver:
         self._vouches = _Bounded()  # vouch_id -> (voucher, vouchee, session)
         self._reported = _Bounded()  # saga_id -> step ids whose compensation failure was emitted
         self._observed: set[int] = set()
+        self._unhook_saga = hooks.state_unhooker(Saga, "transition")
+        self._unhook_step = hooks.state_unhooker(SagaStep, "transition")
 
     # -- emitting -----------------------------------------------------------------
 
@@ -531,7 +540,35 @@ class RuntimeObserver:
             failed = tuple(s for s in saga.steps if s.state is StepState.COMPENSATION_FAILED)
         steps = saga.steps
         agent = steps[0].agent_did if steps else None
-        self._report(self._saga_moved, ids, agent, old, new, saga.completed_at, saga.error, failed)
+        try:
+            self._report(
+                self._saga_moved, ids, agent, old, new, saga.completed_at, saga.error, failed
+            )
+        finally:  # even when the report failed: the objects must not stay in their cycles
+            if new in _SAGA_ENDS:
+                self._unhook_ended(saga, steps)
+
+    def _unhook_ended(self, saga: Saga, steps: list[SagaStep]) -> None:
+        """Take the hooks off an ended saga and off its steps that nothing can move any more.
+
+        An ended saga makes no further transition, so its hook has nothing left
+        to observe, and a hooked saga or step is in a reference cycle with its
+        hook: only the cyclic garbage collector would free it, on the
+        runtime's thread (that was most of a hooked saga step's tail in the
+        bench). Unhooked, both are freed by their reference count the moment
+        the orchestrator drops them, as upstream's are.
+
+        A step that is pending or executing stays hooked: the orchestrator's
+        ``execute_step`` checks only the step's own state, so it can still run
+        or finish one of an ended saga. Any other step of an ended saga moves
+        only if the user calls its ``transition()`` by hand, which is then not
+        observed (the guide says so).
+        """
+        self._unhook_saga(saga)
+        unhook = self._unhook_step
+        for step in steps:
+            if step.state not in _STEP_LIVE:
+                unhook(step)
 
     def _saga_moved(
         self,
@@ -562,7 +599,7 @@ class RuntimeObserver:
                     self._compensation_failed(ids, step, trace)
             payload = {**payload_ids, "reason": f"{len(failed)} step(s) failed compensation"}
             self.emit(EventType.SAGA_ESCALATED, session, agent, payload, at, trace=trace)
-        if new in _SAGA_END:
+        if new in _SAGA_ENDS:
             with self._lock:
                 self._saga_traces.pop(saga_id, None)
                 self._reported.pop(saga_id, None)
@@ -602,16 +639,20 @@ class RuntimeObserver:
             # FAILED -> PENDING is reset_for_retry(): the next start says retry=True
             return
         timed_out = new in _FAILURES and _timing_out()
-        self._report(
-            self._step_moved,
-            ids,
-            new,
-            step.retry_count,
-            step.started_at,
-            step.completed_at,
-            step.error,
-            timed_out,
-        )
+        try:
+            self._report(
+                self._step_moved,
+                ids,
+                new,
+                step.retry_count,
+                step.started_at,
+                step.completed_at,
+                step.error,
+                timed_out,
+            )
+        finally:
+            if new in _STEP_ENDS:  # compensated or not: no move out of it (see _unhook_ended)
+                self._unhook_step(step)
 
     def _step_moved(
         self,
