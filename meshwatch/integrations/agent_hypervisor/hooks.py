@@ -56,19 +56,18 @@ class Hooks:
 
     Installed hooks are remembered by weak reference, so a runtime object that
     the runtime itself forgets (a finished saga's step) is not kept alive by
-    meshwatch; the registry is compacted when it doubles.
+    meshwatch; the registries are compacted when they double.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        # (the object, the method name, what tells its hook): the id of a wrap() or
-        # wrap_async() wrapper, whose closure holds the object (so the wrapper itself
-        # would keep it alive); wrap_state()'s shared function, which holds no object.
-        self._installed: list[tuple[weakref.ref[Any], str, Any]] = []
+        # (the object, the method name, id of the wrapper) of wrap() and wrap_async(): the
+        # wrapper itself is not kept, since its closure holds the object and would keep it alive.
+        self._installed: list[tuple[weakref.ref[Any], str, int]] = []
         self._compact_at = 1024
         self._errors: dict[str, int] = {}
-        # (class, method name) -> wrap_state's shared wrapper function
-        self._state_wrappers: dict[tuple[type, str], Callable[..., Any]] = {}
+        # (class, method name) -> wrap_state's shared wrapper and the objects it hooks
+        self._states: dict[tuple[type, str], _StateHooks] = {}
         self.active = True
 
     # -- error accounting ---------------------------------------------------------
@@ -108,43 +107,15 @@ class Hooks:
     # -- installing and removing --------------------------------------------------
 
     def _install(
-        self,
-        obj: Any,
-        name: str,
-        wrapper: Callable[..., Any],
-        original: Callable[..., Any],
-        token: Any = None,
+        self, obj: Any, name: str, wrapper: Callable[..., Any], original: Callable[..., Any]
     ) -> None:
-        """Put ``wrapper`` on ``obj`` in place of ``original`` (what ``obj.name`` was).
-
-        ``token`` is what :meth:`remove_all` tells the hook by (see
-        :func:`_is_hook`): ``wrap_state``'s shared function, else the
-        wrapper's id.
-
-        A meshwatch wrapper already on the instance is what ``getattr`` found
-        as ``original``: a plain function, since instance attributes are not
-        bound, or :meth:`wrap_state`'s bound method, whose function carries the
-        mark. So the check reads no ``obj.__dict__`` (on a fresh object that
-        builds the dict, about 0.25 us), and asks a bound method nothing (a
-        missing attribute looked up through a bound method raises and catches
-        an AttributeError inside ``getattr``, about 0.75 us): every saga and
-        every step is hooked, so this is on the runtime's call path.
-        """
-        found: Any = original
-        kind = type(found)
-        if (kind is FunctionType and getattr(found, MARK, False)) or (
-            kind is MethodType and getattr(found.__func__, MARK, False)
-        ):
-            raise AlreadyInstrumentedError(
-                f"{type(obj).__name__}.{name} of {obj!r} is already instrumented; "
-                "close the other handle first"
-            )
+        """Put ``wrapper`` on ``obj`` in place of ``original`` (what ``obj.name`` was)."""
+        _refuse_hooked(obj, name, original)
         if type(wrapper) is FunctionType and not getattr(wrapper, MARK, False):
             setattr(wrapper, MARK, True)  # wrap_async's, built by functools.wraps
         setattr(obj, name, wrapper)
         installed = self._installed
-        entry = (weakref.ref(obj), name, id(wrapper) if token is None else token)
-        installed.append(entry)  # atomic under the GIL
+        installed.append((weakref.ref(obj), name, id(wrapper)))  # atomic under the GIL
         if len(installed) >= self._compact_at:
             with self._lock:
                 if installed is self._installed:  # no other thread compacted it meanwhile
@@ -186,56 +157,30 @@ class Hooks:
         ``(obj, original, changed, context)``. A closure per object, with its
         cells and its ``__dict__``, cost about 2 us per object (timeit).
         """
-        original = getattr(obj, name)
-        key = (type(obj), name)
-        shared = self._state_wrappers.get(key)
-        if shared is None:
-            shared = self._shared_state_wrapper(key)
-        hook = MethodType(shared, (obj, original, changed, context))
-        self._install(obj, name, hook, original, shared)
+        self._state(type(obj), name).hook(obj, changed, context)
 
-    def _shared_state_wrapper(self, key: tuple[type, str]) -> Callable[..., Any]:
-        """The shared wrapper of ``key`` (class, method name), made the first time."""
-        with self._lock:
-            shared = self._state_wrappers.get(key)
-            if shared is None:
-                cls, name = key
-                shared = _state_wrapper(self, cls.__name__, name, getattr(cls, name))
-                self._state_wrappers[key] = shared
-            return shared
+    def _state(self, cls: type, name: str) -> _StateHooks:
+        """The state hooks of ``cls.name`` (made the first time)."""
+        key = (cls, name)
+        state = self._states.get(key)
+        if state is None:
+            with self._lock:
+                state = self._states.get(key)
+                if state is None:
+                    state = self._states[key] = _StateHooks(self, cls, name)
+        return state
+
+    def state_hooker(self, cls: type, name: str) -> Callable[[Any, Changed, Any], None]:
+        """``hook(obj, changed, context)``: :meth:`wrap_state` for objects of class ``cls``.
+
+        For the runtime's thread, which hooks every saga and every step it
+        creates: the class's hooks are looked up once, not per object.
+        """
+        return self._state(cls, name).hook
 
     def state_unhooker(self, cls: type, name: str) -> Callable[[Any], None]:
-        """``unhook(obj)``: take :meth:`wrap_state`'s hook off ``obj.name``, if it is still its.
-
-        For an object (of class ``cls`` exactly, as ``wrap_state`` keys its
-        wrappers) that can make no further move: its hook is a reference cycle
-        (the object's ``__dict__`` holds the bound method, whose tuple holds
-        the object), so while it is on, only the cyclic garbage collector can
-        free the object. Without it the object is freed by its reference
-        count, as upstream's own are, and ``obj.name`` is the class's method
-        again. Whatever else is there (nothing, a user's attribute, another
-        handle's hook: a bound method of another function) is left alone; a
-        wrapper someone kept still works, since it holds the original itself.
-        Meant to be called from inside the hook's ``changed``, so an error is
-        counted as that hook's.
-
-        One closure per class, made once: the runtime's thread calls it for
-        every saga and step that ends, and a method looking up the class's
-        wrapper each time cost about twice as much (0.9 against 0.5 us).
-        """
-        shared = self._state_wrappers.get((cls, name)) or self._shared_state_wrapper((cls, name))
-
-        def unhook(obj: Any) -> None:
-            # getattr, not __dict__: an instance's first __dict__ read builds the dict object
-            hook = getattr(obj, name)
-            if type(hook) is MethodType and hook.__func__ is shared:
-                # not contextlib.suppress: a context manager cost about 2 us more here
-                try:  # noqa: SIM105
-                    delattr(obj, name)
-                except AttributeError:  # a close() on another thread was first
-                    pass
-
-        return unhook
+        """``unhook(obj)``: take :meth:`wrap_state`'s hook off ``obj.name`` (see :class:`_StateHooks`)."""
+        return self._state(cls, name).unhook
 
     def wrap_async(
         self,
@@ -274,33 +219,143 @@ class Hooks:
     def remove_all(self) -> None:
         """Remove every hook still installed; wrappers someone kept a reference to pass through.
 
-        An object whose state hook came off already (:meth:`state_unhooker`) is
-        left as it is, whatever its attribute is now.
+        A ``wrap()`` or ``wrap_async()`` hook is told by its id: it never comes
+        off by itself, so while the object lives the hook lives (in its
+        ``__dict__``) and the id is still its. A state hook can come off while
+        the object lives (:meth:`state_unhooker`), and then its id may be
+        reused by whatever is put there next, so it is told by what it is: a
+        bound method of this handle's shared wrapper. An object whose state
+        hook came off already is left as it is, whatever its attribute is now.
         """
         self.active = False
         with self._lock:
             installed, self._installed = self._installed, []
-        for ref, name, token in installed:
+            states = list(self._states.values())
+        for ref, name, wrapper_id in installed:
             obj = ref()
-            if obj is not None and _is_hook(obj.__dict__.get(name), token):
+            if obj is not None and id(obj.__dict__.get(name)) == wrapper_id:
+                delattr(obj, name)
+        for state in states:
+            state.remove_all()
+
+
+def _refuse_hooked(obj: Any, name: str, original: Any) -> None:
+    """Raise :class:`AlreadyInstrumentedError` when ``original`` (``obj.name``) is a meshwatch hook.
+
+    A meshwatch wrapper already on the instance is what ``getattr`` found as
+    ``original``: a plain function, since instance attributes are not bound,
+    or :meth:`Hooks.wrap_state`'s bound method, whose function carries the
+    mark. So the check reads no ``obj.__dict__`` (on a fresh object that
+    builds the dict, about 0.25 us), and asks a bound method nothing (a
+    missing attribute looked up through a bound method raises and catches an
+    AttributeError inside ``getattr``, about 0.75 us): every saga and every
+    step is hooked, so this is on the runtime's call path.
+    """
+    kind = type(original)
+    if (kind is FunctionType and getattr(original, MARK, False)) or (
+        kind is MethodType and getattr(original.__func__, MARK, False)
+    ):
+        raise AlreadyInstrumentedError(
+            f"{type(obj).__name__}.{name} of {obj!r} is already instrumented; "
+            "close the other handle first"
+        )
+
+
+class _StateHooks:
+    """One handle's :meth:`Hooks.wrap_state` hooks of one class's method: the wrapper, the objects.
+
+    The objects hooked are remembered by weak reference, keyed by id, so
+    that ``unhook`` can forget one at once. A hooked object is in a
+    reference cycle (its ``__dict__`` holds the bound method, whose tuple
+    holds the object): while the hook is on, only the cyclic garbage
+    collector can free it. So an object that can make no further move is
+    unhooked, and then it is freed by its reference count, as upstream's own
+    are, and its weak reference goes with its entry, before it: a registry
+    entry kept until a compaction (as for :meth:`Hooks.wrap`) was a weak
+    reference and a tuple per saga and per step that lived on into the
+    collector's older generations (in-process A/B: without any registry the
+    saga step was 0.025-0.05x cheaper).
+    """
+
+    def __init__(self, owner: Hooks, cls: type, name: str) -> None:
+        self.owner, self.cls, self.name = owner, cls, name
+        self.function = getattr(cls, name)
+        self.shared = _state_wrapper(owner, cls.__name__, name, self.function)
+        self.hooked: dict[int, weakref.ref[Any]] = {}  # id(obj) -> obj, weakly
+        self.compact_at = 1024
+        # Closures, not methods: what they read are cells, not attributes of this object
+        # (the runtime's thread runs them for every saga and step: about 30 bytecodes less).
+        self.hook = self._hooker()
+        self.unhook = self._unhooker()
+
+    def _hooker(self) -> Callable[[Any, Changed, Any], None]:
+        """``hook(obj, changed, context)``: the shared wrapper, bound to that, put on ``obj``."""
+        state, cls, name, function, shared = self, self.cls, self.name, self.function, self.shared
+        wrap_state = self.owner.wrap_state
+        ref = weakref.ref
+
+        def hook(obj: Any, changed: Changed, context: Any) -> None:
+            if type(obj) is not cls:  # a subclass: its own wrapper (its own signature)
+                wrap_state(obj, name, changed, context)
+                return
+            original = getattr(obj, name)
+            if type(original) is not MethodType or original.__func__ is not function:
+                _refuse_hooked(obj, name, original)  # (the class's own method is no hook)
+            setattr(obj, name, MethodType(shared, (obj, original, changed, context)))
+            hooked = state.hooked
+            # A dead object's entry may be under a reused id: this one replaces it.
+            hooked[id(obj)] = ref(obj)  # atomic under the GIL
+            if len(hooked) >= state.compact_at:
+                state._compact(hooked)
+
+        return hook
+
+    def _unhooker(self) -> Callable[[Any], None]:
+        """``unhook(obj)``: take the hook off ``obj``, if what is there is still this handle's own.
+
+        Whatever else is there (nothing, a user's attribute, another handle's
+        hook: a bound method of another function) is left alone. A wrapper
+        someone kept still works, since it holds the original itself.
+        Meant to be called from inside the hook's ``changed``, so an error is
+        counted as that hook's. Reads the attribute with ``getattr``, not
+        through ``__dict__``, whose first read on an instance builds the dict.
+        """
+        state, name, shared = self, self.name, self.shared
+
+        def unhook(obj: Any) -> None:
+            hook = getattr(obj, name)
+            if type(hook) is MethodType and hook.__func__ is shared:
+                state.hooked.pop(id(obj), None)
+                # not contextlib.suppress: a context manager cost about 2 us more here
+                try:  # noqa: SIM105
+                    delattr(obj, name)
+                except AttributeError:  # a close() on another thread was first
+                    pass
+
+        return unhook
+
+    def _compact(self, hooked: dict[int, weakref.ref[Any]]) -> None:
+        """Drop the entries of objects that died hooked (never unhooked)."""
+        with self.owner._lock:
+            if hooked is self.hooked:  # no other thread compacted it meanwhile
+                live = {key: ref for key, ref in list(hooked.items()) if ref() is not None}
+                self.hooked = live
+                self.compact_at = max(1024, 2 * len(live))
+
+    def remove_all(self) -> None:
+        """Take off every hook still on (:meth:`Hooks.remove_all`)."""
+        with self.owner._lock:
+            hooked, self.hooked = self.hooked, {}
+        name, shared = self.name, self.shared
+        for ref in list(hooked.values()):
+            obj = ref()
+            if obj is None:
+                continue
+            hook = obj.__dict__.get(name)
+            if type(hook) is MethodType and hook.__func__ is shared:
                 # the runtime's thread may have unhooked it since the look
                 with contextlib.suppress(AttributeError):
                     delattr(obj, name)
-
-
-def _is_hook(attribute: Any, token: Any) -> bool:
-    """Whether ``attribute`` is the hook the registry's ``token`` stands for.
-
-    A ``wrap()`` or ``wrap_async()`` hook is told by its id: it never comes
-    off by itself, so while the object lives the hook lives (in its
-    ``__dict__``) and the id is still its. A state hook can come off while the
-    object lives (:meth:`Hooks.state_unhooker`), and then its id may be reused
-    by whatever is put there next, so it is told by what it is: a bound
-    method of this handle's shared function.
-    """
-    if type(token) is int:
-        return id(attribute) == token
-    return type(attribute) is MethodType and attribute.__func__ is token
 
 
 def _sync_wrapper(

@@ -81,7 +81,7 @@ from meshwatch.instrumentation.context import current_trace
 from meshwatch.instrumentation.events import EventType, HypervisorEvent
 from meshwatch.instrumentation.trace import CausalTraceId
 from meshwatch.integrations.agent_hypervisor.delivery import Delivery, moment
-from meshwatch.integrations.agent_hypervisor.hooks import After, Hooks, argument
+from meshwatch.integrations.agent_hypervisor.hooks import After, Changed, Hooks, argument
 
 MAX_TRACKED: Final = 10_000
 COMPENSATE_SUFFIX: Final = ":compensate"
@@ -157,8 +157,13 @@ class RuntimeObserver:
         self._vouches = _Bounded()  # vouch_id -> (voucher, vouchee, session)
         self._reported = _Bounded()  # saga_id -> step ids whose compensation failure was emitted
         self._observed: set[int] = set()
+        # Made once: the saga hooks run for every saga and step the runtime creates.
+        self._hook_saga = hooks.state_hooker(Saga, "transition")
+        self._hook_step = hooks.state_hooker(SagaStep, "transition")
         self._unhook_saga = hooks.state_unhooker(Saga, "transition")
         self._unhook_step = hooks.state_unhooker(SagaStep, "transition")
+        self._on_saga: Changed = self._saga_changed
+        self._on_step: Changed = self._step_changed
 
     # -- emitting -----------------------------------------------------------------
 
@@ -491,8 +496,9 @@ class RuntimeObserver:
     # it (measured: the hooked saga step's cost grew with the burst, 25 to 60 us a step).
 
     def _saga_created(self, saga: Saga, args: Any, kwargs: Any, _: Any) -> None:
-        self._observe_saga(saga)
-        self._report(self._emit_saga_created, saga.saga_id, saga.session_id, saga.created_at)
+        ids: _SagaIds = (saga.saga_id, saga.session_id)
+        self._hook_saga(saga, self._on_saga, ids)  # _observe_saga's, a call less: every saga
+        self._report(self._emit_saga_created, *ids, saga.created_at)
 
     def _emit_saga_created(self, saga_id: str, session_id: str, at: datetime) -> None:
         self.emit(
@@ -505,10 +511,14 @@ class RuntimeObserver:
         )
 
     def _step_added(self, orchestrator: SagaOrchestrator) -> After:
+        get_saga, hook, on_step = orchestrator.get_saga, self._hook_step, self._on_step
+
         def after(step: SagaStep, args: Any, kwargs: Any, _: Any) -> None:
-            saga = orchestrator.get_saga(argument(args, kwargs, 0, "saga_id"))
+            # argument() and _observe_step() written out, two calls less: every step
+            saga = get_saga(args[0] if args else kwargs.get("saga_id"))
             if saga is not None:
-                self._observe_step(saga, step)
+                ids = (saga.saga_id, saga.session_id, step.step_id, step.action_id, step.agent_did)
+                hook(step, on_step, ids)
 
         return after
 
@@ -531,7 +541,7 @@ class RuntimeObserver:
 
     def _observe_saga(self, saga: Saga) -> None:
         ids: _SagaIds = (saga.saga_id, saga.session_id)
-        self.hooks.wrap_state(saga, "transition", self._saga_changed, ids)
+        self._hook_saga(saga, self._on_saga, ids)
 
     def _saga_changed(self, ids: _SagaIds, saga: Saga, old: SagaState, new: SagaState) -> None:
         """A saga's transition, on the runtime's thread: copy what can still change."""
@@ -544,31 +554,23 @@ class RuntimeObserver:
             self._report(
                 self._saga_moved, ids, agent, old, new, saga.completed_at, saga.error, failed
             )
-        finally:  # even when the report failed: the objects must not stay in their cycles
+        finally:
+            # Ended: take the hooks off the saga and off its steps that nothing can move any
+            # more, even when the report failed. An ended saga makes no further transition,
+            # and a hooked saga or step is in a reference cycle with its hook: only the cyclic
+            # garbage collector would free it, on the runtime's thread (most of a hooked saga
+            # step's slowest rounds in the bench). Unhooked, both are freed by their reference
+            # count the moment the orchestrator drops them, as upstream's are. A pending or
+            # executing step stays hooked: the orchestrator's execute_step checks only the
+            # step's own state, so it can still run or finish one of an ended saga. Any other
+            # step of an ended saga moves only if the user calls its transition() by hand,
+            # which is then not observed (the guide says so).
             if new in _SAGA_ENDS:
-                self._unhook_ended(saga, steps)
-
-    def _unhook_ended(self, saga: Saga, steps: list[SagaStep]) -> None:
-        """Take the hooks off an ended saga and off its steps that nothing can move any more.
-
-        An ended saga makes no further transition, so its hook has nothing left
-        to observe, and a hooked saga or step is in a reference cycle with its
-        hook: only the cyclic garbage collector would free it, on the
-        runtime's thread (that was most of a hooked saga step's tail in the
-        bench). Unhooked, both are freed by their reference count the moment
-        the orchestrator drops them, as upstream's are.
-
-        A step that is pending or executing stays hooked: the orchestrator's
-        ``execute_step`` checks only the step's own state, so it can still run
-        or finish one of an ended saga. Any other step of an ended saga moves
-        only if the user calls its ``transition()`` by hand, which is then not
-        observed (the guide says so).
-        """
-        self._unhook_saga(saga)
-        unhook = self._unhook_step
-        for step in steps:
-            if step.state not in _STEP_LIVE:
-                unhook(step)
+                self._unhook_saga(saga)
+                unhook = self._unhook_step
+                for step in steps:
+                    if step.state not in _STEP_LIVE:
+                        unhook(step)
 
     def _saga_moved(
         self,
@@ -631,7 +633,7 @@ class RuntimeObserver:
             step.action_id,
             step.agent_did,
         )
-        self.hooks.wrap_state(step, "transition", self._step_changed, ids)
+        self._hook_step(step, self._on_step, ids)
 
     def _step_changed(self, ids: _StepIds, step: SagaStep, old: StepState, new: StepState) -> None:
         """A step's transition, on the runtime's thread: copy what can still change."""
@@ -651,7 +653,7 @@ class RuntimeObserver:
                 timed_out,
             )
         finally:
-            if new in _STEP_ENDS:  # compensated or not: no move out of it (see _unhook_ended)
+            if new in _STEP_ENDS:  # compensated or not: no move out of it (see _saga_changed)
                 self._unhook_step(step)
 
     def _step_moved(
