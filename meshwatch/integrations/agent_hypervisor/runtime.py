@@ -164,6 +164,11 @@ class RuntimeObserver:
         self._unhook_step = hooks.state_unhooker(SagaStep, "transition")
         self._on_saga: Changed = self._saga_changed
         self._on_step: Changed = self._step_changed
+        # The saga events' builders, bound once: each report queues its builder, and a bound
+        # method made per report is one more object the collector counts until the drain.
+        self._build_saga_created = self._emit_saga_created
+        self._build_saga_moved = self._saga_moved
+        self._build_step_moved = self._step_moved
 
     # -- emitting -----------------------------------------------------------------
 
@@ -498,7 +503,7 @@ class RuntimeObserver:
     def _saga_created(self, saga: Saga, args: Any, kwargs: Any, _: Any) -> None:
         ids: _SagaIds = (saga.saga_id, saga.session_id)
         self._hook_saga(saga, self._on_saga, ids)  # _observe_saga's, a call less: every saga
-        self._report(self._emit_saga_created, *ids, saga.created_at)
+        self._report(self._build_saga_created, *ids, saga.created_at)
 
     def _emit_saga_created(self, saga_id: str, session_id: str, at: datetime) -> None:
         self.emit(
@@ -552,7 +557,7 @@ class RuntimeObserver:
         agent = steps[0].agent_did if steps else None
         try:
             self._report(
-                self._saga_moved, ids, agent, old, new, saga.completed_at, saga.error, failed
+                self._build_saga_moved, ids, agent, old, new, saga.completed_at, saga.error, failed
             )
         finally:
             # Ended: take the hooks off the saga and off its steps that nothing can move any
@@ -643,7 +648,7 @@ class RuntimeObserver:
         timed_out = new in _FAILURES and _timing_out()
         try:
             self._report(
-                self._step_moved,
+                self._build_step_moved,
                 ids,
                 new,
                 step.retry_count,
