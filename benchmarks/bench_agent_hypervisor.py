@@ -47,7 +47,7 @@ How it is measured, and why:
   the median over :data:`RESAMPLES` resamplings of the rounds (a
   bootstrap), the same resamplings every run. It says how far the figure is from what more rounds
   of the same minutes would give; four runs in a row moved by about as much
-  (the elevation 1.20-1.23x, the saga step 1.32-1.35x, at a load of 1.7-1.9).
+  (the elevation 1.20-1.23x, the saga step 1.24-1.26x, at a load of 2.3-2.5).
 
 Three figures per operation and delivery mode:
 

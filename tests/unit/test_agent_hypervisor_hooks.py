@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 from types import MethodType
 from typing import Any
@@ -244,6 +245,30 @@ def test_close_after_an_unhook_removes_only_its_own_hooks_even_at_a_reused_id(
     assert "transition" not in vars(pending), "close() removed the hook still installed"
     other.remove_all()
     assert "transition" not in vars(other_saga)
+
+
+def test_the_state_hooks_registry_forgets_ended_objects_and_stays_bounded(
+    bus: HypervisorEventBus,
+) -> None:
+    """An unhook drops the object's entry; dead objects' entries go at the next compaction."""
+    orchestrator = SagaOrchestrator()
+    handle = instrument(orchestrator, bus=bus, delivery=SYNC)
+    hooks = handle._hooks
+    registry = hooks._state(Saga, "transition")
+    for _ in range(50):
+        orchestrator.create_saga("s1").transition(SagaState.COMPLETED)
+    assert registry.hooked == {}, "an ended saga leaves no entry"
+    kept = orchestrator.create_saga("kept")  # still running: hooked and registered
+    for _ in range(3000):  # sagas dropped while running: freed by the collector, entries stay
+        orchestrator._sagas.clear()
+        orchestrator._sagas[kept.saga_id] = kept
+        orchestrator.create_saga("dropped")
+        if len(registry.hooked) % 500 == 0:
+            gc.collect()
+    assert len(registry.hooked) < 2 * 1024, "compacted when it doubles"
+    assert "transition" in vars(kept)
+    handle.close()
+    assert "transition" not in vars(kept), "close() still finds a live hooked object"
 
 
 @pytest.fixture
