@@ -17,8 +17,10 @@ Design, and why:
 * **Exact under threads.** One lock guards the log, the indexes and the
   counts. Emit holds it for a few dict and deque operations only.
 * **Bounded in bytes too.** A count alone does not bound memory (3,000 events
-  with 1 MB payloads hold 3 GB), so each payload is measured once at emit
-  (:mod:`~meshwatch.instrumentation.payloads`, an estimate bounded in work).
+  with 1 MB payloads hold 3 GB), so each payload is measured once
+  (:mod:`~meshwatch.instrumentation.payloads`, an estimate bounded in work):
+  a flat one (strings and numbers) when its event is built, a nested one by
+  the first bus that emits it, and the event carries the size from then on.
   One over ``max_payload_bytes`` (64 KiB by default) is cut to its small
   values before anyone sees it, counted in
   ``meshwatch_events_dropped_total{component="bus",reason="payload_truncated"}``;
@@ -58,7 +60,13 @@ from meshwatch.instrumentation.catalogue import (
     BUS_SUBSCRIBER_ERRORS,
 )
 from meshwatch.instrumentation.drops import RateLimitedLog, record_event_drop
-from meshwatch.instrumentation.events import EventType, HypervisorEvent, event_microseconds
+from meshwatch.instrumentation.events import (
+    UNMEASURED,
+    EventType,
+    HypervisorEvent,
+    event_microseconds,
+    record_payload_size,
+)
 from meshwatch.instrumentation.payloads import DEFAULT_MAX_PAYLOAD_BYTES, capped, payload_bytes
 from meshwatch.instrumentation.stores import CounterStore, LabelValues, MetricFamilySnapshot
 
@@ -196,11 +204,10 @@ class HypervisorEventBus:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         self._max_events = max_events
         self._max_bytes = max_bytes
-        self._max_payload_bytes = max_payload_bytes
+        # A cap at UNMEASURED or above is no cap at all: the same as one just below it.
+        self._max_payload_bytes = min(max_payload_bytes, UNMEASURED - 1)
         # The retained events' estimate: their payloads plus EVENT_OVERHEAD_BYTES each.
         self._bytes = 0
-        # Each retained event's payload estimate, oldest first (small ints are shared).
-        self._sizes: deque[int] = deque()
         self._lock = threading.Lock()
         self._log: deque[HypervisorEvent] = deque()
         self._by_type: dict[EventType, deque[HypervisorEvent]] = {}
@@ -239,25 +246,10 @@ class HypervisorEventBus:
         """
         if type(event) is not HypervisorEvent and not isinstance(event, HypervisorEvent):
             raise TypeError(f"emit takes a HypervisorEvent, got {type(event).__name__}")
-        payload = event.payload
-        size = 0
-        if payload:
-            # payload_bytes() inlined for flat payloads (strings and numbers), the
-            # usual kind: the same estimate, without a call (O(items), as the copy
-            # the event made of it). Anything else: payload_bytes' bounded walk.
-            for key, value in payload.items():
-                kind = type(value)
-                if kind is str:
-                    size += len(key) + len(value)
-                elif kind is int or kind is float or kind is bool or value is None:
-                    size += len(key) + 8
-                else:
-                    size = payload_bytes(payload, self._max_payload_bytes)
-                    break
+        # Measured when the event was built; UNMEASURED (a nested payload) is over every cap.
+        size = event._payload_size
         if size > self._max_payload_bytes:
-            event = capped(event, self._max_payload_bytes)
-            size = payload_bytes(event.payload, self._max_payload_bytes)
-            record_event_drop("bus", "payload_truncated")
+            event, size = self._measured(event)
         # EventType is a StrEnum, hashed as its value string: a C hash, not Enum's.
         route = self._routes[event.event_type]
         lock = self._lock
@@ -265,12 +257,10 @@ class HypervisorEventBus:
         try:
             log = self._log
             log.append(event)
-            sizes = self._sizes
-            sizes.append(size)
             route.emitted += 1
             if len(log) > self._max_events:  # the steady state: one in, the oldest out
                 oldest = log.popleft()
-                self._bytes += size - sizes.popleft()  # the overheads cancel
+                self._bytes += size - oldest._payload_size  # the overheads cancel
                 if self._indexed:
                     self._unindex(oldest)
                     self._indexed -= 1
@@ -300,12 +290,32 @@ class HypervisorEventBus:
                 except Exception:
                     self._subscriber_failed(event, handler)
 
+    def _measured(self, event: HypervisorEvent) -> tuple[HypervisorEvent, int]:
+        """``event`` and its payload size, for one whose size the hot path cannot take as is.
+
+        Either its payload was not measured when it was built (it holds nested
+        values: measured here by the walk, bounded by this bus's cap, and
+        recorded on the event for the eviction), or it is over the cap: then
+        the event is replaced by its capped copy before anyone sees it.
+        """
+        limit = self._max_payload_bytes
+        if event._payload_size == UNMEASURED:
+            size = payload_bytes(event.payload, limit)
+            if size <= limit:
+                record_payload_size(event, size)
+                return event, size
+        event = capped(event, limit)
+        size = payload_bytes(event.payload, limit)
+        record_payload_size(event, size)
+        record_event_drop("bus", "payload_truncated")
+        return event, size
+
     def _evict(self) -> None:
         """Drop the oldest events until both bounds hold (called with the lock held)."""
-        log, sizes = self._log, self._sizes
+        log = self._log
         while len(log) > self._max_events or (self._bytes > self._max_bytes and len(log) > 1):
             oldest = log.popleft()
-            self._bytes -= sizes.popleft() + EVENT_OVERHEAD_BYTES
+            self._bytes -= oldest._payload_size + EVENT_OVERHEAD_BYTES
             if self._indexed:
                 self._unindex(oldest)
                 self._indexed -= 1

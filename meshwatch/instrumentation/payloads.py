@@ -1,9 +1,11 @@
 """Payload sizes: what an event's payload costs in memory, and capping the ones too big.
 
 The bus keeps its newest events, and so their payloads, in memory; a count
-alone does not bound that (3,000 events with 1 MB payloads hold 3 GB). So the
-bus measures each payload once, at emit, truncates one that is larger than its
-cap, and keeps a byte budget as well as a count.
+alone does not bound that (3,000 events with 1 MB payloads hold 3 GB). So each
+payload is measured once (a flat one, strings and numbers, when its event is
+built, by the same rules as :func:`payload_bytes`; any other by the bus that
+first emits it), the bus truncates one that is larger than its cap, and keeps a
+byte budget as well as a count.
 
 The measure is an estimate, cheap and bounded in work: the length of every
 string and bytes value, 8 bytes per container slot and per number, and
@@ -36,13 +38,16 @@ def payload_bytes(payload: Mapping[str, Any], limit: int) -> int:
     """Estimated bytes ``payload`` holds; any value above ``limit`` means "over the limit"."""
     size = 0
     for key, value in payload.items():
+        # A key is a str (the Mapping[str, Any] of an event's payload); any other is
+        # measured like a value rather than failing the emit on its len().
+        size += len(key) if type(key) is str else _deep_bytes(key, limit - size)
         kind = type(value)
         if kind is str:
-            size += len(value) + len(key)
+            size += len(value)
         elif kind in _SCALARS:
-            size += 8 + len(key)
+            size += 8
         else:
-            size += len(key) + _deep_bytes(value, limit - size)
+            size += _deep_bytes(value, limit - size)
         if size > limit:
             return size
     return size
@@ -94,7 +99,7 @@ def capped(event: HypervisorEvent, max_bytes: int) -> HypervisorEvent:
         value_size = payload_bytes({key: value}, _MEASURE_LIMIT)
         if value_size > KEEP_VALUE_BYTES:
             kept[key] = f"<truncated: ~{value_size} bytes>"
-            total += len(key) + 40
+            total += payload_bytes({key: ""}, _MEASURE_LIMIT) + 40  # the key and the marker
         else:
             kept[key] = value
             total += value_size

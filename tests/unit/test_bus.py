@@ -572,7 +572,7 @@ def test_an_index_entry_grows_from_event_to_tuple_to_deque_and_shrinks_back() ->
     )
 )
 def test_emit_accounts_each_payload_as_payload_bytes_does(payload: dict) -> None:
-    """emit inlines the estimate for flat payloads; it must agree with payload_bytes."""
+    """The event measures a flat payload when built, the bus a nested one: both as payload_bytes."""
     bus = HypervisorEventBus(max_events=2)
     bus.emit(HypervisorEvent(EventType.VFS_WRITE, payload=payload))
     expected = payload_bytes(payload, 2**40) if payload else 0
@@ -580,3 +580,38 @@ def test_emit_accounts_each_payload_as_payload_bytes_does(payload: dict) -> None
     bus.emit(HypervisorEvent(EventType.VFS_WRITE, payload=payload))
     bus.emit(HypervisorEvent(EventType.VFS_WRITE))  # evicts the first: its estimate leaves
     assert bus.retained_bytes == expected + 2 * EVENT_OVERHEAD_BYTES
+
+
+def test_a_nested_payload_is_measured_once_by_the_first_bus_and_its_size_travels_with_it() -> None:
+    nested = HypervisorEvent(EventType.VFS_WRITE, payload={"paths": ["/a", "/bb"], "n": 1})
+    size = payload_bytes(nested.payload, 2**40)
+    small, large = HypervisorEventBus(max_payload_bytes=16), HypervisorEventBus(max_events=2)
+    large.emit(nested)
+    small.emit(nested)  # over its cap: this bus keeps a capped copy
+    large.emit(nested)  # the size the first emit measured, not a second walk
+    assert large.retained_bytes == 2 * (size + EVENT_OVERHEAD_BYTES)
+    assert large.all_events == [nested, nested]
+    (cut,) = small.all_events
+    assert TRUNCATED_KEY in cut.payload
+    assert small.retained_bytes == payload_bytes(cut.payload, 2**40) + EVENT_OVERHEAD_BYTES
+    for _ in range(2):  # evicted: the bus takes back what it added, no more, no less
+        large.emit(HypervisorEvent(EventType.VFS_WRITE))
+    assert large.retained_bytes == 2 * EVENT_OVERHEAD_BYTES
+
+
+def test_payload_keys_that_are_not_strings_are_measured_not_raised() -> None:
+    bus = HypervisorEventBus(max_events=1)
+    odd = {1: "one", (2, 3): ["x"], "ok": 2}
+    bus.emit(HypervisorEvent(EventType.VFS_WRITE, payload=odd))
+    assert bus.retained_bytes == payload_bytes(odd, 2**40) + EVENT_OVERHEAD_BYTES > 0
+    bus.emit(HypervisorEvent(EventType.VFS_WRITE, payload={7: "x" * 100_000}))
+    (cut,) = bus.all_events
+    assert cut.payload[7].startswith("<truncated: ")
+
+
+def test_a_payload_cap_beyond_any_estimate_is_no_cap() -> None:
+    bus = HypervisorEventBus(max_payload_bytes=2**80)
+    nested = HypervisorEvent(EventType.VFS_WRITE, payload={"blob": ["y" * 100_000]})
+    bus.emit(nested)
+    assert bus.all_events == [nested], "kept whole"
+    assert bus.retained_bytes == payload_bytes(nested.payload, 2**40) + EVENT_OVERHEAD_BYTES
