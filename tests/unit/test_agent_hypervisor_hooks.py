@@ -15,7 +15,7 @@ from hypervisor.saga.state_machine import Saga, SagaState, SagaStateError, StepS
 
 from meshwatch.instrumentation.bus import HypervisorEventBus
 from meshwatch.instrumentation.events import EventType
-from meshwatch.integrations.agent_hypervisor import SYNC, instrument
+from meshwatch.integrations.agent_hypervisor import SYNC, Instrumentation, instrument
 from meshwatch.integrations.agent_hypervisor.hooks import Hooks
 
 AGENT = "did:mesh:analyst"
@@ -165,6 +165,12 @@ async def _ok() -> str:
     return "ok"
 
 
+def _instrumented_orchestrator(bus: HypervisorEventBus) -> tuple[SagaOrchestrator, Instrumentation]:
+    """A saga orchestrator instrumented onto ``bus``, its events delivered at once (SYNC)."""
+    orchestrator = SagaOrchestrator()
+    return orchestrator, instrument(orchestrator, bus=bus, delivery=SYNC)
+
+
 def _foreign(*args: Any) -> str:
     """What a user might put in a hook's place: not meshwatch's, so never removed by it."""
     return "foreign"
@@ -173,8 +179,7 @@ def _foreign(*args: Any) -> str:
 def test_a_kept_wrapper_still_works_after_the_unhook_and_removes_nothing_foreign(
     bus: HypervisorEventBus,
 ) -> None:
-    orchestrator = SagaOrchestrator()
-    handle = instrument(orchestrator, bus=bus, delivery=SYNC)
+    orchestrator, handle = _instrumented_orchestrator(bus)
     saga = orchestrator.create_saga("s1")
     step = orchestrator.add_step(saga.saga_id, "a", AGENT, "/a", undo_api="/undo")
     kept_saga, kept_step = saga.transition, step.transition  # the hooks themselves
@@ -227,8 +232,7 @@ def test_close_after_an_unhook_removes_only_its_own_hooks_even_at_a_reused_id(
     bus: HypervisorEventBus,
 ) -> None:
     """A freed hook's id is soon another object's: close() tells a state hook by what it is."""
-    orchestrator = SagaOrchestrator()
-    handle = instrument(orchestrator, bus=bus, delivery=SYNC)
+    orchestrator, handle = _instrumented_orchestrator(bus)
     other_saga = orchestrator.create_saga("s2")
     pending = orchestrator.add_step(other_saga.saga_id, "a", AGENT, "/a")
     other_saga.transition(SagaState.COMPLETED)
@@ -251,8 +255,7 @@ def test_the_state_hooks_registry_forgets_ended_objects_and_stays_bounded(
     bus: HypervisorEventBus,
 ) -> None:
     """An unhook drops the object's entry; dead objects' entries go at the next compaction."""
-    orchestrator = SagaOrchestrator()
-    handle = instrument(orchestrator, bus=bus, delivery=SYNC)
+    orchestrator, handle = _instrumented_orchestrator(bus)
     hooks = handle._hooks
     registry = hooks._state(Saga, "transition")
     for _ in range(50):
