@@ -38,9 +38,12 @@ def payload_bytes(payload: Mapping[str, Any], limit: int) -> int:
     """Estimated bytes ``payload`` holds; any value above ``limit`` means "over the limit"."""
     size = 0
     for key, value in payload.items():
-        # A key is a str (the Mapping[str, Any] of an event's payload); any other is
-        # measured like a value rather than failing the emit on its len().
-        size += len(key) if type(key) is str else _deep_bytes(key, limit - size)
+        # A key counts its len(), as an event counts it when it measures a flat payload;
+        # one without a len() (an int) is measured like a value instead of failing the emit.
+        try:
+            size += len(key)
+        except TypeError:
+            size += _deep_bytes(key, limit - size)
         kind = type(value)
         if kind is str:
             size += len(value)

@@ -607,6 +607,9 @@ def test_payload_keys_that_are_not_strings_are_measured_not_raised() -> None:
     bus.emit(HypervisorEvent(EventType.VFS_WRITE, payload={7: "x" * 100_000}))
     (cut,) = bus.all_events
     assert cut.payload[7].startswith("<truncated: ")
+    flat = {EventType.VFS_WRITE: 1}  # a str subclass: the event measures it, by its len()
+    bus.emit(HypervisorEvent(EventType.VFS_WRITE, payload=flat))
+    assert bus.retained_bytes == payload_bytes(flat, 2**40) + EVENT_OVERHEAD_BYTES
 
 
 def test_a_payload_cap_beyond_any_estimate_is_no_cap() -> None:
