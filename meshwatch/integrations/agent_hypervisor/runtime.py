@@ -72,7 +72,14 @@ from hypervisor.rings.breach_detector import BreachSeverity, RingBreachDetector
 from hypervisor.rings.elevation import RingElevationError, RingElevationManager
 from hypervisor.saga.fan_out import FanOutOrchestrator
 from hypervisor.saga.orchestrator import SagaOrchestrator
-from hypervisor.saga.state_machine import Saga, SagaState, SagaStep, StepState
+from hypervisor.saga.state_machine import (
+    SAGA_TRANSITIONS,
+    STEP_TRANSITIONS,
+    Saga,
+    SagaState,
+    SagaStep,
+    StepState,
+)
 from hypervisor.security.kill_switch import KillResult, KillSwitch
 from hypervisor.session import SharedSessionObject
 
@@ -87,10 +94,12 @@ MAX_TRACKED: Final = 10_000
 COMPENSATE_SUFFIX: Final = ":compensate"
 _TRIPS = (BreachSeverity.HIGH, BreachSeverity.CRITICAL)
 _FAILURES = (StepState.FAILED, StepState.COMPENSATION_FAILED)
-# Upstream's end states (SAGA_TRANSITIONS / STEP_TRANSITIONS allow no move out of them), as
-# tuples: ``in`` on a tuple tries identity first, where a set would call Enum.__hash__.
-_SAGA_ENDS = (SagaState.COMPLETED, SagaState.FAILED, SagaState.ESCALATED)
-_STEP_ENDS = (StepState.COMPENSATED, StepState.COMPENSATION_FAILED)
+# Upstream's end states, read from its own transition tables (the states they allow no move
+# out of: a saga COMPLETED, FAILED or ESCALATED, a step COMPENSATED or COMPENSATION_FAILED
+# in 3.7), as tuples: ``in`` on a tuple tries identity first, where a set would call
+# Enum.__hash__.
+_SAGA_ENDS = tuple(state for state, moves in SAGA_TRANSITIONS.items() if not moves)
+_STEP_ENDS = tuple(state for state, moves in STEP_TRANSITIONS.items() if not moves)
 # A step of an ended saga in these states can still be moved by the orchestrator itself:
 # ``execute_step`` checks only the step's state (PENDING), and a step in flight (EXECUTING)
 # is moved by the ``execute_step`` running it.
