@@ -38,12 +38,7 @@ def payload_bytes(payload: Mapping[str, Any], limit: int) -> int:
     """Estimated bytes ``payload`` holds; any value above ``limit`` means "over the limit"."""
     size = 0
     for key, value in payload.items():
-        # A key counts its len(), as an event counts it when it measures a flat payload;
-        # one without a len() (an int) is measured like a value instead of failing the emit.
-        try:
-            size += len(key)
-        except TypeError:
-            size += _deep_bytes(key, limit - size)
+        size += _key_bytes(key, limit - size)
         kind = type(value)
         if kind is str:
             size += len(value)
@@ -54,6 +49,18 @@ def payload_bytes(payload: Mapping[str, Any], limit: int) -> int:
         if size > limit:
             return size
     return size
+
+
+def _key_bytes(key: object, limit: int) -> int:
+    """A payload key's estimate: its len(), as an event counts it when it measures a flat payload.
+
+    A key without a len() (an int) is measured like a value, instead of
+    failing the emit.
+    """
+    try:
+        return len(key)  # type: ignore[arg-type]
+    except TypeError:
+        return _deep_bytes(key, limit)
 
 
 def _deep_bytes(value: object, limit: int) -> int:
@@ -102,7 +109,7 @@ def capped(event: HypervisorEvent, max_bytes: int) -> HypervisorEvent:
         value_size = payload_bytes({key: value}, _MEASURE_LIMIT)
         if value_size > KEEP_VALUE_BYTES:
             kept[key] = f"<truncated: ~{value_size} bytes>"
-            total += payload_bytes({key: ""}, _MEASURE_LIMIT) + 40  # the key and the marker
+            total += _key_bytes(key, _MEASURE_LIMIT) + 40  # the key and the marker
         else:
             kept[key] = value
             total += value_size
