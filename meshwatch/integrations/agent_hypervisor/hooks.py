@@ -47,6 +47,15 @@ Changed = Callable[[Any, Any, Any, Any], None]
 _FAILED = object()  # ``before`` raised: skip ``after``, the look is unknown
 
 
+def _next_compaction(live: int) -> int:
+    """When a registry of hooked objects holding ``live`` entries is compacted next: when it doubles.
+
+    Dead objects' entries go then, so a registry stays within twice its live
+    objects (and at least 1,024 entries, so a small one is not compacted often).
+    """
+    return max(1024, 2 * live)
+
+
 class AlreadyInstrumentedError(ValueError):
     """The object's method already carries a meshwatch hook (instrumented twice)."""
 
@@ -64,7 +73,7 @@ class Hooks:
         # (the object, the method name, id of the wrapper) of wrap() and wrap_async(): the
         # wrapper itself is not kept, since its closure holds the object and would keep it alive.
         self._installed: list[tuple[weakref.ref[Any], str, int]] = []
-        self._compact_at = 1024
+        self._compact_at = _next_compaction(0)
         self._errors: dict[str, int] = {}
         # (class, method name) -> wrap_state's shared wrapper and the objects it hooks
         self._states: dict[tuple[type, str], _StateHooks] = {}
@@ -120,7 +129,7 @@ class Hooks:
             with self._lock:
                 if installed is self._installed:  # no other thread compacted it meanwhile
                     self._installed = [entry for entry in installed if entry[0]() is not None]
-                    self._compact_at = max(1024, 2 * len(self._installed))
+                    self._compact_at = _next_compaction(len(self._installed))
 
     def wrap(
         self,
@@ -282,7 +291,7 @@ class _StateHooks:
         self.function = getattr(cls, name)
         self.shared = _state_wrapper(owner, cls.__name__, name, self.function)
         self.hooked: dict[int, weakref.ref[Any]] = {}  # id(obj) -> obj, weakly
-        self.compact_at = 1024
+        self.compact_at = _next_compaction(0)
         # Closures, not methods: what they read are cells, not attributes of this object
         # (the runtime's thread runs them for every saga and step: about 30 bytecodes less).
         self.hook = self._hooker()
@@ -340,7 +349,7 @@ class _StateHooks:
             if hooked is self.hooked:  # no other thread compacted it meanwhile
                 live = {key: ref for key, ref in list(hooked.items()) if ref() is not None}
                 self.hooked = live
-                self.compact_at = max(1024, 2 * len(live))
+                self.compact_at = _next_compaction(len(live))
 
     def remove_all(self) -> None:
         """Take off every hook still on (:meth:`Hooks.remove_all`)."""
